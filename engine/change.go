@@ -1,0 +1,312 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/agentruntime/statejournal/types"
+)
+
+// SchemaVersion is the record contract every change follows.
+const SchemaVersion = "runtime-state-change-v1"
+
+// TimeLayout is how occurred_at is written: RFC 3339, UTC, nanoseconds.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// Change is one runtime-state-change-v1 record: the fact that a surface
+// changed. It says *that* something changed, never the new state; the
+// source module stays the truth.
+//
+// On input, the journal fills EventID (UUIDv7), OccurredAt (the time the
+// journal accepted the change), ChangedSurfaces ([Surface]), Severity
+// ("info"), SnapshotHint (from the surface's registry entry) and
+// SchemaVersion when they are empty, and always assigns Sequence.
+type Change struct {
+	SchemaVersion         string         `json:"schema_version"`
+	EventID               string         `json:"event_id"`
+	Sequence              uint64         `json:"sequence,omitempty"`
+	OccurredAt            time.Time      `json:"occurred_at"`
+	Source                string         `json:"source"`
+	Surface               string         `json:"surface"`
+	ChangeType            string         `json:"change_type"`
+	AggregateType         string         `json:"aggregate_type"`
+	AggregateID           string         `json:"aggregate_id"`
+	ChangedSurfaces       []string       `json:"changed_surfaces"`
+	Severity              string         `json:"severity"`
+	SnapshotHint          string         `json:"snapshot_hint"`
+	MutatesAuthorityState bool           `json:"mutates_authority_state"`
+	ArtifactRef           string         `json:"artifact_ref,omitempty"`
+	CorrelationID         string         `json:"correlation_id,omitempty"`
+	CausationID           string         `json:"causation_id,omitempty"`
+	Metadata              map[string]any `json:"metadata,omitempty"`
+}
+
+// MarshalJSON writes the change with occurred_at in TimeLayout.
+func (c Change) MarshalJSON() ([]byte, error) {
+	return c.AppendJSON(nil, true)
+}
+
+// AppendJSON appends the change's JSON encoding to dst. withSequence
+// false leaves the sequence out: that is the stored form, where the
+// sequence lives in the entry envelope.
+func (c *Change) AppendJSON(dst []byte, withSequence bool) ([]byte, error) {
+	dst = append(dst, `{"schema_version":`...)
+	dst = appendJSONString(dst, c.SchemaVersion)
+	dst = append(dst, `,"event_id":`...)
+	dst = appendJSONString(dst, c.EventID)
+	if withSequence {
+		dst = append(dst, `,"sequence":`...)
+		dst = strconv.AppendUint(dst, c.Sequence, 10)
+	}
+	dst = append(dst, `,"occurred_at":"`...)
+	dst = c.OccurredAt.UTC().AppendFormat(dst, TimeLayout)
+	dst = append(dst, `","source":`...)
+	dst = appendJSONString(dst, c.Source)
+	dst = append(dst, `,"surface":`...)
+	dst = appendJSONString(dst, c.Surface)
+	dst = append(dst, `,"change_type":`...)
+	dst = appendJSONString(dst, c.ChangeType)
+	dst = append(dst, `,"aggregate_type":`...)
+	dst = appendJSONString(dst, c.AggregateType)
+	dst = append(dst, `,"aggregate_id":`...)
+	dst = appendJSONString(dst, c.AggregateID)
+	dst = append(dst, `,"changed_surfaces":[`...)
+	for i, s := range c.ChangedSurfaces {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, s)
+	}
+	dst = append(dst, `],"severity":`...)
+	dst = appendJSONString(dst, c.Severity)
+	dst = append(dst, `,"snapshot_hint":`...)
+	dst = appendJSONString(dst, c.SnapshotHint)
+	dst = append(dst, `,"mutates_authority_state":`...)
+	dst = strconv.AppendBool(dst, c.MutatesAuthorityState)
+	if c.ArtifactRef != "" {
+		dst = append(dst, `,"artifact_ref":`...)
+		dst = appendJSONString(dst, c.ArtifactRef)
+	}
+	if c.CorrelationID != "" {
+		dst = append(dst, `,"correlation_id":`...)
+		dst = appendJSONString(dst, c.CorrelationID)
+	}
+	if c.CausationID != "" {
+		dst = append(dst, `,"causation_id":`...)
+		dst = appendJSONString(dst, c.CausationID)
+	}
+	if len(c.Metadata) > 0 {
+		dst = append(dst, `,"metadata":`...)
+		b, err := json.Marshal(c.Metadata)
+		if err != nil {
+			return dst, fmt.Errorf("encode metadata: %w", err)
+		}
+		dst = append(dst, b...)
+	}
+	return append(dst, '}'), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping as encoding/json
+// does (including <, >, & and U+2028/2029) and replacing invalid UTF-8.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// wireChange is the JSON input form of a change. occurred_at is a string
+// so a bad value gets a precise error, and sequence is caught so a writer
+// learns it is assigned by the journal.
+type wireChange struct {
+	SchemaVersion         string          `json:"schema_version"`
+	EventID               string          `json:"event_id"`
+	Sequence              json.RawMessage `json:"sequence"`
+	OccurredAt            string          `json:"occurred_at"`
+	Source                string          `json:"source"`
+	Surface               string          `json:"surface"`
+	ChangeType            string          `json:"change_type"`
+	AggregateType         string          `json:"aggregate_type"`
+	AggregateID           string          `json:"aggregate_id"`
+	ChangedSurfaces       []string        `json:"changed_surfaces"`
+	Severity              string          `json:"severity"`
+	SnapshotHint          string          `json:"snapshot_hint"`
+	MutatesAuthorityState *bool           `json:"mutates_authority_state"`
+	ArtifactRef           string          `json:"artifact_ref"`
+	CorrelationID         string          `json:"correlation_id"`
+	CausationID           string          `json:"causation_id"`
+	Metadata              json.RawMessage `json:"metadata"`
+}
+
+// ParseChange decodes one change written by a client (CLI, HTTP). Unknown
+// fields, a supplied sequence, a malformed occurred_at and metadata that
+// is not an object are *types.FieldError values naming the field. The
+// change is not yet validated against the contract; Record does that.
+func ParseChange(data []byte) (Change, error) {
+	var w wireChange
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return Change{}, jsonFieldError(err)
+	}
+	if dec.More() {
+		return Change{}, &types.FieldError{Kind: types.ErrInvalid, Field: "body", Problem: "holds more than one JSON value; send an array or NDJSON for several changes", Index: -1}
+	}
+	c := Change{
+		SchemaVersion: w.SchemaVersion, EventID: w.EventID, Source: w.Source, Surface: w.Surface,
+		ChangeType: w.ChangeType, AggregateType: w.AggregateType, AggregateID: w.AggregateID,
+		ChangedSurfaces: w.ChangedSurfaces, Severity: w.Severity, SnapshotHint: w.SnapshotHint,
+		ArtifactRef: w.ArtifactRef, CorrelationID: w.CorrelationID, CausationID: w.CausationID,
+	}
+	if len(w.Sequence) > 0 && string(w.Sequence) != "null" {
+		return Change{}, &types.FieldError{Kind: types.ErrInvalid, Field: "sequence", Value: string(w.Sequence), Problem: "is assigned by the journal at commit and must not be supplied", Index: -1}
+	}
+	if w.MutatesAuthorityState != nil {
+		c.MutatesAuthorityState = *w.MutatesAuthorityState
+	}
+	if w.OccurredAt != "" {
+		t, err := ParseTime(w.OccurredAt)
+		if err != nil {
+			return Change{}, &types.FieldError{Kind: types.ErrInvalid, Field: "occurred_at", Value: w.OccurredAt, Problem: "is not an RFC 3339 timestamp (e.g. 2026-11-26T17:51:57.123Z)", Index: -1}
+		}
+		c.OccurredAt = t
+	}
+	if len(w.Metadata) > 0 && string(w.Metadata) != "null" {
+		d := json.NewDecoder(bytes.NewReader(w.Metadata))
+		d.UseNumber()
+		var m map[string]any
+		if err := d.Decode(&m); err != nil {
+			return Change{}, &types.FieldError{Kind: types.ErrInvalid, Field: "metadata", Problem: "must be a JSON object of string keys", Index: -1}
+		}
+		c.Metadata = m
+	}
+	return c, nil
+}
+
+// ParseTime parses an RFC 3339 timestamp (with or without fractional
+// seconds, any offset) and returns it in UTC.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
+}
+
+func jsonFieldError(err error) error {
+	fe := &types.FieldError{Kind: types.ErrInvalid, Field: "body", Index: -1}
+	switch e := err.(type) {
+	case *json.UnmarshalTypeError:
+		fe.Field = e.Field
+		fe.Problem = fmt.Sprintf("must be a JSON %s, got %s", jsonTypeName(e.Type.Kind().String()), e.Value)
+	case *json.SyntaxError:
+		fe.Problem = fmt.Sprintf("is not valid JSON at byte %d: %v", e.Offset, e)
+	default:
+		msg := err.Error()
+		const unknown = "json: unknown field "
+		if len(msg) > len(unknown) && msg[:len(unknown)] == unknown {
+			fe.Field = msg[len(unknown):]
+			fe.Problem = "is not a field of " + SchemaVersion
+			fe.Allowed = []string{"schema_version", "event_id", "occurred_at", "source", "surface", "change_type", "aggregate_type", "aggregate_id", "changed_surfaces", "severity", "snapshot_hint", "mutates_authority_state", "artifact_ref", "correlation_id", "causation_id", "metadata"}
+			if len(fe.Field) > 1 && fe.Field[0] == '"' {
+				fe.Field = fe.Field[1 : len(fe.Field)-1]
+			}
+		} else {
+			fe.Problem = "is not a valid change: " + msg
+		}
+	}
+	return fe
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "slice":
+		return "array"
+	case "map", "struct":
+		return "object"
+	case "bool":
+		return "boolean"
+	case "int", "int64", "uint64", "float64":
+		return "number"
+	}
+	return kind
+}
+
+// decodeStored decodes a stored payload (sequence comes from the
+// envelope).
+func decodeStored(payload []byte, seq uint64) (Change, error) {
+	var c Change
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.UseNumber()
+	if err := d.Decode(&c); err != nil {
+		return Change{}, fmt.Errorf("decode record %d: %w", seq, err)
+	}
+	c.Sequence = seq
+	return c, nil
+}
+
+// Receipt is the journal's answer to a recorded change.
+type Receipt struct {
+	Sequence   uint64    `json:"sequence"`
+	EventID    string    `json:"event_id"`
+	OccurredAt time.Time `json:"occurred_at"`
+	Surface    string    `json:"surface"`
+	// Durable is true when the record was on stable storage (fsynced)
+	// before the call returned. It is false only under sync=interval for
+	// ordinary records and under sync=none.
+	Durable bool `json:"durable"`
+	// Duplicate is true when the event_id was already recorded inside the
+	// dedupe window: this receipt is the first one and nothing was written.
+	Duplicate bool `json:"duplicate"`
+	// Redactions counts values replaced by a [REDACTED:kind] marker.
+	Redactions int `json:"redactions"`
+	// MetadataTrimmed is true when metadata went over a bound and was cut.
+	MetadataTrimmed bool `json:"metadata_trimmed"`
+}

@@ -1,0 +1,473 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tidwall/wal"
+
+	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/types"
+)
+
+// request is one hand-off from a writer to the committer: one change
+// (Record) or several (RecordBatch), already validated and encoded. A
+// batch request is written contiguously and atomically with respect to
+// other writers.
+type request struct {
+	items    []prepared
+	enc      []byte // stored encodings of items, back to back
+	ends     []int  // ends[i] is the end of item i in enc
+	receipts []Receipt
+	err      error
+	start    time.Time
+	needSync bool
+	done     chan struct{}
+}
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+func getRequest() *request {
+	r := requestPool.Get().(*request)
+	r.items = r.items[:0]
+	r.enc = r.enc[:0]
+	r.ends = r.ends[:0]
+	r.receipts = r.receipts[:0]
+	r.err = nil
+	r.needSync = false
+	return r
+}
+
+func putRequest(r *request) {
+	if cap(r.enc) > 1<<20 || cap(r.items) > 4096 {
+		return // let big batch buffers go
+	}
+	for i := range r.items {
+		r.items[i] = prepared{}
+	}
+	requestPool.Put(r)
+}
+
+// Record validates, redacts and appends one change and returns its
+// receipt once the record is committed: under SyncAlways (the default)
+// that means fsynced. A *types.FieldError (ErrInvalid, ErrUnknownSurface,
+// ErrPolicy) means nothing was written. ErrFailed means the hot log failed
+// earlier and the journal must be reopened. A retry with an event_id seen
+// inside the dedupe window returns the first receipt with Duplicate set.
+func (j *Journal) Record(ctx context.Context, c Change) (Receipt, error) {
+	return j.record(ctx, c, false)
+}
+
+// recordDirect is Record for the async loop, which keeps submitting while
+// Close drains it.
+func (j *Journal) recordDirect(ctx context.Context, c Change) (Receipt, error) {
+	return j.record(ctx, c, true)
+}
+
+func (j *Journal) record(ctx context.Context, c Change, internal bool) (Receipt, error) {
+	r := getRequest()
+	defer putRequest(r)
+	if err := j.add(r, c, -1); err != nil {
+		return Receipt{}, err
+	}
+	if err := j.submit(ctx, r, internal); err != nil {
+		return Receipt{}, err
+	}
+	return r.receipts[0], nil
+}
+
+// RecordBatch validates every change first; if any is bad it returns a
+// *types.FieldError naming the change's index and writes nothing.
+// Otherwise the changes get contiguous sequences, are written with one
+// write and one fsync, and their receipts are returned in order.
+func (j *Journal) RecordBatch(ctx context.Context, cs []Change) ([]Receipt, error) {
+	return j.recordBatch(ctx, cs, false)
+}
+
+func (j *Journal) recordBatchDirect(ctx context.Context, cs []Change) ([]Receipt, error) {
+	return j.recordBatch(ctx, cs, true)
+}
+
+func (j *Journal) recordBatch(ctx context.Context, cs []Change, internal bool) ([]Receipt, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	r := getRequest()
+	defer putRequest(r)
+	for i, c := range cs {
+		if err := j.add(r, c, i); err != nil {
+			return nil, err
+		}
+	}
+	if err := j.submit(ctx, r, internal); err != nil {
+		return nil, err
+	}
+	return append([]Receipt(nil), r.receipts...), nil
+}
+
+// add prepares one change into r.
+func (j *Journal) add(r *request, c Change, index int) error {
+	if j.opts.readOnly {
+		return types.ErrReadOnly
+	}
+	if len(c.ChangedSurfaces) == 0 {
+		if l, ok := j.selfLists[c.Surface]; ok {
+			c.ChangedSurfaces = l
+		}
+	}
+	p, err := j.prepare(c, j.opts.now())
+	if err != nil {
+		j.countReject(err)
+		if fe, ok := err.(*types.FieldError); ok && index >= 0 {
+			fe.Index = index
+		}
+		return err
+	}
+	enc, err := p.change.AppendJSON(r.enc, false)
+	if err != nil {
+		return err
+	}
+	r.enc = enc
+	r.ends = append(r.ends, len(enc))
+	r.items = append(r.items, p)
+	if p.needSync {
+		r.needSync = true
+	}
+	return nil
+}
+
+func (j *Journal) countReject(err error) {
+	if j.metrics != nil {
+		j.metrics.rejected.WithLabelValues(types.Code(err)).Inc()
+	}
+}
+
+// submit hands r to the committer and waits for its answer. The wait is
+// not cut short by ctx once the request is queued: the record may already
+// be on disk, and the caller must learn its receipt.
+func (j *Journal) submit(ctx context.Context, r *request, internal bool) error {
+	if err := j.failure(); err != nil {
+		j.countReject(err)
+		return err
+	}
+	r.start = time.Now()
+	if !internal {
+		j.closeMu.RLock()
+		if j.closed {
+			j.closeMu.RUnlock()
+			return types.ErrClosed
+		}
+	}
+	select {
+	case j.reqs <- r:
+	case <-ctx.Done():
+		if !internal {
+			j.closeMu.RUnlock()
+		}
+		return ctx.Err()
+	}
+	if !internal {
+		j.closeMu.RUnlock()
+	}
+	<-r.done
+	if r.err != nil {
+		return r.err
+	}
+	if j.metrics != nil {
+		j.metrics.appendLat.Observe(time.Since(r.start).Seconds())
+	}
+	return nil
+}
+
+// committerState is owned by the committer goroutine.
+type committerState struct {
+	batch    wal.Batch
+	scratch  []byte
+	pending  []*request
+	segSize  int64 // tidwall/wal's segment size
+	tailSize int64 // bytes in the tail segment, mirrored from tidwall/wal
+	last     uint64
+	dirty    bool // written but not fsynced
+	lastSync time.Time
+	dedupe   *dedupe
+	inBatch  map[string]Receipt
+}
+
+func (c *committerState) init(j *Journal, v *view) {
+	c.segSize = int64(j.opts.segmentSize)
+	c.last = v.last()
+	c.lastSync = time.Now()
+	c.inBatch = make(map[string]Receipt)
+	if len(v.segs) > 0 {
+		if fi, err := os.Stat(v.segs[len(v.segs)-1].path); err == nil {
+			c.tailSize = fi.Size()
+		}
+	}
+	c.dedupe = newDedupe(j.opts.dedupeWindow, j.opts.dedupeMax)
+}
+
+func (j *Journal) startCommitter() {
+	j.reqs = make(chan *request, 1024)
+	j.ctrl = make(chan func())
+	j.stopc = make(chan struct{})
+	j.donec = make(chan struct{})
+	j.loadDedupe()
+	j.dedupeIDs.Store(int64(len(j.c.dedupe.ids)))
+	go j.commitLoop()
+	if j.opts.asyncQueue > 0 {
+		j.async = make(chan Change, j.opts.asyncQueue)
+		j.asyncD = make(chan struct{})
+		go j.asyncLoop()
+	}
+}
+
+// commitLoop is the single owner of the hot log. It blocks for the first
+// request, drains what is queued up to the batch limits, writes once,
+// fsyncs once and answers every request.
+func (j *Journal) commitLoop() {
+	defer close(j.donec)
+	c := &j.c
+	var tick <-chan time.Time
+	if j.opts.sync == SyncInterval {
+		t := time.NewTicker(j.opts.syncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case r := <-j.reqs:
+			c.pending = append(c.pending[:0], r)
+			j.drain()
+			j.commit()
+		case f := <-j.ctrl:
+			f()
+		case <-tick:
+			if c.dirty && j.failure() == nil {
+				if err := j.fsync(); err != nil {
+					j.fail(err)
+				}
+			}
+		case <-j.stopc:
+			for {
+				select {
+				case r := <-j.reqs:
+					c.pending = append(c.pending[:0], r)
+					j.drain()
+					j.commit()
+					continue
+				default:
+				}
+				break
+			}
+			if c.dirty && j.failure() == nil {
+				if err := j.fsync(); err != nil {
+					j.fail(err)
+				}
+			}
+			return
+		}
+	}
+}
+
+// drain adds queued requests to the pending batch up to the limits.
+func (j *Journal) drain() {
+	c := &j.c
+	n, size := len(c.pending[0].items), len(c.pending[0].enc)
+	for n < j.opts.maxBatchCount && size < j.opts.maxBatchBytes {
+		select {
+		case r := <-j.reqs:
+			c.pending = append(c.pending, r)
+			n += len(r.items)
+			size += len(r.enc)
+		default:
+			return
+		}
+	}
+}
+
+// commit writes the pending batch.
+func (j *Journal) commit() {
+	c := &j.c
+	defer func() {
+		for i := range c.pending {
+			c.pending[i] = nil
+		}
+		c.pending = c.pending[:0]
+	}()
+	if err := j.failure(); err != nil {
+		j.answerAll(err)
+		return
+	}
+	j.viewMu.Lock()
+	defer j.viewMu.Unlock()
+	old := j.view.Load()
+	nv := &view{first: old.first, entries: old.entries, segs: old.segs, bytes: old.bytes, intern: old.intern,
+		archives: old.archives, horizonFloor: old.horizonFloor}
+	nv.surf = append(make([]surfaceStat, 0, len(old.surf)+1), old.surf...)
+	segsCopied := false
+	newSeg := func(first uint64) {
+		if !segsCopied {
+			nv.segs = append([]hotSegInfo(nil), nv.segs...)
+			segsCopied = true
+		}
+		nv.segs = append(nv.segs, hotSegInfo{first: first, path: filepath.Join(j.hotDir, segment.HotSegmentName(first))})
+	}
+	c.batch.Clear()
+	clear(c.inBatch)
+	seq := c.last
+	cycled := false
+	if c.tailSize > c.segSize {
+		// tidwall/wal starts a new segment before writing this batch.
+		newSeg(seq + 1)
+		c.tailSize = 0
+		cycled = true
+	}
+	needSync := false
+	written := 0
+	for _, r := range c.pending {
+		if r.needSync {
+			needSync = true
+		}
+		start := 0
+		for i := range r.items {
+			it := &r.items[i]
+			payload := r.enc[start:r.ends[i]]
+			start = r.ends[i]
+			id := it.change.EventID
+			if rc, ok := c.dedupe.get(id); ok {
+				rc.Duplicate = true
+				rc.Durable = rc.Sequence <= j.durableSeq.Load()
+				r.receipts = append(r.receipts, rc)
+				continue
+			}
+			if rc, ok := c.inBatch[id]; ok {
+				rc.Duplicate = true
+				r.receipts = append(r.receipts, rc)
+				continue
+			}
+			seq++
+			c.scratch = segment.AppendEnvelope(c.scratch[:0], seq, payload)
+			c.batch.Write(seq, c.scratch)
+			frame := int64(uvarintLen(uint64(len(c.scratch))) + len(c.scratch))
+			e := hotEntry{off: uint32(c.tailSize), length: uint32(frame)}
+			j.fillEntry(&e, &it.change)
+			nv.entries = append(nv.entries, e)
+			nv.noteSurface(e, seq)
+			nv.bytes += frame
+			c.tailSize += frame
+			written++
+			if c.tailSize >= c.segSize {
+				newSeg(seq + 1)
+				c.tailSize = 0
+				cycled = true
+			}
+			rc := Receipt{Sequence: seq, EventID: id, OccurredAt: it.change.OccurredAt, Surface: it.change.Surface,
+				Redactions: it.redactions, MetadataTrimmed: it.trimmed}
+			c.inBatch[id] = rc
+			r.receipts = append(r.receipts, rc)
+		}
+	}
+	if written > 0 {
+		if err := j.wal.WriteBatch(&c.batch); err != nil {
+			j.answerAll(j.fail(fmt.Errorf("write batch ending at sequence %d: %w", seq, err)))
+			return
+		}
+		c.dirty = true
+		c.last = seq
+	}
+	durable := false
+	switch j.opts.sync {
+	case SyncAlways:
+		durable = true
+	case SyncInterval:
+		durable = needSync || time.Since(c.lastSync) >= j.opts.syncInterval
+	}
+	if durable && c.dirty {
+		if err := j.fsync(); err != nil {
+			j.answerAll(j.fail(err))
+			return
+		}
+	}
+	if cycled {
+		j.kickAuto()
+		// tidwall/wal does not fsync the directory after creating a
+		// segment; without this a crash could lose the new file's name.
+		if err := fsx.SyncDir(j.hotDir); err != nil {
+			j.answerAll(j.fail(err))
+			return
+		}
+	}
+	j.view.Store(nv)
+	j.batches.Add(1)
+	j.appended.Add(uint64(written))
+	for _, r := range c.pending {
+		for i := range r.receipts {
+			rc := &r.receipts[i]
+			rc.Durable = rc.Sequence <= j.durableSeq.Load()
+			if !rc.Duplicate {
+				c.dedupe.put(rc.EventID, *rc, r.items[i].change.OccurredAt)
+			}
+		}
+		j.observe(r)
+		r.done <- struct{}{}
+	}
+	j.dedupeIDs.Store(int64(len(c.dedupe.ids)))
+	if j.metrics != nil && written > 0 {
+		j.metrics.batchSize.Observe(float64(written))
+	}
+}
+
+// fsync makes everything written durable.
+func (j *Journal) fsync() error {
+	t := time.Now()
+	sync := j.wal.Sync
+	if j.opts.syncFault != nil {
+		sync = j.opts.syncFault(sync)
+	}
+	if err := sync(); err != nil {
+		return fmt.Errorf("fsync hot log: %w", err)
+	}
+	if j.metrics != nil {
+		j.metrics.fsyncLat.Observe(time.Since(t).Seconds())
+	}
+	j.fsyncs.Add(1)
+	j.c.dirty = false
+	j.c.lastSync = time.Now()
+	j.durableSeq.Store(j.c.last)
+	return nil
+}
+
+func (j *Journal) observe(r *request) {
+	m := j.metrics
+	if m == nil {
+		return
+	}
+	for i := range r.items {
+		it := &r.items[i]
+		rc := r.receipts[i]
+		if rc.Duplicate {
+			m.duplicates.Inc()
+			continue
+		}
+		m.records.WithLabelValues(it.change.Surface, it.change.ChangeType).Inc()
+		for k, n := range it.kinds {
+			m.redacted.WithLabelValues(string(k)).Add(float64(n))
+		}
+		if it.trimmed {
+			m.trimmed.Inc()
+		}
+	}
+}
+
+func (j *Journal) answerAll(err error) {
+	for _, r := range j.c.pending {
+		r.err = err
+		r.done <- struct{}{}
+	}
+}
+

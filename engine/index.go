@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"hash/maphash"
+	"sort"
+	"sync"
+	"time"
+)
+
+// hotEntry is the in-memory index entry of one record in the hot log. It
+// holds what filters need, so a query reads from disk only the records it
+// returns. Entries are stored in sequence order; entry i has sequence
+// view.first + i.
+type hotEntry struct {
+	off     uint32 // offset of the wal frame in its segment file
+	length  uint32 // length of the wal frame (uvarint + envelope)
+	unix    int64  // occurred_at, unix nanos
+	surface uint16 // interned surface id
+	ctype   uint8  // index into registry.ChangeTypes
+	sev     uint8  // severity rank
+	hint    uint16 // interned snapshot hint
+	agg     uint32 // hash of aggregate_type/aggregate_id
+	corr    uint32 // hash of correlation_id (0 when none)
+}
+
+// hotSegInfo is one hot segment as readers see it.
+type hotSegInfo struct {
+	first uint64
+	path  string
+}
+
+// view is the immutable state readers use. The committer publishes a new
+// view after every batch; entries may share a backing array with later
+// views but a view never sees an element written after it was published.
+type view struct {
+	first   uint64 // sequence of entries[0]; last+1 when empty
+	entries []hotEntry
+	segs    []hotSegInfo
+	bytes   int64 // hot log bytes on disk
+	surf    []surfaceStat
+	intern  *interner
+	// archives hold the records before first, oldest first.
+	archives []*archiveSeg
+	// horizonFloor is the persisted horizon: retention promised nothing
+	// below it.
+	horizonFloor uint64
+}
+
+func (v *view) last() uint64 { return v.first + uint64(len(v.entries)) - 1 }
+
+// horizon is the oldest readable sequence.
+func (v *view) horizon() uint64 {
+	h := v.first
+	if len(v.archives) > 0 {
+		h = v.archives[0].first
+	}
+	return max(h, v.horizonFloor)
+}
+
+// segFor returns the segment holding seq.
+func (v *view) segFor(seq uint64) hotSegInfo {
+	i := sort.Search(len(v.segs), func(i int) bool { return v.segs[i].first > seq })
+	return v.segs[i-1]
+}
+
+// surfaceStat is the live per-surface figure the state engine reports.
+type surfaceStat struct {
+	Records        uint64
+	LastSequence   uint64
+	LastUnix       int64
+	LastChangeType uint8
+	LastSeverity   uint8
+}
+
+// interner maps surface ids and snapshot hints to small integers. It
+// only grows; the committer adds under mu, readers look up under mu.
+type interner struct {
+	mu    sync.RWMutex
+	ids   map[string]uint16
+	names []string
+}
+
+func newInterner() *interner { return &interner{ids: map[string]uint16{}} }
+
+func (in *interner) id(s string) uint16 {
+	in.mu.RLock()
+	id, ok := in.ids[s]
+	in.mu.RUnlock()
+	if ok {
+		return id
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if id, ok := in.ids[s]; ok {
+		return id
+	}
+	id = uint16(len(in.names))
+	in.ids[s] = id
+	in.names = append(in.names, s)
+	return id
+}
+
+func (in *interner) lookup(s string) (uint16, bool) {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	id, ok := in.ids[s]
+	return id, ok
+}
+
+func (in *interner) name(id uint16) string {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	if int(id) < len(in.names) {
+		return in.names[id]
+	}
+	return ""
+}
+
+var hashSeed = maphash.MakeSeed()
+
+// hash32 hashes a filter key; 0 is reserved for "none".
+func hash32(parts ...string) uint32 {
+	var h maphash.Hash
+	h.SetSeed(hashSeed)
+	for _, p := range parts {
+		h.WriteString(p)
+		h.WriteByte(0)
+	}
+	v := uint32(h.Sum64())
+	if v == 0 {
+		v = 1
+	}
+	return v
+}
+
+func aggHash(typ, id string) uint32 { return hash32(typ, id) }
+
+func corrHash(id string) uint32 {
+	if id == "" {
+		return 0
+	}
+	return hash32(id)
+}
+
+func unixOf(t time.Time) int64 { return t.UnixNano() }

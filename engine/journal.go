@@ -1,0 +1,686 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/wal"
+
+	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/types"
+)
+
+// Errors re-exported from the shared types package so that engine callers
+// need one import.
+var (
+	ErrInvalid        = types.ErrInvalid
+	ErrUnknownSurface = types.ErrUnknownSurface
+	ErrPolicy         = types.ErrPolicy
+	ErrCompacted      = types.ErrCompacted
+	ErrClosed         = types.ErrClosed
+	ErrReadOnly       = types.ErrReadOnly
+	ErrFailed         = types.ErrFailed
+	ErrQueueFull      = types.ErrQueueFull
+	ErrLocked         = types.ErrLocked
+)
+
+// Subdirectories of a data directory.
+const (
+	hotDirName        = "hot"
+	stateDirName      = "state"
+	quarantineDirName = "quarantine"
+	recoveryFileName  = "last-recovery.json"
+)
+
+// Journal is an open State Change Journal. All methods are safe for
+// concurrent use. A Journal opened for writing holds the data directory's
+// lock until Close.
+type Journal struct {
+	dir     string
+	hotDir  string
+	opts    options
+	log     *slog.Logger
+	wal     *wal.Log // nil when read-only
+	lock    *fsx.Lock
+	metrics *metrics
+	intern  *interner
+
+	view atomic.Pointer[view]
+
+	// closeMu orders submissions against Close: senders hold it shared,
+	// Close takes it exclusively to flip closed.
+	closeMu sync.RWMutex
+	closed  bool // guarded by closeMu
+
+	reqs   chan *request
+	ctrl   chan func() // work the committer runs between batches
+
+	// viewMu serialises publishers of the view (the committer after each
+	// batch, compaction and retention); readers never take it.
+	viewMu sync.Mutex
+	// compactMu lets one compaction run at a time.
+	compactMu      sync.Mutex
+	lastCompaction atomic.Pointer[CompactionSummary]
+	autoStop       chan struct{}
+	autoDone       chan struct{}
+	autoKick       chan struct{}
+	stopc  chan struct{}
+	donec  chan struct{}
+	async  chan Change
+	asyncD chan struct{}
+
+	failErr atomic.Pointer[error] // sticky write failure
+
+	fsyncs       atomic.Uint64
+	batches      atomic.Uint64
+	appended     atomic.Uint64
+	asyncDropped atomic.Uint64
+	durableSeq   atomic.Uint64
+	dedupeIDs    atomic.Int64
+
+	recovery *Recovery // what open repaired, nil when nothing
+
+	// Owned by the committer goroutine.
+	c committerState
+
+	selfLists map[string][]string
+	seed      []dedupeSeed // event ids read at open, consumed by loadDedupe
+	lostID    uint16       // interned id of lostSurface
+}
+
+// lostSurface is the index's surface for tombstones left by Repair; it
+// can never collide with a registry id (ids start with a letter).
+const lostSurface = "!lost"
+
+type dedupeSeed struct {
+	id string
+	rc Receipt
+}
+
+// loadDedupe fills the dedupe window from the records read at open.
+func (j *Journal) loadDedupe() {
+	for _, s := range j.seed {
+		rc := s.rc
+		rc.Durable = true
+		j.c.dedupe.put(s.id, rc, rc.OccurredAt)
+	}
+	j.seed = nil
+}
+
+// Recovery describes what Open repaired. It is logged, kept in
+// state/last-recovery.json, reported by Status and counted in metrics.
+type Recovery struct {
+	At              time.Time     `json:"at"`
+	Cuts            []segment.Cut `json:"cuts"`
+	CompletedTrunc  int           `json:"completed_truncation_steps,omitempty"`
+	SweptTempFiles  []string      `json:"swept_temp_files,omitempty"`
+	RecordsAfterCut uint64        `json:"last_sequence_after_cut"`
+	// RemovedBelowHorizon counts archives an interrupted retention run
+	// left below the persisted horizon, removed at open.
+	RemovedBelowHorizon int `json:"removed_below_horizon,omitempty"`
+	// CompletedCompaction is true when an archive was written but the
+	// hot log not yet cut; open cut it.
+	CompletedCompaction bool `json:"completed_compaction,omitempty"`
+}
+
+// dropBelow returns the archives that hold sequences at or above floor.
+func dropBelow(as []*archiveSeg, floor uint64) []*archiveSeg {
+	for len(as) > 0 && as[0].last < floor {
+		as = as[1:]
+	}
+	return as
+}
+
+// reconcileArchives loads the archives and finishes what a crash
+// interrupted: archives below the persisted horizon are removed, and a
+// hot log that still holds records an archive already has is cut.
+func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
+	dir := filepath.Join(j.dir, archiveDirName)
+	archives, err := loadArchives(dir)
+	if err != nil {
+		return nil, err
+	}
+	floor := readHorizon(filepath.Join(j.dir, stateDirName))
+	for len(archives) > 0 && archives[0].last < floor {
+		if err := os.Remove(archives[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		rec.RemovedBelowHorizon++
+		archives = archives[1:]
+	}
+	if rec.RemovedBelowHorizon > 0 {
+		if err := fsx.SyncDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if n := len(archives); n > 0 && len(v.entries) > 0 && v.first <= archives[n-1].last {
+		upto := archives[n-1].last
+		if upto > v.last() {
+			return nil, fmt.Errorf("archive %s ends at sequence %d, past the hot log's last %d: %w", archives[n-1].name, upto, v.last(), segment.ErrCorrupt)
+		}
+		j.log.Warn("completing an interrupted compaction: cutting hot records an archive holds", "archive", archives[n-1].name, "sequence", upto)
+		if err := j.wal.TruncateFront(upto + 1); err != nil {
+			return nil, fmt.Errorf("complete compaction: truncate hot log: %w", err)
+		}
+		if err := fsx.SyncDir(j.hotDir); err != nil {
+			return nil, err
+		}
+		v, _ = truncatedView(v, upto, j.hotDir)
+		rec.CompletedCompaction = true
+	}
+	v.archives, v.horizonFloor = archives, floor
+	j.addArchiveStats(v)
+	j.lastCompaction.Store(readCompaction(filepath.Join(j.dir, stateDirName)))
+	return v, nil
+}
+
+// addArchiveStats adds the archives' records to the per-surface figures;
+// a surface with no hot record takes its last change from the newest
+// archive that holds it.
+func (j *Journal) addArchiveStats(v *view) {
+	for _, a := range v.archives {
+		for label, n := range a.footer.LabelCounts {
+			id := j.intern.id(label)
+			for int(id) >= len(v.surf) {
+				v.surf = append(v.surf, surfaceStat{})
+			}
+			v.surf[id].Records += n
+		}
+	}
+	for i := len(v.archives) - 1; i >= 0; i-- {
+		a := v.archives[i]
+		if a.err != nil {
+			continue
+		}
+		for label := range a.footer.LabelCounts {
+			id := j.intern.id(label)
+			if v.surf[id].LastSequence != 0 {
+				continue
+			}
+			ar, err := segment.OpenArchive(a.path)
+			if err != nil {
+				continue
+			}
+			_ = ar.ScanReverse(0, []string{label}, func(r segment.ArchiveRecord) bool {
+				if c, err := decodeStored(r.Payload, r.Seq); err == nil {
+					var e hotEntry
+					j.fillEntry(&e, &c)
+					s := &v.surf[id]
+					s.LastSequence, s.LastUnix, s.LastChangeType, s.LastSeverity = r.Seq, e.unix, e.ctype, e.sev
+				}
+				return false
+			})
+			ar.Close()
+		}
+	}
+}
+
+// Open opens (creating if needed) the journal in dir. Opened for writing,
+// it takes the directory lock (a second writer gets a *fsx.LockedError
+// matching ErrLocked), completes interrupted truncations, cuts a torn or
+// zero-filled tail into a quarantine file, and refuses to open on interior
+// damage (a *segment.CorruptionError matching segment.ErrCorrupt) which
+// only Repair fixes. Opened ReadOnly, it changes nothing on disk.
+func Open(dir string, opts ...Option) (*Journal, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{
+		dir:    abs,
+		hotDir: filepath.Join(abs, hotDirName),
+		opts:   o,
+		log:    o.logger.With("dir", abs),
+		intern: newInterner(),
+	}
+	j.selfLists = make(map[string][]string)
+	for _, s := range o.registry.Surfaces() {
+		j.intern.id(s.ID)
+		j.selfLists[s.ID] = []string{s.ID}
+	}
+	for _, h := range o.registry.SnapshotIDs() {
+		j.intern.id(h)
+	}
+	j.intern.id(registry.SnapshotNone)
+	j.lostID = j.intern.id(lostSurface)
+	if o.readOnly {
+		if err := j.openReadOnly(); err != nil {
+			return nil, err
+		}
+	} else if err := j.openWriter(); err != nil {
+		return nil, err
+	}
+	if o.reg != nil {
+		m, err := newMetrics(j, o.reg)
+		if err != nil {
+			j.shutdown()
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+		j.metrics = m
+		if j.recovery != nil {
+			for _, c := range j.recovery.Cuts {
+				m.recoveryCuts.WithLabelValues(string(c.Cause)).Inc()
+				m.recoveryCutB.WithLabelValues(string(c.Cause)).Add(float64(c.Bytes))
+			}
+		}
+	}
+	if !o.readOnly {
+		j.startCommitter()
+		j.startAuto()
+	}
+	return j, nil
+}
+
+func (j *Journal) openReadOnly() error {
+	fi, err := os.Stat(j.dir)
+	if err != nil {
+		return fmt.Errorf("open journal read-only: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("open journal read-only: %s is not a directory", j.dir)
+	}
+	segs, _, err := segment.ListHotSegments(j.hotDir)
+	if err != nil {
+		return err
+	}
+	v, _, err := j.loadHot(segs, true)
+	if err != nil {
+		return err
+	}
+	archives, err := loadArchives(filepath.Join(j.dir, archiveDirName))
+	if err != nil {
+		return err
+	}
+	floor := readHorizon(filepath.Join(j.dir, stateDirName))
+	archives = dropBelow(archives, floor)
+	if n := len(archives); n > 0 && len(v.entries) > 0 && v.first <= archives[n-1].last {
+		// A compaction wrote the archive but had not cut the hot log yet:
+		// the archive is authoritative, the hot copies are skipped.
+		k := int(min(archives[n-1].last+1-v.first, uint64(len(v.entries))))
+		v.entries = v.entries[k:]
+		v.first = archives[n-1].last + 1
+	}
+	v.archives, v.horizonFloor = archives, floor
+	j.addArchiveStats(v)
+	j.view.Store(v)
+	j.recovery = readRecovery(filepath.Join(j.dir, stateDirName))
+	j.lastCompaction.Store(readCompaction(filepath.Join(j.dir, stateDirName)))
+	return nil
+}
+
+func (j *Journal) openWriter() (err error) {
+	if err := fsx.MkdirAllDurable(j.dir, 0o755); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	holder := fsx.Holder{PID: os.Getpid(), Command: j.opts.holder, StartedAt: time.Now().UTC()}
+	holder.Hostname, _ = os.Hostname()
+	lock, err := fsx.AcquireLock(j.dir, holder)
+	if err != nil {
+		return err
+	}
+	j.lock = lock
+	defer func() {
+		if err != nil {
+			j.shutdown()
+		}
+	}()
+	for _, d := range []string{j.hotDir, filepath.Join(j.dir, stateDirName), filepath.Join(j.dir, archiveDirName)} {
+		if err := fsx.MkdirAllDurable(d, 0o755); err != nil {
+			return err
+		}
+	}
+	rec := &Recovery{At: time.Now().UTC()}
+	swept, err := fsx.SweepTemp(filepath.Join(j.dir, stateDirName))
+	if err != nil {
+		return err
+	}
+	rec.SweptTempFiles = append(rec.SweptTempFiles, swept...)
+	swept, err = fsx.SweepTemp(filepath.Join(j.dir, archiveDirName))
+	if err != nil {
+		return err
+	}
+	rec.SweptTempFiles = append(rec.SweptTempFiles, swept...)
+	if s, err := sweepWALTemp(j.hotDir); err != nil {
+		return err
+	} else {
+		rec.SweptTempFiles = append(rec.SweptTempFiles, s...)
+	}
+	segs, fix, err := segment.ListHotSegments(j.hotDir)
+	if err != nil {
+		return err
+	}
+	if len(fix) > 0 {
+		j.log.Warn("completing an interrupted hot-log truncation", "steps", len(fix))
+		if err := segment.ApplyHotFixups(j.hotDir, fix); err != nil {
+			return err
+		}
+		rec.CompletedTrunc = len(fix)
+		if segs, _, err = segment.ListHotSegments(j.hotDir); err != nil {
+			return err
+		}
+	}
+	v, cuts, err := j.loadHot(segs, false)
+	if err != nil {
+		return err
+	}
+	rec.Cuts = cuts
+	w, err := wal.Open(j.hotDir, &wal.Options{
+		NoSync:           true, // the committer fsyncs once per batch
+		SegmentSize:      j.opts.segmentSize,
+		LogFormat:        wal.Binary,
+		SegmentCacheSize: 1,
+		NoCopy:           true,
+		AllowEmpty:       true,
+		DirPerms:         0o755,
+		FilePerms:        0o640,
+	})
+	if err != nil {
+		return fmt.Errorf("open hot log: %w", err)
+	}
+	j.wal = w
+	if err := fsx.SyncDir(j.hotDir); err != nil {
+		return err
+	}
+	last, err := w.LastIndex()
+	if err != nil {
+		return fmt.Errorf("open hot log: %w", err)
+	}
+	if last != v.last() {
+		return fmt.Errorf("open hot log: tidwall/wal sees last index %d, the scan saw %d: %w", last, v.last(), segment.ErrCorrupt)
+	}
+	if len(v.segs) == 0 {
+		// A new log: tidwall/wal created its first segment.
+		v.segs = []hotSegInfo{{first: 1, path: filepath.Join(j.hotDir, segment.HotSegmentName(1))}}
+		v.first = 1
+	}
+	if v, err = j.reconcileArchives(v, rec); err != nil {
+		return err
+	}
+	j.view.Store(v)
+	j.durableSeq.Store(v.last())
+	j.c.init(j, v)
+	if len(rec.Cuts) > 0 || rec.CompletedTrunc > 0 || len(rec.SweptTempFiles) > 0 || rec.RemovedBelowHorizon > 0 || rec.CompletedCompaction {
+		rec.RecordsAfterCut = v.last()
+		j.recovery = rec
+		for _, c := range rec.Cuts {
+			j.log.Warn("hot log recovered: cut a damaged tail", "segment", c.Segment, "offset", c.Offset,
+				"bytes", c.Bytes, "cause", string(c.Cause), "sequence", c.Sequence, "quarantine", c.Quarantine)
+		}
+		if err := writeRecovery(filepath.Join(j.dir, stateDirName), rec); err != nil {
+			return err
+		}
+	} else {
+		j.recovery = readRecovery(filepath.Join(j.dir, stateDirName))
+	}
+	return nil
+}
+
+// sweepWALTemp removes tidwall/wal's "*.TEMP" files: a crash inside its
+// atomic write leaves them, and it never reads them.
+func sweepWALTemp(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".TEMP") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return out, err
+			}
+			out = append(out, e.Name())
+		}
+	}
+	if len(out) > 0 {
+		return out, fsx.SyncDir(dir)
+	}
+	return nil, nil
+}
+
+// loadHot scans every hot segment, checks it and builds the index.
+// Writers cut tail damage of the last segment into quarantine; readers
+// stop at it. Interior damage fails either way.
+func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []segment.Cut, error) {
+	v := &view{intern: j.intern}
+	v.surf = make([]surfaceStat, 0, 64)
+	var cuts []segment.Cut
+	expect := uint64(0)
+	for i, s := range segs {
+		if i == 0 {
+			v.first = s.FirstSeq
+			expect = s.FirstSeq
+		}
+		if s.FirstSeq != expect {
+			return nil, nil, &segment.CorruptionError{Segment: s.Path, Offset: 0, Sequence: expect, Cause: segment.CauseBadSequence,
+				Err: fmt.Errorf("%w: segment starts at sequence %d, the previous one ends at %d", segment.ErrCorrupt, s.FirstSeq, expect-1)}
+		}
+		v.segs = append(v.segs, hotSegInfo{first: s.FirstSeq, path: s.Path})
+		var decErr error
+		res, err := segment.ScanHotSegment(s, func(off int64, seq uint64, payload []byte) bool {
+			e, err := j.indexEntry(v, off, seq, payload)
+			if err != nil {
+				decErr = &segment.CorruptionError{Segment: s.Path, Offset: off, Sequence: seq, Cause: segment.CauseBadChecksum, Err: fmt.Errorf("%w: %v", segment.ErrCorrupt, err)}
+				return false
+			}
+			v.entries = append(v.entries, e)
+			return true
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if decErr != nil {
+			return nil, nil, decErr
+		}
+		expect = res.NextSeq
+		size := res.Size
+		if res.Problem != nil {
+			last := i == len(segs)-1
+			switch {
+			case readOnly && last && res.TailOnly:
+				// A writer may be in the middle of this entry, or a crash
+				// left it; either way it was never acknowledged.
+				size = res.GoodEnd
+			case !readOnly && last && res.TailOnly:
+				cut, err := segment.QuarantineTail(s.Path, res.GoodEnd, res.Problem.Cause, res.Problem.Sequence,
+					res.Problem.Err.Error(), filepath.Join(j.dir, quarantineDirName))
+				if err != nil {
+					return nil, nil, err
+				}
+				cuts = append(cuts, cut)
+				size = res.GoodEnd
+			default:
+				return nil, nil, fmt.Errorf("%w; run `journalctl state-journal-validate --repair` to quarantine the damage", res.Problem)
+			}
+		}
+		v.bytes += size
+	}
+	if len(segs) == 0 {
+		v.first = 1
+	}
+	return v, cuts, nil
+}
+
+// indexEntry decodes the fields the index needs from a stored payload.
+func (j *Journal) indexEntry(v *view, off int64, seq uint64, payload []byte) (hotEntry, error) {
+	if isTombstone(payload) {
+		return hotEntry{off: uint32(off), length: uint32(uvarintLen(uint64(len(payload)+segment.EnvelopeHeaderSize)) + len(payload) + segment.EnvelopeHeaderSize),
+			surface: j.intern.id(lostSurface), ctype: 255}, nil
+	}
+	c, err := decodeStored(payload, seq)
+	if err != nil {
+		return hotEntry{}, err
+	}
+	e := hotEntry{off: uint32(off), length: uint32(uvarintLen(uint64(len(payload)+segment.EnvelopeHeaderSize)) + len(payload) + segment.EnvelopeHeaderSize)}
+	j.fillEntry(&e, &c)
+	v.noteSurface(e, seq)
+	if !j.opts.readOnly {
+		j.seed = append(j.seed, dedupeSeed{id: c.EventID, rc: Receipt{Sequence: seq, EventID: c.EventID, OccurredAt: c.OccurredAt, Surface: c.Surface}})
+	}
+	return e, nil
+}
+
+func (j *Journal) fillEntry(e *hotEntry, c *Change) {
+	e.unix = unixOf(c.OccurredAt)
+	e.surface = j.intern.id(c.Surface)
+	e.ctype = changeTypeIndex(c.ChangeType)
+	r, _ := registry.SeverityRank(c.Severity)
+	e.sev = uint8(r)
+	e.hint = j.intern.id(c.SnapshotHint)
+	e.agg = aggHash(c.AggregateType, c.AggregateID)
+	e.corr = corrHash(c.CorrelationID)
+}
+
+func (v *view) noteSurface(e hotEntry, seq uint64) {
+	for int(e.surface) >= len(v.surf) {
+		v.surf = append(v.surf, surfaceStat{})
+	}
+	s := &v.surf[e.surface]
+	s.Records++
+	s.LastSequence = seq
+	s.LastUnix = e.unix
+	s.LastChangeType = e.ctype
+	s.LastSeverity = e.sev
+}
+
+func changeTypeIndex(ct string) uint8 {
+	for i, t := range registry.ChangeTypes {
+		if t == ct {
+			return uint8(i)
+		}
+	}
+	return 255
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// Dir returns the journal's absolute data directory.
+func (j *Journal) Dir() string { return j.dir }
+
+// Registry returns the surface registry the journal checks changes
+// against.
+func (j *Journal) Registry() *registry.Registry { return j.opts.registry }
+
+// SetHolderAddress records the address a server listens on in the lock
+// file, so a second writer's error names it and CLI writes can find it.
+func (j *Journal) SetHolderAddress(addr, socket string) error {
+	j.closeMu.RLock()
+	defer j.closeMu.RUnlock()
+	if j.closed {
+		return types.ErrClosed
+	}
+	if j.lock == nil {
+		return types.ErrReadOnly
+	}
+	h := fsx.Holder{PID: os.Getpid(), Command: j.opts.holder, Address: addr, Socket: socket, StartedAt: time.Now().UTC()}
+	h.Hostname, _ = os.Hostname()
+	return j.lock.SetHolder(h)
+}
+
+// Close stops accepting changes, commits and fsyncs everything already
+// submitted, closes the hot log and releases the lock. It is safe to call
+// more than once.
+func (j *Journal) Close() error {
+	j.closeMu.Lock()
+	if j.closed {
+		j.closeMu.Unlock()
+		return nil
+	}
+	j.closed = true
+	j.closeMu.Unlock()
+	if j.asyncD != nil {
+		close(j.async)
+		<-j.asyncD
+	}
+	if j.autoStop != nil {
+		close(j.autoStop)
+		<-j.autoDone
+	}
+	// Wait for a compaction a caller is running; Compact refuses to start
+	// once closed is set.
+	j.compactMu.Lock()
+	defer j.compactMu.Unlock()
+	if j.stopc != nil {
+		close(j.stopc)
+		<-j.donec
+	}
+	return j.shutdown()
+}
+
+func (j *Journal) shutdown() error {
+	var errs []error
+	if j.wal != nil {
+		if j.failure() == nil {
+			if err := j.wal.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("final fsync: %w", err))
+			}
+		}
+		if err := j.wal.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close hot log: %w", err))
+		}
+		j.wal = nil
+	}
+	j.metrics.unregister()
+	if j.lock != nil {
+		if err := j.lock.Release(); err != nil {
+			errs = append(errs, err)
+		}
+		j.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (j *Journal) isClosed() bool {
+	j.closeMu.RLock()
+	defer j.closeMu.RUnlock()
+	return j.closed
+}
+
+func (j *Journal) failure() error {
+	if p := j.failErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail makes a write-path failure sticky.
+func (j *Journal) fail(err error) error {
+	wrapped := fmt.Errorf("%w: %v", types.ErrFailed, err)
+	if j.failErr.CompareAndSwap(nil, &wrapped) {
+		j.log.Error("hot log write failed; refusing writes until reopened", "err", err)
+		if j.metrics != nil {
+			j.metrics.writeErrors.Inc()
+		}
+	}
+	return j.failure()
+}
+
+// Holder describes the process holding a data directory's writer lock.
+type Holder = fsx.Holder
+
+// LockHolder reports whether a live process holds dir's writer lock and
+// who it is (pid, command, server address and socket). It takes no lock
+// and changes nothing.
+func LockHolder(dir string) (bool, *Holder) { return fsx.HeldBy(dir) }

@@ -1,0 +1,221 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/internal/redact"
+	"github.com/agentruntime/statejournal/types"
+)
+
+// Bounds of the free-text fields of a change.
+const (
+	MaxSourceBytes    = 128
+	MaxTypeBytes      = 128
+	MaxIDBytes        = 256 // aggregate_id, event_id, correlation_id, causation_id
+	MaxArtifactBytes  = 1024
+	MaxChangedSurface = 64
+)
+
+// prepared is a validated, defaulted, redacted change ready for the
+// committer: its stored encoding plus what the index and receipt need.
+type prepared struct {
+	change     Change
+	surface    *registry.Surface
+	redactions int
+	kinds      map[redact.Kind]int
+	trimmed    bool
+	needSync   bool
+}
+
+func fieldErr(kind error, field, value, problem string, allowed ...string) *types.FieldError {
+	return &types.FieldError{Kind: kind, Field: field, Value: value, Problem: problem, Allowed: allowed, Index: -1}
+}
+
+// redactField applies the secret rules to one free-text field in place.
+func (p *prepared) redactField(v *string) {
+	if *v == "" {
+		return
+	}
+	out, kind, ok := redact.String(*v)
+	if !ok {
+		return
+	}
+	*v = out
+	p.redactions++
+	if p.kinds == nil {
+		p.kinds = make(map[redact.Kind]int, 1)
+	}
+	p.kinds[kind]++
+}
+
+// prepare validates c against the record contract, the registry and the
+// migration policy, fills its defaults and redacts it. Redaction runs
+// before validation so that an error message never echoes a secret. It
+// returns a *types.FieldError on bad input.
+func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
+	p := prepared{}
+	p.redactField(&c.AggregateID)
+	p.redactField(&c.ArtifactRef)
+	p.redactField(&c.CorrelationID)
+	p.redactField(&c.CausationID)
+
+	if c.SchemaVersion == "" {
+		c.SchemaVersion = SchemaVersion
+	} else if c.SchemaVersion != SchemaVersion {
+		return p, fieldErr(types.ErrInvalid, "schema_version", c.SchemaVersion, "is not supported", SchemaVersion)
+	}
+	if c.Surface == "" {
+		return p, fieldErr(types.ErrInvalid, "surface", "", "is required: name a registered surface id")
+	}
+	reg := j.opts.registry
+	s, ok := reg.Lookup(c.Surface)
+	if !ok {
+		fe := fieldErr(types.ErrUnknownSurface, "surface", clip(c.Surface), "is not a registered surface")
+		fe.Suggestion = reg.Suggest(c.Surface)
+		if fe.Suggestion == "" {
+			fe.Allowed = reg.IDs()
+		}
+		return p, fe
+	}
+	p.surface = s
+	if err := checkToken("source", c.Source, MaxSourceBytes, "the emitting module, e.g. runtime.work_session"); err != nil {
+		return p, err
+	}
+	if c.ChangeType == "" {
+		return p, fieldErr(types.ErrInvalid, "change_type", "", "is required", registry.ChangeTypes...)
+	}
+	if !slices.Contains(registry.ChangeTypes, c.ChangeType) {
+		return p, fieldErr(types.ErrInvalid, "change_type", clip(c.ChangeType), "is not a change type", registry.ChangeTypes...)
+	}
+	if err := checkToken("aggregate_type", c.AggregateType, MaxTypeBytes, "e.g. work_session"); err != nil {
+		return p, err
+	}
+	if err := checkText("aggregate_id", c.AggregateID, MaxIDBytes, true); err != nil {
+		return p, err
+	}
+	if len(c.ChangedSurfaces) == 0 {
+		c.ChangedSurfaces = []string{c.Surface}
+	} else {
+		if len(c.ChangedSurfaces) > MaxChangedSurface {
+			return p, fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("has %d entries, at most %d are allowed", len(c.ChangedSurfaces), MaxChangedSurface))
+		}
+		self := false
+		for _, cs := range c.ChangedSurfaces {
+			if _, ok := reg.Lookup(cs); !ok {
+				fe := fieldErr(types.ErrUnknownSurface, "changed_surfaces", clip(cs), "is not a registered surface")
+				fe.Suggestion = reg.Suggest(cs)
+				return p, fe
+			}
+			if cs == c.Surface {
+				self = true
+			}
+		}
+		if !self {
+			return p, fieldErr(types.ErrInvalid, "changed_surfaces", fmt.Sprint(c.ChangedSurfaces), "must include the record's surface "+c.Surface)
+		}
+	}
+	if c.Severity == "" {
+		c.Severity = "info"
+	} else if _, ok := registry.SeverityRank(c.Severity); !ok {
+		return p, fieldErr(types.ErrInvalid, "severity", clip(c.Severity), "is not a severity", registry.Severities...)
+	}
+	if c.SnapshotHint == "" {
+		c.SnapshotHint = s.SnapshotHint
+	} else if c.SnapshotHint != registry.SnapshotNone && !slices.Contains(reg.SnapshotIDs(), c.SnapshotHint) {
+		return p, fieldErr(types.ErrInvalid, "snapshot_hint", clip(c.SnapshotHint), "is not a snapshot id", append(reg.SnapshotIDs(), registry.SnapshotNone)...)
+	}
+	if err := s.Admit(c.Source, c.ChangeType, c.MutatesAuthorityState); err != nil {
+		return p, err
+	}
+	if err := checkText("artifact_ref", c.ArtifactRef, MaxArtifactBytes, false); err != nil {
+		return p, err
+	}
+	if err := checkText("correlation_id", c.CorrelationID, MaxIDBytes, false); err != nil {
+		return p, err
+	}
+	if err := checkText("causation_id", c.CausationID, MaxIDBytes, false); err != nil {
+		return p, err
+	}
+	if c.EventID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return p, fmt.Errorf("generate event id: %w", err)
+		}
+		c.EventID = id.String()
+	} else if err := checkToken("event_id", c.EventID, MaxIDBytes, "a UUIDv7 or another idempotency key of letters, digits and . _ : -"); err != nil {
+		return p, err
+	}
+	if c.OccurredAt.IsZero() {
+		c.OccurredAt = now
+	}
+	c.OccurredAt = c.OccurredAt.UTC()
+	if len(c.Metadata) > 0 {
+		m, rep := redact.Metadata(c.Metadata, j.opts.limits)
+		c.Metadata = m
+		p.trimmed = rep.Trimmed
+		if rep.Redactions > 0 {
+			p.redactions += rep.Redactions
+			if p.kinds == nil {
+				p.kinds = make(map[redact.Kind]int, len(rep.Kinds))
+			}
+			for k, n := range rep.Kinds {
+				p.kinds[k] += n
+			}
+		}
+	}
+	c.Sequence = 0
+	p.needSync = c.Severity == "critical" || c.MutatesAuthorityState
+	p.change = c
+	return p, nil
+}
+
+// checkToken requires a non-empty identifier-like value: letters, digits
+// and . _ : - / only, at most max bytes.
+func checkToken(field, v string, max int, hint string) error {
+	if v == "" {
+		return fieldErr(types.ErrInvalid, field, "", "is required: "+hint)
+	}
+	if len(v) > max {
+		return fieldErr(types.ErrInvalid, field, clip(v), fmt.Sprintf("is %d bytes, at most %d are allowed", len(v), max))
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':' || c == '/' {
+			continue
+		}
+		return fieldErr(types.ErrInvalid, field, clip(v), fmt.Sprintf("has the character %q at byte %d; allowed are letters, digits and . _ : - /", c, i))
+	}
+	return nil
+}
+
+// checkText bounds a free-text value and forbids control characters.
+func checkText(field, v string, max int, required bool) error {
+	if v == "" {
+		if required {
+			return fieldErr(types.ErrInvalid, field, "", "is required")
+		}
+		return nil
+	}
+	if len(v) > max {
+		return fieldErr(types.ErrInvalid, field, clip(v), fmt.Sprintf("is %d bytes, at most %d are allowed", len(v), max))
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] == 0x7f {
+			return fieldErr(types.ErrInvalid, field, clip(v), fmt.Sprintf("has a control character at byte %d", i))
+		}
+	}
+	return nil
+}
+
+// clip shortens a value echoed in an error message.
+func clip(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return s[:77] + "..."
+}

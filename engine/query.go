@@ -1,0 +1,423 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/types"
+)
+
+// Query selects records. Zero fields do not filter.
+type Query struct {
+	// After is a cursor: only records with a sequence greater than After.
+	// A cursor below the horizon (records after it were compacted away)
+	// gets ErrCompacted.
+	After         uint64
+	Since, Until  time.Time // occurred_at range, inclusive Since, exclusive Until
+	Surfaces      []string
+	ChangeTypes   []string
+	AggregateType string
+	AggregateID   string
+	CorrelationID string
+	MinSeverity   string
+	// Limit caps the records returned; 0 means DefaultQueryLimit, a
+	// negative value means no limit.
+	Limit       int
+	NewestFirst bool
+}
+
+// DefaultQueryLimit is the Limit used when a Query leaves it 0.
+const DefaultQueryLimit = 100
+
+// Result is the answer to a Query.
+type Result struct {
+	Changes []Change `json:"changes"`
+	// Head is the newest committed sequence when the query ran.
+	Head uint64 `json:"head"`
+	// Horizon is the oldest readable sequence.
+	Horizon uint64 `json:"horizon"`
+	// More is true when the limit cut the answer short.
+	More bool `json:"more"`
+}
+
+// compiled is a Query turned into index terms.
+type compiled struct {
+	q        Query
+	surfaces []uint16
+	anySurf  bool // a named surface is unknown to the index: no match
+	lost     uint16
+	ctypes   []uint8
+	minSev   uint8
+	agg      uint32
+	corr     uint32
+	since    int64
+	until    int64
+}
+
+func (j *Journal) compile(q Query) (compiled, error) {
+	c := compiled{q: q, lost: j.lostID}
+	for _, s := range q.Surfaces {
+		id, ok := j.intern.lookup(s)
+		if !ok {
+			if _, reg := j.opts.registry.Lookup(s); !reg {
+				fe := &types.FieldError{Kind: types.ErrUnknownSurface, Field: "surface", Value: s, Problem: "is not a registered surface", Index: -1}
+				fe.Suggestion = j.opts.registry.Suggest(s)
+				return c, fe
+			}
+			continue
+		}
+		c.surfaces = append(c.surfaces, id)
+	}
+	if len(q.Surfaces) > 0 && len(c.surfaces) == 0 {
+		c.anySurf = true
+	}
+	for _, t := range q.ChangeTypes {
+		i := changeTypeIndex(t)
+		if i == 255 {
+			return c, &types.FieldError{Kind: types.ErrInvalid, Field: "change_type", Value: t, Problem: "is not a change type", Allowed: registry.ChangeTypes, Index: -1}
+		}
+		c.ctypes = append(c.ctypes, i)
+	}
+	if q.MinSeverity != "" {
+		r, ok := registry.SeverityRank(q.MinSeverity)
+		if !ok {
+			return c, &types.FieldError{Kind: types.ErrInvalid, Field: "min_severity", Value: q.MinSeverity, Problem: "is not a severity", Allowed: registry.Severities, Index: -1}
+		}
+		c.minSev = uint8(r)
+	}
+	if q.AggregateID != "" || q.AggregateType != "" {
+		if q.AggregateID == "" || q.AggregateType == "" {
+			return c, &types.FieldError{Kind: types.ErrInvalid, Field: "aggregate", Problem: "needs both aggregate_type and aggregate_id", Index: -1}
+		}
+		c.agg = aggHash(q.AggregateType, q.AggregateID)
+	}
+	c.corr = corrHash(q.CorrelationID)
+	if !q.Since.IsZero() {
+		c.since = q.Since.UnixNano()
+	}
+	if !q.Until.IsZero() {
+		c.until = q.Until.UnixNano()
+	}
+	return c, nil
+}
+
+// match applies the index-level filters. Aggregate and correlation
+// matches are by hash and are confirmed on the decoded record.
+func (c *compiled) match(e *hotEntry) bool {
+	if c.anySurf || e.surface == c.lost {
+		return false
+	}
+	if len(c.surfaces) > 0 && !slices.Contains(c.surfaces, e.surface) {
+		return false
+	}
+	if len(c.ctypes) > 0 && !slices.Contains(c.ctypes, e.ctype) {
+		return false
+	}
+	if e.sev < c.minSev {
+		return false
+	}
+	if c.agg != 0 && e.agg != c.agg {
+		return false
+	}
+	if c.corr != 0 && e.corr != c.corr {
+		return false
+	}
+	if c.since != 0 && e.unix < c.since {
+		return false
+	}
+	if c.until != 0 && e.unix >= c.until {
+		return false
+	}
+	return true
+}
+
+func (c *compiled) confirm(ch *Change) bool {
+	if c.agg != 0 && (ch.AggregateType != c.q.AggregateType || ch.AggregateID != c.q.AggregateID) {
+		return false
+	}
+	if c.corr != 0 && ch.CorrelationID != c.q.CorrelationID {
+		return false
+	}
+	return true
+}
+
+// Query returns the records that match q, oldest first unless
+// q.NewestFirst. It reads archives and the hot log as one sequence, reads
+// the published index without blocking writers, skips archives and
+// archive blocks that cannot match, and reads from the hot log only the
+// records it returns. A cursor below the horizon gets ErrCompacted.
+func (j *Journal) Query(ctx context.Context, q Query) (Result, error) {
+	c, err := j.compile(q)
+	if err != nil {
+		return Result{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		res, err := j.queryView(ctx, j.view.Load(), &c)
+		// A compaction may remove a file this view still names; the next
+		// view reads those records from their new place.
+		if err != nil && errors.Is(err, os.ErrNotExist) && attempt < 3 {
+			continue
+		}
+		return res, err
+	}
+}
+
+func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, error) {
+	q := c.q
+	res := Result{Horizon: v.horizon(), Head: v.first - 1}
+	if len(v.entries) > 0 {
+		res.Head = v.last()
+	}
+	if q.After > 0 && q.After+1 < res.Horizon {
+		return res, fmt.Errorf("%w: cursor %d, oldest readable sequence %d", types.ErrCompacted, q.After, res.Horizon)
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultQueryLimit
+	}
+	// add appends a match; it returns false when the limit is reached.
+	add := func(ch Change) bool {
+		if limit > 0 && len(res.Changes) == limit {
+			res.More = true
+			return false
+		}
+		res.Changes = append(res.Changes, ch)
+		return true
+	}
+	if q.NewestFirst {
+		more, err := j.queryHot(ctx, v, c, add)
+		if err != nil || !more {
+			return res, err
+		}
+		for i := len(v.archives) - 1; i >= 0; i-- {
+			more, err := j.queryArchive(ctx, v.archives[i], c, add)
+			if err != nil || !more {
+				return res, err
+			}
+		}
+		return res, nil
+	}
+	for _, a := range v.archives {
+		more, err := j.queryArchive(ctx, a, c, add)
+		if err != nil || !more {
+			return res, err
+		}
+	}
+	_, err := j.queryHot(ctx, v, c, add)
+	return res, err
+}
+
+// queryHot visits the hot log's matches in the query's order; it returns
+// false when add said stop.
+func (j *Journal) queryHot(ctx context.Context, v *view, c *compiled, add func(Change) bool) (bool, error) {
+	q := c.q
+	rd := newHotReader(v)
+	defer rd.close()
+	n := len(v.entries)
+	lo := 0
+	if q.After >= v.first {
+		lo = int(min(q.After-v.first+1, uint64(n)))
+	}
+	for k := 0; k < n-lo; k++ {
+		if k&1023 == 0 && ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		i := lo + k
+		if q.NewestFirst {
+			i = n - 1 - k
+		}
+		e := &v.entries[i]
+		if !c.match(e) {
+			continue
+		}
+		seq := v.first + uint64(i)
+		ch, err := rd.read(seq, e)
+		if err != nil {
+			return false, err
+		}
+		if !c.confirm(&ch) {
+			continue
+		}
+		if !add(ch) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// queryArchive visits one archive's matches in the query's order,
+// skipping it whole when its footer rules it out.
+func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, add func(Change) bool) (bool, error) {
+	q := c.q
+	if a.last <= q.After {
+		return true, nil
+	}
+	if a.err == nil {
+		f := a.footer
+		if f.Records == 0 || (c.since != 0 && f.MaxTime < c.since) || (c.until != 0 && f.MinTime >= c.until) {
+			return true, nil
+		}
+		if len(q.Surfaces) > 0 {
+			any := false
+			for _, s := range q.Surfaces {
+				if a.hasLabel(s) {
+					any = true
+					break
+				}
+			}
+			if !any {
+				return true, nil
+			}
+		}
+	} else {
+		return false, fmt.Errorf("read archive %s: %w", a.name, a.err)
+	}
+	ar, err := segment.OpenArchive(a.path)
+	if err != nil {
+		return false, err
+	}
+	defer ar.Close()
+	var labels []string
+	if len(q.Surfaces) > 0 {
+		labels = q.Surfaces
+	}
+	more := true
+	var scanErr error
+	visit := func(r segment.ArchiveRecord) bool {
+		if ctx.Err() != nil {
+			scanErr = ctx.Err()
+			return false
+		}
+		if r.Seq <= q.After {
+			return true
+		}
+		if c.since != 0 && r.Time < c.since || c.until != 0 && r.Time >= c.until {
+			return true
+		}
+		ch, err := decodeStored(r.Payload, r.Seq)
+		if err != nil {
+			scanErr = fmt.Errorf("archive %s: %w", a.name, err)
+			return false
+		}
+		var e hotEntry
+		j.fillEntry(&e, &ch)
+		if !c.match(&e) || !c.confirm(&ch) {
+			return true
+		}
+		if !add(ch) {
+			more = false
+			return false
+		}
+		return true
+	}
+	if q.NewestFirst {
+		err = ar.ScanReverse(0, labels, visit)
+	} else {
+		err = ar.Scan(q.After+1, labels, visit)
+	}
+	if scanErr != nil {
+		return false, scanErr
+	}
+	if err != nil {
+		return false, err
+	}
+	return more, nil
+}
+
+// hotReader reads records by index entry, keeping one open file per
+// segment it touches.
+type hotReader struct {
+	v     *view
+	files map[uint64]*os.File
+	buf   []byte
+}
+
+func newHotReader(v *view) *hotReader { return &hotReader{v: v, files: map[uint64]*os.File{}} }
+
+func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
+	seg := r.v.segFor(seq)
+	f, ok := r.files[seg.first]
+	if !ok {
+		var err error
+		f, err = os.Open(seg.path)
+		if err != nil {
+			return Change{}, fmt.Errorf("read sequence %d: %w", seq, err)
+		}
+		r.files[seg.first] = f
+	}
+	if cap(r.buf) < int(e.length) {
+		r.buf = make([]byte, e.length)
+	}
+	b := r.buf[:e.length]
+	if _, err := f.ReadAt(b, int64(e.off)); err != nil {
+		return Change{}, fmt.Errorf("read sequence %d from %s at %d: %w", seq, seg.path, e.off, err)
+	}
+	_, n := uvarint(b)
+	if n <= 0 {
+		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadLength, Err: segment.ErrCorrupt}
+	}
+	got, payload, err := segment.DecodeEnvelope(b[n:])
+	if err == nil && got != seq {
+		err = fmt.Errorf("%w: envelope says sequence %d", segment.ErrCorrupt, got)
+	}
+	if err != nil {
+		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
+	}
+	return decodeStored(payload, seq)
+}
+
+func (r *hotReader) close() {
+	for _, f := range r.files {
+		f.Close()
+	}
+}
+
+func uvarint(b []byte) (uint64, int) {
+	var x uint64
+	var s uint
+	for i, c := range b {
+		if i == 10 {
+			return 0, -1
+		}
+		if c < 0x80 {
+			return x | uint64(c)<<s, i + 1
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
+	}
+	return 0, 0
+}
+
+// ParseWhen parses a point in time given as RFC 3339 or as an age
+// relative to now: a Go duration ("90s", "10m", "36h") or a number of days
+// ("7d"). Ages count back from now.
+func ParseWhen(s string, now time.Time) (time.Time, error) {
+	if t, err := ParseTime(s); err == nil {
+		return t, nil
+	}
+	if d, err := ParseAge(s); err == nil {
+		return now.Add(-d).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-26T17:00:00Z) nor an age (90s, 10m, 36h, 7d)", s)
+}
+
+// ParseAge parses a Go duration or a whole number of days ("7d").
+func ParseAge(s string) (time.Duration, error) {
+	if n := len(s); n > 1 && s[n-1] == 'd' {
+		var days int
+		if _, err := fmt.Sscanf(s[:n-1], "%d", &days); err == nil && days >= 0 && fmt.Sprint(days) == s[:n-1] {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration like 90s, 10m, 36h or 7d", s)
+	}
+	return d, nil
+}

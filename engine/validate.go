@@ -1,0 +1,302 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/segment"
+)
+
+// Problem kinds reported by validation.
+const (
+	ProblemFrame      = "frame"     // damaged wal frame or envelope (length, magic, checksum)
+	ProblemTornTail   = "torn_tail" // a torn or zero-filled tail (cut at the next writer open)
+	ProblemSequence   = "sequence"  // a gap or overlap in sequences
+	ProblemSchema     = "schema"    // a record that breaks runtime-state-change-v1
+	ProblemRegistry   = "registry"  // a record the current registry or policy would refuse
+	ProblemVersion    = "version"   // an envelope version this build does not read
+	ProblemIO         = "io"        // a file that cannot be read
+	ProblemLost       = "lost"      // a sequence replaced by a tombstone by an earlier repair
+	ProblemArchive    = "archive"   // a damaged archive (header, footer, index or block)
+	SeverityError     = "error"
+	SeverityWarning   = "warning"
+	SeverityInfo      = "info"
+	maxReportProblems = 1000
+)
+
+// Problem is one finding of Validate.
+type Problem struct {
+	Severity string `json:"severity"`
+	Kind     string `json:"kind"`
+	Segment  string `json:"segment,omitempty"`
+	Offset   int64  `json:"offset"`
+	Sequence uint64 `json:"sequence,omitempty"`
+	Message  string `json:"message"`
+}
+
+// ValidationReport is the result of Validate.
+type ValidationReport struct {
+	Dir             string        `json:"dir"`
+	Clean           bool          `json:"clean"`
+	Segments        int           `json:"segments"`
+	Records         uint64        `json:"records"`
+	FirstSequence   uint64        `json:"first_sequence"`
+	LastSequence    uint64        `json:"last_sequence"`
+	Bytes           int64         `json:"bytes"`
+	ArchiveSegments int           `json:"archive_segments"`
+	ArchiveBytes    int64         `json:"archive_bytes"`
+	ArchiveRecords  uint64        `json:"archive_records"`
+	Coalesced       uint64        `json:"coalesced"`
+	WriterRunning   bool          `json:"writer_running"`
+	RegistryDigest  string        `json:"registry_digest"`
+	Problems        []Problem     `json:"problems"`
+	Truncated       bool          `json:"problems_truncated,omitempty"`
+	Repaired        []segment.Cut `json:"repaired,omitempty"`
+}
+
+func (r *ValidationReport) add(p Problem) {
+	if p.Severity == SeverityError || p.Severity == SeverityWarning {
+		r.Clean = false
+	}
+	if len(r.Problems) >= maxReportProblems {
+		r.Truncated = true
+		return
+	}
+	r.Problems = append(r.Problems, p)
+}
+
+// ValidateOptions configures ValidateDir.
+type ValidateOptions struct {
+	Registry *registry.Registry // default: the embedded catalog
+}
+
+// ValidateDir checks the journal in dir without opening it for writing,
+// taking no lock and changing no file, so it runs beside a live writer
+// and on a journal that Open refuses. It checks every frame and checksum,
+// sequence continuity inside and across segments, every record against
+// runtime-state-change-v1, and every record against the registry and the
+// migration policy. It reports every problem with its segment, offset and
+// sequence; it returns an error only when dir cannot be read at all.
+func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (ValidationReport, error) {
+	reg := opts.Registry
+	if reg == nil {
+		reg = registry.Default()
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ValidationReport{}, err
+	}
+	rep := ValidationReport{Dir: abs, Clean: true, RegistryDigest: reg.Digest(), Problems: []Problem{}}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return rep, fmt.Errorf("validate: %s is not a journal data directory", abs)
+	}
+	rep.WriterRunning, _ = fsx.HeldBy(abs)
+	archivedTo, err := validateArchives(ctx, abs, &rep)
+	if err != nil {
+		return rep, err
+	}
+	hot := filepath.Join(abs, hotDirName)
+	segs, fix, err := segment.ListHotSegments(hot)
+	if err != nil {
+		rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: hot, Message: err.Error()})
+		return rep, nil
+	}
+	if len(fix) > 0 {
+		rep.add(Problem{Severity: SeverityInfo, Kind: ProblemSequence, Segment: hot,
+			Message: fmt.Sprintf("an interrupted front/back truncation is pending (%d file steps); the next writer open completes it", len(fix))})
+	}
+	rep.Segments = len(segs)
+	var expect uint64
+	for i, s := range segs {
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		name := filepath.Base(s.Path)
+		if i == 0 {
+			if archivedTo == 0 {
+				rep.FirstSequence = s.FirstSeq
+			}
+			expect = s.FirstSeq
+		} else if s.FirstSeq != expect {
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: name, Sequence: expect,
+				Message: fmt.Sprintf("segment starts at sequence %d but the previous segment ends at %d", s.FirstSeq, expect-1)})
+		}
+		res, err := segment.ScanHotSegment(s, func(off int64, seq uint64, payload []byte) bool {
+			checkRecord(&rep, reg, name, off, seq, payload)
+			rep.Records++
+			return true
+		})
+		if err != nil {
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: name, Message: err.Error()})
+			continue
+		}
+		rep.Bytes += s.Size
+		expect = s.FirstSeq + uint64(res.Entries)
+		if res.Entries > 0 {
+			rep.LastSequence = res.LastSeq
+		}
+		if p := res.Problem; p != nil {
+			last := i == len(segs)-1
+			switch {
+			case last && res.TailOnly:
+				sev := SeverityError
+				msg := fmt.Sprintf("%s: %d bytes after the last whole entry were never acknowledged; the next writer open cuts them into quarantine", p.Cause, res.Size-res.GoodEnd)
+				if rep.WriterRunning {
+					sev = SeverityInfo
+					msg = fmt.Sprintf("%d bytes after the last whole entry: a write in progress (a writer holds the lock)", res.Size-res.GoodEnd)
+				}
+				rep.add(Problem{Severity: sev, Kind: ProblemTornTail, Segment: name, Offset: p.Offset, Sequence: p.Sequence, Message: msg})
+			default:
+				kind := ProblemFrame
+				if p.Cause == segment.CauseUnsupported {
+					kind = ProblemVersion
+				} else if p.Cause == segment.CauseBadSequence {
+					kind = ProblemSequence
+				}
+				rep.add(Problem{Severity: SeverityError, Kind: kind, Segment: name, Offset: p.Offset, Sequence: p.Sequence,
+					Message: fmt.Sprintf("%s: %v; entries after it in this segment were not checked; run state-journal-validate --repair to quarantine it", p.Cause, p.Err)})
+			}
+		}
+	}
+	if len(segs) == 0 {
+		rep.FirstSequence = 1
+	}
+	if archivedTo > 0 && len(segs) > 0 {
+		switch first := segs[0].FirstSeq; {
+		case first > archivedTo+1:
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: filepath.Base(segs[0].Path), Sequence: archivedTo + 1,
+				Message: fmt.Sprintf("sequences %d..%d are neither archived nor in the hot log", archivedTo+1, first-1)})
+		case first <= archivedTo && rep.LastSequence >= first:
+			rep.add(Problem{Severity: SeverityInfo, Kind: ProblemSequence, Segment: filepath.Base(segs[0].Path), Sequence: first,
+				Message: fmt.Sprintf("hot sequences %d..%d are also archived: an interrupted compaction the next writer open completes (readers use the archive)", first, archivedTo)})
+		}
+	}
+	if archivedTo > 0 && rep.LastSequence < archivedTo {
+		rep.LastSequence = archivedTo
+	}
+	return rep, nil
+}
+
+// validateArchives checks every archive (header, footer, index, every
+// block) and that their sequence ranges neither overlap nor leave
+// unexplained gaps. It returns the last archived sequence.
+func validateArchives(ctx context.Context, dir string, rep *ValidationReport) (uint64, error) {
+	floor := readHorizon(filepath.Join(dir, stateDirName))
+	as, err := loadArchives(filepath.Join(dir, archiveDirName))
+	if err != nil {
+		rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: archiveDirName, Message: err.Error()})
+		return 0, nil
+	}
+	var last uint64
+	for i, a := range as {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if a.last < floor {
+			rep.add(Problem{Severity: SeverityInfo, Kind: ProblemArchive, Segment: a.name,
+				Message: fmt.Sprintf("below the horizon %d: left by an interrupted retention run; the next writer open removes it", floor)})
+			continue
+		}
+		rep.ArchiveSegments++
+		rep.ArchiveBytes += a.bytes
+		if rep.FirstSequence == 0 || i == 0 {
+			rep.FirstSequence = max(a.first, floor)
+		}
+		if last != 0 && a.first != last+1 {
+			msg := fmt.Sprintf("archive starts at sequence %d but the previous archive ends at %d", a.first, last)
+			if a.first <= last {
+				msg = fmt.Sprintf("archive range %d..%d overlaps the previous archive (ends at %d)", a.first, a.last, last)
+			}
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: a.name, Sequence: last + 1, Message: msg})
+		}
+		last = a.last
+		if a.err != nil {
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(a.err), Message: a.err.Error()})
+			continue
+		}
+		ar, err := segment.OpenArchive(a.path)
+		if err != nil {
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(err), Message: err.Error()})
+			continue
+		}
+		for _, p := range ar.Verify() {
+			msg := p.Error()
+			if p.Block >= 0 {
+				msg = fmt.Sprintf("block %d: %v", p.Block, p)
+			}
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: p.Offset, Message: msg})
+		}
+		rep.ArchiveRecords += a.footer.Records
+		rep.Coalesced += a.footer.Coalesced
+		ar.Close()
+	}
+	return last, nil
+}
+
+func archiveOffset(err error) int64 {
+	var ce *segment.ArchiveCorruptionError
+	if errors.As(err, &ce) {
+		return ce.Offset
+	}
+	return 0
+}
+
+func checkRecord(rep *ValidationReport, reg *registry.Registry, seg string, off int64, seq uint64, payload []byte) {
+	if isTombstone(payload) {
+		rep.add(Problem{Severity: SeverityInfo, Kind: ProblemLost, Segment: seg, Offset: off, Sequence: seq,
+			Message: "sequence replaced by a tombstone by an earlier repair: " + tombstoneReason(payload)})
+		return
+	}
+	bad := func(kind, format string, a ...any) {
+		rep.add(Problem{Severity: SeverityError, Kind: kind, Segment: seg, Offset: off, Sequence: seq, Message: fmt.Sprintf(format, a...)})
+	}
+	var c Change
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.DisallowUnknownFields()
+	d.UseNumber()
+	if err := d.Decode(&c); err != nil {
+		bad(ProblemSchema, "record does not decode as %s: %v", SchemaVersion, err)
+		return
+	}
+	switch {
+	case c.SchemaVersion != SchemaVersion:
+		bad(ProblemSchema, "schema_version %q, want %q", c.SchemaVersion, SchemaVersion)
+	case c.EventID == "":
+		bad(ProblemSchema, "event_id is empty")
+	case c.OccurredAt.IsZero():
+		bad(ProblemSchema, "occurred_at is missing")
+	case c.Source == "" || c.AggregateType == "" || c.AggregateID == "":
+		bad(ProblemSchema, "source, aggregate_type and aggregate_id are required")
+	case !slices.Contains(registry.ChangeTypes, c.ChangeType):
+		bad(ProblemSchema, "change_type %q is not a change type", c.ChangeType)
+	case !slices.Contains(registry.Severities, c.Severity):
+		bad(ProblemSchema, "severity %q is not a severity", c.Severity)
+	case len(c.ChangedSurfaces) == 0 || !slices.Contains(c.ChangedSurfaces, c.Surface):
+		bad(ProblemSchema, "changed_surfaces %v must be non-empty and include surface %q", c.ChangedSurfaces, c.Surface)
+	default:
+		s, ok := reg.Lookup(c.Surface)
+		if !ok {
+			bad(ProblemRegistry, "surface %q is not in the registry (digest %.12s)", c.Surface, reg.Digest())
+			return
+		}
+		for _, cs := range c.ChangedSurfaces {
+			if _, ok := reg.Lookup(cs); !ok {
+				bad(ProblemRegistry, "changed_surfaces names %q, which is not in the registry", cs)
+			}
+		}
+		if c.SnapshotHint != registry.SnapshotNone && !slices.Contains(reg.SnapshotIDs(), c.SnapshotHint) {
+			bad(ProblemRegistry, "snapshot_hint %q is not a snapshot id of the registry", c.SnapshotHint)
+		}
+		if err := s.Admit(c.Source, c.ChangeType, c.MutatesAuthorityState); err != nil {
+			bad(ProblemRegistry, "the registry's policy refuses this record now: %v", err)
+		}
+	}
+}
