@@ -1,0 +1,89 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/engine/registry"
+)
+
+// SurfacesBody is the answer to GET /v1/surfaces.
+type SurfacesBody struct {
+	RegistryDigest string        `json:"registry_digest"`
+	Surfaces       []SurfaceView `json:"surfaces"`
+}
+
+// SurfaceView is one registry surface with its live figures. A surface
+// that has records in the journal but is no longer in the registry
+// appears with Registered false and only its id declared.
+type SurfaceView struct {
+	*registry.Surface
+	Registered bool                 `json:"registered"`
+	Live       engine.SurfaceStatus `json:"live"`
+}
+
+// HealthBody is the answer to GET /healthz.
+type HealthBody struct {
+	Status       string `json:"status"` // ok, failed or draining
+	LastSequence uint64 `json:"last_sequence"`
+	Error        string `json:"error,omitempty"`
+}
+
+func (s *Server) getSurfaces(w http.ResponseWriter, r *http.Request) {
+	reg := s.j.Registry()
+	st := s.j.Status()
+	live := make(map[string]engine.SurfaceStatus, len(st.Surfaces))
+	for _, ss := range st.Surfaces {
+		live[ss.ID] = ss
+	}
+	body := SurfacesBody{RegistryDigest: reg.Digest()}
+	seen := make(map[string]bool)
+	for _, sf := range reg.Surfaces() {
+		l, ok := live[sf.ID]
+		if !ok {
+			l = engine.SurfaceStatus{ID: sf.ID}
+		}
+		body.Surfaces = append(body.Surfaces, SurfaceView{Surface: sf, Registered: true, Live: l})
+		seen[sf.ID] = true
+	}
+	for _, ss := range st.Surfaces {
+		if !seen[ss.ID] {
+			body.Surfaces = append(body.Surfaces, SurfaceView{Surface: &registry.Surface{ID: ss.ID}, Live: ss})
+		}
+	}
+	if body.Surfaces == nil {
+		body.Surfaces = []SurfaceView{}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.j.Status())
+}
+
+// postValidate checks the data directory beside the live writer: it takes
+// no lock and changes no file. The answer is 200 whether or not the
+// journal is clean; the report's "clean" says which.
+func (s *Server) postValidate(w http.ResponseWriter, r *http.Request) {
+	rep, err := engine.ValidateDir(r.Context(), s.j.Dir(), engine.ValidateOptions{Registry: s.j.Registry()})
+	if err != nil {
+		s.writeError(w, r, errorf(CodeInternal, "validate %s: %v", s.j.Dir(), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// getHealthz answers 200 while the journal accepts writes, 503 once its
+// write path failed (it must be reopened) or while the server drains.
+func (s *Server) getHealthz(w http.ResponseWriter, r *http.Request) {
+	st := s.j.Status()
+	body := HealthBody{Status: "ok", LastSequence: st.LastSequence}
+	code := http.StatusOK
+	switch {
+	case st.Failed != "":
+		body.Status, body.Error, code = "failed", st.Failed, http.StatusServiceUnavailable
+	case s.draining.Load():
+		body.Status, code = "draining", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, body)
+}

@@ -1,0 +1,454 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/types"
+)
+
+// ReceiptsBody is the answer to POST /v1/changes.
+type ReceiptsBody struct {
+	Receipts []engine.Receipt `json:"receipts"`
+}
+
+// ChangesBody is the answer to GET /v1/changes: the engine's Result plus
+// the order used and, oldest first, the cursor to continue from.
+type ChangesBody struct {
+	engine.Result
+	Order      string  `json:"order"`
+	NextCursor *uint64 `json:"next_cursor,omitempty"`
+}
+
+// Body shapes of POST /v1/changes.
+const (
+	shapeObject = iota
+	shapeArray
+	shapeNDJSON
+)
+
+// postChanges records one change, an array or NDJSON, all or nothing.
+func (s *Server) postChanges(w http.ResponseWriter, r *http.Request) {
+	ndjsonType, err := checkContentType(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	changes, shape, err := s.parseChanges(body, ndjsonType)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var receipts []engine.Receipt
+	if shape == shapeObject {
+		var rc engine.Receipt
+		rc, err = s.j.Record(r.Context(), changes[0])
+		receipts = []engine.Receipt{rc}
+	} else {
+		receipts, err = s.j.RecordBatch(r.Context(), changes)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ReceiptsBody{Receipts: receipts})
+}
+
+// checkContentType requires a JSON or NDJSON content type and reports
+// whether it names NDJSON. Requiring it keeps browsers out: a cross-site
+// page can only send text/plain, form or multipart bodies without a CORS
+// preflight, and this server grants none.
+func checkContentType(r *http.Request) (ndjson bool, err error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, perr := mime.ParseMediaType(ct)
+	if ct == "" || perr != nil {
+		mt = ct
+	}
+	switch strings.ToLower(mt) {
+	case "application/json":
+		return false, nil
+	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines":
+		return true, nil
+	}
+	shown := ct
+	if shown == "" {
+		shown = "(none)"
+	}
+	return false, errorf(CodeUnsupportedMediaType, "Content-Type %s is not accepted; send application/json (one change or an array) or application/x-ndjson (one change per line)", clip(shown))
+}
+
+// readBody reads the request body up to MaxBodyBytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	max := s.cfg.MaxBodyBytes
+	if r.ContentLength > max {
+		return nil, errorf(CodeTooLarge, "the body is %d bytes, at most %d are accepted; split the batch", r.ContentLength, max)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errorf(CodeTooLarge, "the body is over %d bytes, the most accepted; split the batch", max)
+		}
+		return nil, errorf(CodeCanceled, "read the body: %v", err)
+	}
+	return body, nil
+}
+
+// parseChanges splits a body into changes, parsing each with
+// engine.ParseChange. Errors name the change's index in an array or
+// NDJSON body.
+func (s *Server) parseChanges(body []byte, ndjsonType bool) ([]engine.Change, int, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, 0, bodyError("is empty; send one change object, an array of them, or NDJSON")
+	}
+	switch {
+	case trimmed[0] == '[':
+		// No NDJSON line can be an array of changes, so an array is an
+		// array whatever the content type says.
+		cs, err := s.parseArray(trimmed)
+		return cs, shapeArray, err
+	case ndjsonType || looksNDJSON(trimmed):
+		cs, err := s.parseNDJSON(trimmed)
+		return cs, shapeNDJSON, err
+	case trimmed[0] == '{':
+		c, err := parseChange(trimmed)
+		if err != nil {
+			return nil, 0, err
+		}
+		return []engine.Change{c}, shapeObject, nil
+	}
+	return nil, 0, bodyError("must be a JSON object, a JSON array of objects, or NDJSON (one object per line)")
+}
+
+// looksNDJSON reports whether a body that starts with '{' is NDJSON: its
+// first line is a whole JSON value and another line follows. A
+// pretty-printed single object fails the first test.
+func looksNDJSON(b []byte) bool {
+	if b[0] != '{' {
+		return false
+	}
+	nl := bytes.IndexByte(b, '\n')
+	if nl < 0 {
+		return false
+	}
+	first := bytes.TrimSpace(b[:nl])
+	return json.Valid(first) && len(bytes.TrimSpace(b[nl+1:])) > 0
+}
+
+func (s *Server) parseNDJSON(b []byte) ([]engine.Change, error) {
+	var out []engine.Change
+	for len(b) > 0 {
+		var ln []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			ln, b = b[:i], b[i+1:]
+		} else {
+			ln, b = b, nil
+		}
+		ln = bytes.TrimSpace(ln)
+		if len(ln) == 0 {
+			continue // blank lines separate nothing
+		}
+		if len(out) >= s.cfg.MaxBatch {
+			return nil, s.batchTooLarge()
+		}
+		c, err := parseChange(ln)
+		if err != nil {
+			return nil, atIndex(err, len(out))
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (s *Server) parseArray(b []byte) ([]engine.Change, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // the '['
+		return nil, jsonBodyError(err)
+	}
+	var out []engine.Change
+	for dec.More() {
+		if len(out) >= s.cfg.MaxBatch {
+			return nil, s.batchTooLarge()
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, atIndex(jsonBodyError(err), len(out))
+		}
+		c, err := parseChange(raw)
+		if err != nil {
+			return nil, atIndex(err, len(out))
+		}
+		out = append(out, c)
+	}
+	if _, err := dec.Token(); err != nil { // the ']'
+		return nil, jsonBodyError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bodyError("holds more after the closing ] of the array; send one array")
+	}
+	if len(out) == 0 {
+		return nil, bodyError("is an empty array; send at least one change")
+	}
+	return out, nil
+}
+
+// parseChange is engine.ParseChange naming the body when the whole value
+// is wrong (e.g. a number where a change object belongs).
+func parseChange(b []byte) (engine.Change, error) {
+	c, err := engine.ParseChange(b)
+	var fe *types.FieldError
+	if errors.As(err, &fe) && fe.Field == "" {
+		fe.Field = "body"
+	}
+	return c, err
+}
+
+func (s *Server) batchTooLarge() error {
+	return errorf(CodeTooLarge, "the body holds more than %d changes, the most one request accepts; split the batch", s.cfg.MaxBatch)
+}
+
+func bodyError(problem string) error {
+	return &types.FieldError{Kind: types.ErrInvalid, Field: "body", Problem: problem, Index: -1}
+}
+
+func jsonBodyError(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return bodyError(fmt.Sprintf("is not valid JSON at byte %d: %v", se.Offset, se))
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return bodyError("ends in the middle of a JSON value")
+	}
+	return bodyError("is not valid JSON: " + err.Error())
+}
+
+// atIndex sets the batch index on a field error.
+func atIndex(err error, i int) error {
+	var fe *types.FieldError
+	if errors.As(err, &fe) {
+		fe.Index = i
+	}
+	return err
+}
+
+// query parameters GET /v1/changes accepts.
+var queryParams = []string{"after", "since", "until", "surface", "change_type", "aggregate_type", "aggregate_id", "correlation_id", "min_severity", "limit", "order"}
+
+// getChanges queries the journal.
+func (s *Server) getChanges(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.Query(), time.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.j.Query(r.Context(), q)
+	if err != nil {
+		if errors.Is(err, engine.ErrCompacted) {
+			s.writeCompacted(w, q.After, res.Horizon)
+			return
+		}
+		var fe *types.FieldError
+		if errors.As(err, &fe) && fe.Kind == types.ErrInvalid {
+			// A bad filter is a bad query, not a bad change.
+			e := apiErrorOf(err)
+			e.Code = CodeInvalidQuery
+			err = &apiErr{e: e}
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	body := ChangesBody{Result: res, Order: "newest"}
+	if body.Changes == nil {
+		body.Changes = []engine.Change{}
+	}
+	if !q.NewestFirst {
+		body.Order = "oldest"
+		next := max(q.After, res.Head)
+		if res.More && len(res.Changes) > 0 {
+			next = res.Changes[len(res.Changes)-1].Sequence
+		}
+		body.NextCursor = &next
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// writeCompacted answers a cursor below the horizon with 410 and where to
+// resume after refetching snapshots.
+func (s *Server) writeCompacted(w http.ResponseWriter, after, horizon uint64) {
+	if horizon == 0 {
+		horizon = s.j.Status().FirstSequence
+	}
+	resume := uint64(0)
+	if horizon > 0 {
+		resume = horizon - 1
+	}
+	e := APIError{
+		Code: "compacted",
+		Message: fmt.Sprintf("cursor %d is below the horizon %d: the records after it were compacted away; refetch your snapshots, then resume with after=%d",
+			after, horizon, resume),
+		Horizon: horizon, ResumeAfter: &resume, RequestID: w.Header().Get(requestIDHeader),
+	}
+	writeErrorBody(w, http.StatusGone, e)
+}
+
+// parseQuery turns GET /v1/changes parameters into an engine.Query.
+func parseQuery(v url.Values, now time.Time) (engine.Query, error) {
+	var q engine.Query
+	for k := range v {
+		if !slices.Contains(queryParams, k) {
+			return q, queryError(k, "", "is not a query parameter", queryParams...)
+		}
+	}
+	one := func(name string) (string, error) {
+		vals := v[name]
+		if len(vals) > 1 {
+			return "", queryError(name, "", "is given more than once; give it once")
+		}
+		if len(vals) == 0 {
+			return "", nil
+		}
+		return strings.TrimSpace(vals[0]), nil
+	}
+	afterGiven := false
+	if a, err := one("after"); err != nil {
+		return q, err
+	} else if a != "" {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil {
+			return q, queryError("after", a, "is not a sequence (a non-negative integer)")
+		}
+		q.After, afterGiven = n, true
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		t, err := one(p.name)
+		if err != nil {
+			return q, err
+		}
+		if t == "" {
+			continue
+		}
+		// An unescaped "+01:00" offset arrives as " 01:00"; no valid
+		// value holds a space, so put the plus back.
+		t = strings.ReplaceAll(t, " ", "+")
+		if *p.dst, err = parseWhen(t, now); err != nil {
+			return q, queryError(p.name, t, "is neither an RFC 3339 time (2026-11-26T17:51:57Z) nor a duration ago (15m, 36h, 7d, 2w)")
+		}
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
+		return q, queryError("until", v.Get("until"), "is not after since")
+	}
+	q.Surfaces = splitList(v["surface"])
+	q.ChangeTypes = splitList(v["change_type"])
+	var err error
+	if q.AggregateType, err = one("aggregate_type"); err != nil {
+		return q, err
+	}
+	if q.AggregateID, err = one("aggregate_id"); err != nil {
+		return q, err
+	}
+	if (q.AggregateType == "") != (q.AggregateID == "") {
+		return q, queryError("aggregate_type", "", "and aggregate_id must be given together")
+	}
+	if q.CorrelationID, err = one("correlation_id"); err != nil {
+		return q, err
+	}
+	if q.MinSeverity, err = one("min_severity"); err != nil {
+		return q, err
+	}
+	if q.MinSeverity != "" {
+		if _, ok := registry.SeverityRank(q.MinSeverity); !ok {
+			return q, queryError("min_severity", q.MinSeverity, "is not a severity", registry.Severities...)
+		}
+	}
+	if l, err := one("limit"); err != nil {
+		return q, err
+	} else if l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxQueryLimit {
+			return q, queryError("limit", l, fmt.Sprintf("is not a number from 1 to %d", MaxQueryLimit))
+		}
+		q.Limit = n
+	}
+	q.NewestFirst = !afterGiven
+	if o, err := one("order"); err != nil {
+		return q, err
+	} else {
+		switch o {
+		case "":
+		case "newest":
+			q.NewestFirst = true
+		case "oldest":
+			q.NewestFirst = false
+		default:
+			return q, queryError("order", o, "is not an order", "newest", "oldest")
+		}
+	}
+	return q, nil
+}
+
+// parseWhen parses an RFC 3339 time, or a duration meaning that long
+// before now: Go durations ("90m", "36h") plus whole days ("7d") and
+// weeks ("2w").
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if t, err := engine.ParseTime(s); err == nil {
+		return t, nil
+	}
+	var d time.Duration
+	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
+		k, err := strconv.ParseUint(s[:n-1], 10, 32)
+		if err != nil {
+			return time.Time{}, err
+		}
+		unit := 24 * time.Hour
+		if s[n-1] == 'w' {
+			unit *= 7
+		}
+		if k > uint64(100*365*24*time.Hour/unit) {
+			return time.Time{}, errors.New("too long ago")
+		}
+		d = time.Duration(k) * unit
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return time.Time{}, err
+		}
+	}
+	if d < 0 {
+		return time.Time{}, errors.New("negative duration")
+	}
+	return now.Add(-d).UTC(), nil
+}
+
+// splitList flattens repeated and comma-separated values.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const requestIDHeader = "X-Request-Id"
+
+// access is who may call a route.
+type access int
+
+const (
+	accessOpen  access = iota // /healthz, /metrics: never need the token
+	accessRead                // need the token only beyond loopback
+	accessAdmin               // writes and admin calls: need the token whenever one is set
+)
+
+type route struct {
+	access  access
+	handler http.HandlerFunc
+}
+
+// router dispatches on exact paths and methods and answers unknown paths
+// and methods with JSON errors (http.ServeMux answers them in plain text).
+type router struct {
+	s      *Server
+	routes map[string]map[string]route // path → method → route
+}
+
+func (s *Server) routes() http.Handler {
+	rt := &router{s: s, routes: map[string]map[string]route{}}
+	add := func(method, path string, a access, h http.HandlerFunc) {
+		if rt.routes[path] == nil {
+			rt.routes[path] = map[string]route{}
+		}
+		rt.routes[path][method] = route{access: a, handler: h}
+	}
+	add(http.MethodPost, "/v1/changes", accessAdmin, s.postChanges)
+	add(http.MethodGet, "/v1/changes", accessRead, s.getChanges)
+	add(http.MethodGet, "/v1/surfaces", accessRead, s.getSurfaces)
+	add(http.MethodGet, "/v1/status", accessRead, s.getStatus)
+	add(http.MethodPost, "/v1/validate", accessAdmin, s.postValidate)
+	add(http.MethodGet, "/healthz", accessOpen, s.getHealthz)
+	metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
+		ErrorLog:          promLogger{s},
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	})
+	add(http.MethodGet, "/metrics", accessOpen, metrics.ServeHTTP)
+	return rt
+}
+
+// ServeHTTP runs the middleware (request id, recovery, logging, metrics,
+// Host check, authentication) around the matched route.
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := rt.s
+	start := time.Now()
+	id := requestID(r.Header.Get(requestIDHeader))
+	w.Header().Set(requestIDHeader, id)
+	rec := &statusRecorder{ResponseWriter: w}
+	methods, known := rt.routes[r.URL.Path]
+	label := "other"
+	if known {
+		label = r.URL.Path
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "request_id", id)
+			if !rec.wrote {
+				writeErrorBody(rec, http.StatusInternalServerError, APIError{Code: CodeInternal, Message: "internal error; the server log has the details", RequestID: id})
+			}
+		}
+		d := time.Since(start)
+		s.metrics.observe(label, r.Method, rec.status(), d)
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status(), "bytes", rec.bytes,
+			"duration", d, "request_id", id, "transport", transportOf(r), "remote", r.RemoteAddr)
+	}()
+	if err := s.checkHost(r); err != nil {
+		s.writeError(rec, r, err)
+		return
+	}
+	if !known {
+		s.writeError(rec, r, errorf(CodeNotFound, "no endpoint at %s; see the server package documentation for the API", r.URL.Path))
+		return
+	}
+	rte, ok := methods[r.Method]
+	if !ok && r.Method == http.MethodHead {
+		rte, ok = methods[http.MethodGet]
+	}
+	if !ok {
+		allow := make([]string, 0, len(methods))
+		for m := range methods {
+			allow = append(allow, m)
+		}
+		slices.Sort(allow)
+		rec.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(rec, r, errorf(CodeMethodNotAllowed, "%s does not accept %s; allowed: %s", r.URL.Path, r.Method, strings.Join(allow, ", ")))
+		return
+	}
+	if err := s.authorize(r, rte.access); err != nil {
+		s.writeError(rec, r, err)
+		return
+	}
+	rte.handler(rec, r)
+}
+
+// authorize applies the token rules (see the package doc).
+func (s *Server) authorize(r *http.Request, a access) error {
+	if a == accessOpen || s.cfg.Token == "" || transportOf(r) == transportUnix {
+		return nil
+	}
+	if a == accessRead && s.loopback {
+		return nil
+	}
+	h := r.Header.Get("Authorization")
+	scheme, tok, found := strings.Cut(h, " ")
+	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") {
+		return errorf(CodeUnauthorized, "this endpoint needs a bearer token: send Authorization: Bearer <token> (the server's --token / STATE_JOURNAL_TOKEN)")
+	}
+	sum := tokenDigest(strings.TrimSpace(tok))
+	if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
+		return errorf(CodeUnauthorized, "the bearer token does not match the server's token")
+	}
+	return nil
+}
+
+// tokenDigest hashes a token so that comparing digests in constant time
+// does not leak the token's length either.
+func tokenDigest(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
+
+// checkHost refuses, on a loopback TCP listener, a Host header that names
+// no loopback host: a browser tricked by DNS rebinding sends the
+// attacker's host name, so the check keeps web pages away from a
+// token-less local daemon.
+func (s *Server) checkHost(r *http.Request) error {
+	if transportOf(r) == transportUnix || !s.loopback {
+		return nil
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return errorf(CodeForbiddenHost, "Host %q is not a loopback host; this server listens on loopback and answers only requests addressed to 127.0.0.1, ::1 or localhost", clip(r.Host))
+}
+
+// requestID keeps a client's request id when it is short and plain, and
+// makes one otherwise.
+func requestID(in string) string {
+	if in != "" && len(in) <= 64 {
+		ok := true
+		for i := 0; i < len(in); i++ {
+			c := in[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return in
+		}
+	}
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusRecorder remembers the status and size of an answer. Unwrap lets
+// http.ResponseController reach the connection (flush, deadlines).
+type statusRecorder struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+	wrote bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code = code
+		r.wrote = true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.code = http.StatusOK
+		r.wrote = true
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) status() int {
+	if !r.wrote {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// promLogger routes promhttp's errors to slog.
+type promLogger struct{ s *Server }
+
+func (p promLogger) Println(v ...any) { p.s.log.Warn("metrics exposition", "err", fmt.Sprint(v...)) }

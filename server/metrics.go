@@ -1,0 +1,81 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// httpMetrics are the server's own metrics, plus the Go and process
+// collectors when the registry lacks them. Everything registered here is
+// unregistered by unregister.
+type httpMetrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	owned    []prometheus.Collector
+
+	once sync.Once
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
+	m := &httpMetrics{reg: reg}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "state_journal_http_requests_total",
+		Help: "HTTP requests answered, by route, method and status code.",
+	}, []string{"route", "method", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "state_journal_http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			m.unregister()
+			return nil, errors.New("server: register HTTP metrics: " + err.Error() + " (is another Server using this registry?)")
+		}
+		m.owned = append(m.owned, c)
+	}
+	// The Go and process collectors are added only when absent: the CLI
+	// or an embedding program may have registered them already.
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		err := reg.Register(c)
+		var are prometheus.AlreadyRegisteredError
+		switch {
+		case err == nil:
+			m.owned = append(m.owned, c)
+		case errors.As(err, &are):
+		default:
+			m.unregister()
+			return nil, errors.New("server: register runtime metrics: " + err.Error())
+		}
+	}
+	return m, nil
+}
+
+func (m *httpMetrics) observe(route, method string, code int, d time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions:
+	default:
+		method = "other" // client-controlled: keep the label set bounded
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// unregister removes every collector this server registered.
+func (m *httpMetrics) unregister() {
+	m.once.Do(func() {
+		for _, c := range m.owned {
+			m.reg.Unregister(c)
+		}
+	})
+}
