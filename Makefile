@@ -1,0 +1,55 @@
+# State Change Journal — build, run, test, prove.
+GO        ?= go
+PKGS      := ./...
+BIN       := bin/journalctl
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all build run test test-short bench bench-smoke bench-go crash fuzz-smoke check fmt vet staticcheck promlint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/journalctl
+
+## run: the journal server on the embedded defaults (data in .tmp/state-journal, 127.0.0.1:7766)
+run:
+	$(GO) run ./cmd/journalctl serve
+
+## test: every test, with the race detector (includes short crash and fault campaigns)
+test:
+	$(GO) test -race -timeout 4m $(PKGS)
+
+## bench: the full benchmark table against baselines (a few minutes)
+bench:
+	$(GO) run ./bench/cmd/loadgen
+
+## bench-smoke: every benchmark scenario for about a second, so benchmark code never rots
+bench-smoke:
+	$(GO) run ./bench/cmd/loadgen -smoke
+
+## bench-go: the Go benchmarks (benchstat-friendly)
+bench-go:
+	$(GO) test -run XXX -bench . -benchmem -count 1 ./...
+
+## crash: the long crash campaign (hundreds of SIGKILLs)
+crash:
+	CRASH_KILLS=300 $(GO) test -run 'Crash' -timeout 30m -v ./engine/
+
+## fuzz-smoke: each native fuzz target for a few seconds
+fuzz-smoke:
+	./.ci/fuzz-smoke.sh 5s
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+## check: formatting, vet, staticcheck and the race tests
+check: fmt vet staticcheck test
+
+clean:
+	rm -rf bin

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/types"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	dir      string
+	surfaces string
+	root     string
+	json     bool
+	logLevel string
+	out      io.Writer
+	errOut   io.Writer
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (g *globals) bind(root *cobra.Command) {
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.dir, "dir", envOr("STATE_JOURNAL_DIR", engine.DefaultDir), "journal data directory (env STATE_JOURNAL_DIR)")
+	pf.StringVar(&g.surfaces, "surfaces", os.Getenv("STATE_JOURNAL_SURFACES"), "surface registry file, YAML or JSON (env STATE_JOURNAL_SURFACES; default: the embedded catalog)")
+	pf.StringVar(&g.root, "root", "", "runtime root that relative storage paths resolve against (default: the working directory)")
+	pf.BoolVar(&g.json, "json", false, "print stable JSON instead of tables")
+	pf.StringVar(&g.logLevel, "log-level", envOr("STATE_JOURNAL_LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		g.out = cmd.OutOrStdout()
+		g.errOut = cmd.ErrOrStderr()
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+			return usageErr("--log-level %q is not one of: debug, info, warn, error", g.logLevel)
+		}
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+		return nil
+	}
+}
+
+// registry loads the surface registry the flags name.
+func (g *globals) registry() (*registry.Registry, error) {
+	if g.surfaces == "" {
+		return registry.Default(), nil
+	}
+	r, err := registry.Load(g.surfaces)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--surfaces %s: %w", g.surfaces, err)}
+	}
+	return r, nil
+}
+
+// engineOptions returns the options shared by every Open.
+func (g *globals) engineOptions() ([]engine.Option, error) {
+	reg, err := g.registry()
+	if err != nil {
+		return nil, err
+	}
+	opts := []engine.Option{engine.WithRegistry(reg), engine.WithLogger(slog.Default())}
+	if g.root != "" {
+		opts = append(opts, engine.WithRoot(g.root))
+	}
+	return opts, nil
+}
+
+// openRead opens the journal read-only: no lock, no file changed, so it
+// works beside a running server.
+func (g *globals) openRead() (*engine.Journal, error) {
+	if _, err := os.Stat(g.dir); err != nil {
+		return nil, fmt.Errorf("no journal at %s (set --dir or STATE_JOURNAL_DIR): %w", g.dir, err)
+	}
+	opts, err := g.engineOptions()
+	if err != nil {
+		return nil, err
+	}
+	return engine.Open(g.dir, append(opts, engine.ReadOnly())...)
+}
+
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table returns an aligned table writer; call Flush when done.
+func (g *globals) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+}
+
+// fail reports err (as JSON on stdout with --json, else on stderr) and
+// returns an exitError with code.
+func (g *globals) fail(code int, err error) error {
+	if g.json {
+		_ = g.printJSON(map[string]any{"error": errorBody(err)})
+		return &exitError{code: code, err: errReported}
+	}
+	return &exitError{code: code, err: err}
+}
+
+// errorBody is the stable JSON shape of an error.
+func errorBody(err error) map[string]any {
+	b := map[string]any{"code": types.Code(err), "message": err.Error()}
+	var fe *types.FieldError
+	if errors.As(err, &fe) {
+		b["field"] = fe.Field
+		if fe.Value != "" {
+			b["value"] = fe.Value
+		}
+		b["problem"] = fe.Problem
+		if len(fe.Allowed) > 0 {
+			b["allowed"] = fe.Allowed
+		}
+		if fe.Suggestion != "" {
+			b["suggestion"] = fe.Suggestion
+		}
+		if fe.Index >= 0 {
+			b["index"] = fe.Index
+		}
+	}
+	return b
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
