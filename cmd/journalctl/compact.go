@@ -1,28 +1,156 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/server"
 )
 
 func newCompactCmd(g *globals) *cobra.Command {
-	var dryRun bool
+	var (
+		dryRun bool
+		rf     retentionFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "state-journal-compact",
-		Short: "Compact sealed hot segments into zstd archives and apply retention",
-		Args:  cobra.NoArgs,
+		Short: "Compact the hot log into zstd archives and apply retention",
+		Long: `Seal the active hot segment and compact everything written before this call
+into zstd-compressed archives, then remove the oldest archives past the
+retention limits and advance the horizon (the oldest readable sequence).
+
+--dry-run reports what would be compacted, coalesced and removed, and the
+expected size, and changes nothing. A progress bar is drawn on a terminal.
+When a server holds the data directory, the server compacts.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCompact(g, dryRun)
+			ret, err := rf.retention()
+			if err != nil {
+				return err
+			}
+			window, err := rf.coalesceWindow()
+			if err != nil {
+				return err
+			}
+			rep, err := compact(g, cmd, dryRun, ret, window, &rf)
+			if err != nil {
+				return g.fail(exitProblems, err)
+			}
+			if g.json {
+				return g.printJSON(rep)
+			}
+			printCompactReport(g, rep)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be compacted, coalesced and removed, and change nothing")
+	rf.bind(cmd)
 	return cmd
 }
 
-func runCompact(g *globals, dryRun bool) error {
-	msg := "nothing to compact: this journal keeps every record in its hot log (archive compaction is not part of this build)"
-	if g.json {
-		return g.printJSON(map[string]any{"compacted": false, "dry_run": dryRun, "message": msg})
+func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, window time.Duration, rf *retentionFlags) (engine.CompactReport, error) {
+	ctx := context.Background()
+	if held, h := engine.LockHolder(g.dir); held {
+		if h == nil || (h.Socket == "" && h.Address == "") {
+			return engine.CompactReport{}, fmt.Errorf("the data directory is held by %s, which serves no API; stop it to compact", describeHolder(h))
+		}
+		c := server.Dial(h.Socket, h.Address, os.Getenv("STATE_JOURNAL_TOKEN"))
+		defer c.Close()
+		req := server.CompactRequest{DryRun: dryRun, Coalesce: rf.coalesce}
+		if cmd.Flags().Changed("max-bytes") {
+			req.MaxBytes = &rf.maxBytes
+		}
+		if cmd.Flags().Changed("max-age") {
+			req.MaxAge = &rf.maxAge
+		}
+		if cmd.Flags().Changed("max-records") {
+			req.MaxRecords = &rf.maxRecords
+		}
+		return c.Compact(ctx, req)
 	}
-	_, err := g.out.Write([]byte(msg + "\n"))
-	return err
+	opts, err := g.engineOptions()
+	if err != nil {
+		return engine.CompactReport{}, err
+	}
+	j, err := engine.Open(g.dir, append(opts, engine.WithRetention(ret), engine.WithHolder("journalctl state-journal-compact"))...)
+	if err != nil {
+		return engine.CompactReport{}, err
+	}
+	defer j.Close()
+	o := engine.CompactOptions{DryRun: dryRun, SealActive: true, Coalesce: window}
+	var bar *progressBar
+	if f, ok := g.errOut.(*os.File); ok && !g.json && term.IsTerminal(int(f.Fd())) {
+		bar = &progressBar{out: f}
+		o.Progress = bar.update
+	}
+	rep, err := j.Compact(ctx, o)
+	bar.finish()
+	return rep, err
+}
+
+func printCompactReport(g *globals, rep engine.CompactReport) {
+	fmt.Fprintln(g.out, rep.Message)
+	if len(rep.Archives) > 0 {
+		tw := g.table()
+		verb := "ARCHIVE"
+		if rep.DryRun {
+			verb = "WOULD WRITE"
+		}
+		fmt.Fprintf(tw, "%s\tSEQUENCES\tRECORDS\tCOALESCED\tIN\tOUT\n", verb)
+		for _, a := range rep.Archives {
+			out := humanBytes(a.OutputBytes)
+			if rep.DryRun {
+				out = "~" + out
+			}
+			fmt.Fprintf(tw, "%s\t%d..%d\t%d\t%d\t%s\t%s\n", a.Name, a.FirstSequence, a.LastSequence, a.Records, a.Coalesced, humanBytes(a.InputBytes), out)
+		}
+		tw.Flush()
+	}
+	if len(rep.Removed) > 0 {
+		tw := g.table()
+		verb := "REMOVED"
+		if rep.DryRun {
+			verb = "WOULD REMOVE"
+		}
+		fmt.Fprintf(tw, "%s\tSEQUENCES\tRECORDS\tBYTES\tREASON\n", verb)
+		for _, r := range rep.Removed {
+			fmt.Fprintf(tw, "%s\t%d..%d\t%d\t%s\t%s\n", r.Name, r.FirstSequence, r.LastSequence, r.Records, humanBytes(r.Bytes), r.Reason)
+		}
+		tw.Flush()
+	}
+	if rep.HorizonAfter != rep.HorizonBefore {
+		fmt.Fprintf(g.out, "horizon: %d -> %d (consumers with a cursor below %d must resync from a snapshot)\n", rep.HorizonBefore, rep.HorizonAfter, rep.HorizonAfter-1)
+	}
+}
+
+// progressBar draws compaction progress on a terminal.
+type progressBar struct {
+	out  *os.File
+	last time.Time
+	done bool
+}
+
+func (p *progressBar) update(done, total int64) {
+	if p == nil || total <= 0 || time.Since(p.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	n := int(done * width / total)
+	fmt.Fprintf(p.out, "\rcompacting [%s%s] %3d%% %s/%s", strings.Repeat("#", n), strings.Repeat(" ", width-n),
+		done*100/total, humanBytes(done), humanBytes(total))
+	p.done = true
+}
+
+func (p *progressBar) finish() {
+	if p != nil && p.done {
+		fmt.Fprintln(p.out)
+	}
 }

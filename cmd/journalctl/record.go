@@ -169,6 +169,10 @@ func runRecordFlags(g *globals, f *recordFlags, cmd *cobra.Command) error {
 	defer w.Close()
 	rcs, err := w.RecordBatch(cmd.Context(), []engine.Change{c})
 	if err != nil {
+		var fe *types.FieldError
+		if errors.As(err, &fe) {
+			fe.Index = -1 // one record from flags: its position means nothing
+		}
 		return g.fail(exitProblems, err)
 	}
 	out := bufio.NewWriter(g.out)

@@ -22,15 +22,20 @@ func newServeCmd(g *globals) *cobra.Command {
 		socket string
 		sync   string
 		token  string
+		rf     retentionFlags
+		noAuto bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the journal server: HTTP on loopback and a Unix socket in the data directory",
 		Long: `Run the journal daemon. It takes the data directory's writer lock, serves the
 HTTP API (POST/GET /v1/changes, /v1/surfaces, /v1/status, /v1/validate,
-/healthz, /metrics) on --listen and on a Unix socket (mode 0600) in the data
+/v1/compact, /healthz, /metrics) on --listen and on a Unix socket (mode 0600) in the data
 directory, and on SIGTERM or SIGINT drains in-flight requests, commits and
 fsyncs what was accepted, and releases the lock.
+
+Sealed hot segments are compacted into zstd archives in the background and
+retention (--max-bytes, --max-age, --max-records) keeps the journal bounded.
 
 Listening beyond loopback needs a bearer token (--token or STATE_JOURNAL_TOKEN)
 for writes and admin calls.`,
@@ -44,9 +49,18 @@ for writes and admin calls.`,
 			if err != nil {
 				return err
 			}
+			ret, err := rf.retention()
+			if err != nil {
+				return err
+			}
+			window, err := rf.coalesceWindow()
+			if err != nil {
+				return err
+			}
 			preg := prometheus.NewRegistry()
 			j, err := engine.Open(g.dir, append(opts, engine.WithSync(p), engine.WithRegisterer(preg),
-				engine.WithHolder("journalctl serve"))...)
+				engine.WithHolder("journalctl serve"), engine.WithRetention(ret),
+				engine.WithAutoCompact(engine.AutoCompact{Enabled: !noAuto, Coalesce: window}))...)
 			if err != nil {
 				return g.fail(exitProblems, err)
 			}
@@ -72,5 +86,7 @@ for writes and admin calls.`,
 	fl.StringVar(&socket, "socket", "", "Unix socket path (default <dir>/journal.sock; - to disable)")
 	fl.StringVar(&sync, "sync", envOr("STATE_JOURNAL_SYNC", "always"), "sync policy: always (fsync before acknowledging), interval, none (env STATE_JOURNAL_SYNC)")
 	fl.StringVar(&token, "token", os.Getenv("STATE_JOURNAL_TOKEN"), "bearer token for writes and admin calls (env STATE_JOURNAL_TOKEN)")
+	fl.BoolVar(&noAuto, "no-auto-compact", false, "do not compact sealed hot segments in the background (retention then applies only on state-journal-compact)")
+	rf.bind(cmd)
 	return cmd
 }

@@ -29,6 +29,18 @@ func newStatusCmd(g *globals) *cobra.Command {
 			row("Last sequence", st.LastSequence)
 			row("Records", st.Records)
 			row("Hot log", fmt.Sprintf("%d records, %s in %d segments (segment size %s)", st.HotRecords, humanBytes(st.HotBytes), st.HotSegments, humanBytes(int64(st.SegmentSize))))
+			row("Archives", fmt.Sprintf("%d records, %s in %d segments, %d coalesced, compression %.1fx", st.ArchiveRecords, humanBytes(st.ArchiveBytes), st.ArchiveSegments, st.Coalesced, st.CompressionRatio))
+			for _, d := range st.DamagedArchives {
+				row("  DAMAGED", d)
+			}
+			if st.LastCompaction != nil {
+				lc := st.LastCompaction
+				row("Last compaction", fmt.Sprintf("%s: %d archive(s), %d records, %d coalesced, %.1fx, %d removed, took %s", lc.At.Format(time.RFC3339), lc.Archives, lc.Records, lc.Coalesced, lc.Ratio, lc.Removed, lc.Duration))
+			} else {
+				row("Last compaction", "never")
+			}
+			row("Retention", fmt.Sprintf("max %s, max age %s, max %d records", humanBytes(st.Retention.MaxBytes), st.Retention.MaxAge, st.Retention.MaxRecords))
+			row("Sync policy", st.SyncPolicy)
 			row("Index memory", humanBytes(st.IndexBytes))
 			if st.Writer != nil {
 				row("Writer", st.Writer.String())
