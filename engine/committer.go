@@ -470,4 +470,3 @@ func (j *Journal) answerAll(err error) {
 		r.done <- struct{}{}
 	}
 }
-

@@ -70,4 +70,3 @@ func (d *dedupe) expire(now int64, horizon uint64) {
 		d.head = 0
 	}
 }
-

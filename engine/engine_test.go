@@ -71,7 +71,11 @@ func TestBadInputIsRejectedWithTheFieldAndNothingIsWritten(t *testing.T) {
 		{"missing source", func(c *Change) { c.Source = "" }, types.ErrInvalid, "source"},
 		{"changed surfaces without the surface", func(c *Change) { c.ChangedSurfaces = []string{"runtime_leases"} }, types.ErrInvalid, "changed_surfaces"},
 		{"mutates authority on a plain surface", func(c *Change) { c.MutatesAuthorityState = true }, types.ErrPolicy, "mutates_authority_state"},
-		{"approvals from a stranger", func(c *Change) { c.Surface = "runtime_approvals"; c.ChangeType = "updated"; c.Source = "runtime.stranger" }, types.ErrPolicy, "source"},
+		{"approvals from a stranger", func(c *Change) {
+			c.Surface = "runtime_approvals"
+			c.ChangeType = "updated"
+			c.Source = "runtime.stranger"
+		}, types.ErrPolicy, "source"},
 		{"disabled surface", func(c *Change) { c.Surface = "runtime_action_timeline"; c.ChangeType = "created" }, types.ErrPolicy, "surface"},
 		{"bad snapshot hint", func(c *Change) { c.SnapshotHint = "nope" }, types.ErrInvalid, "snapshot_hint"},
 		{"wrong schema version", func(c *Change) { c.SchemaVersion = "v0" }, types.ErrInvalid, "schema_version"},

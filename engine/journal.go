@@ -61,8 +61,8 @@ type Journal struct {
 	closeMu sync.RWMutex
 	closed  bool // guarded by closeMu
 
-	reqs   chan *request
-	ctrl   chan func() // work the committer runs between batches
+	reqs chan *request
+	ctrl chan func() // work the committer runs between batches
 
 	// viewMu serialises publishers of the view (the committer after each
 	// batch, compaction and retention); readers never take it.
@@ -73,10 +73,10 @@ type Journal struct {
 	autoStop       chan struct{}
 	autoDone       chan struct{}
 	autoKick       chan struct{}
-	stopc  chan struct{}
-	donec  chan struct{}
-	async  chan Change
-	asyncD chan struct{}
+	stopc          chan struct{}
+	donec          chan struct{}
+	async          chan Change
+	asyncD         chan struct{}
 
 	failErr atomic.Pointer[error] // sticky write failure
 

@@ -11,39 +11,39 @@ import (
 
 // Status is a snapshot of the journal's state, stable as JSON.
 type Status struct {
-	Dir              string           `json:"dir"`
-	ReadOnly         bool             `json:"read_only"`
-	SyncPolicy       SyncPolicy       `json:"sync_policy"`
-	FirstSequence    uint64           `json:"first_sequence"` // oldest readable sequence (the horizon)
-	LastSequence     uint64           `json:"last_sequence"`  // newest committed sequence, 0 when empty
-	DurableSequence  uint64           `json:"durable_sequence"`
-	Records          uint64           `json:"records"`
-	HotRecords       uint64           `json:"hot_records"`
-	HotBytes         int64            `json:"hot_bytes"`
-	HotSegments      int              `json:"hot_segments"`
-	SegmentSize      int              `json:"segment_size"`
-	Horizon          uint64           `json:"horizon"`
-	ArchiveRecords   uint64           `json:"archive_records"`
-	ArchiveBytes     int64            `json:"archive_bytes"`
-	ArchiveSegments  int              `json:"archive_segments"`
-	DamagedArchives  []string         `json:"damaged_archives,omitempty"`
-	Coalesced        uint64           `json:"coalesced"`
-	ArchiveInput     int64            `json:"archive_input_bytes"`
-	CompressionRatio float64          `json:"compression_ratio"`
+	Dir              string             `json:"dir"`
+	ReadOnly         bool               `json:"read_only"`
+	SyncPolicy       SyncPolicy         `json:"sync_policy"`
+	FirstSequence    uint64             `json:"first_sequence"` // oldest readable sequence (the horizon)
+	LastSequence     uint64             `json:"last_sequence"`  // newest committed sequence, 0 when empty
+	DurableSequence  uint64             `json:"durable_sequence"`
+	Records          uint64             `json:"records"`
+	HotRecords       uint64             `json:"hot_records"`
+	HotBytes         int64              `json:"hot_bytes"`
+	HotSegments      int                `json:"hot_segments"`
+	SegmentSize      int                `json:"segment_size"`
+	Horizon          uint64             `json:"horizon"`
+	ArchiveRecords   uint64             `json:"archive_records"`
+	ArchiveBytes     int64              `json:"archive_bytes"`
+	ArchiveSegments  int                `json:"archive_segments"`
+	DamagedArchives  []string           `json:"damaged_archives,omitempty"`
+	Coalesced        uint64             `json:"coalesced"`
+	ArchiveInput     int64              `json:"archive_input_bytes"`
+	CompressionRatio float64            `json:"compression_ratio"`
 	LastCompaction   *CompactionSummary `json:"last_compaction,omitempty"`
-	Retention        Retention        `json:"retention"`
-	Fsyncs           uint64           `json:"fsyncs"`
-	Batches          uint64           `json:"batches"`
-	Appended         uint64           `json:"appended"`
-	AsyncDropped     uint64           `json:"async_dropped"`
-	DedupeWindow     string           `json:"dedupe_window"`
-	DedupeIDs        int              `json:"dedupe_ids,omitempty"`
-	IndexBytes       int64            `json:"index_bytes"`
-	Failed           string           `json:"failed,omitempty"`
-	Writer           *fsx.Holder      `json:"writer,omitempty"`
-	LastRecovery     *Recovery        `json:"last_recovery,omitempty"`
-	RegistryDigest   string           `json:"registry_digest"`
-	Surfaces         []SurfaceStatus  `json:"surfaces"`
+	Retention        Retention          `json:"retention"`
+	Fsyncs           uint64             `json:"fsyncs"`
+	Batches          uint64             `json:"batches"`
+	Appended         uint64             `json:"appended"`
+	AsyncDropped     uint64             `json:"async_dropped"`
+	DedupeWindow     string             `json:"dedupe_window"`
+	DedupeIDs        int                `json:"dedupe_ids,omitempty"`
+	IndexBytes       int64              `json:"index_bytes"`
+	Failed           string             `json:"failed,omitempty"`
+	Writer           *fsx.Holder        `json:"writer,omitempty"`
+	LastRecovery     *Recovery          `json:"last_recovery,omitempty"`
+	RegistryDigest   string             `json:"registry_digest"`
+	Surfaces         []SurfaceStatus    `json:"surfaces"`
 }
 
 // SurfaceStatus is the live figure of one surface.
