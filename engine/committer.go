@@ -309,6 +309,10 @@ func (j *Journal) commit() {
 	nv := &view{first: old.first, entries: old.entries, segs: old.segs, bytes: old.bytes, intern: old.intern,
 		archives: old.archives, horizonFloor: old.horizonFloor}
 	nv.surf = append(make([]surfaceStat, 0, len(old.surf)+1), old.surf...)
+	// The outer slices are copied so this view's headers are its own; the
+	// posting lists themselves are shared and only appended to.
+	nv.post = append(make([][]uint64, 0, len(old.post)+1), old.post...)
+	nv.hintLast = append(make([]uint64, 0, len(old.hintLast)+1), old.hintLast...)
 	segsCopied := false
 	newSeg := func(first uint64) {
 		if !segsCopied {
@@ -358,6 +362,7 @@ func (j *Journal) commit() {
 			j.fillEntry(&e, &it.change)
 			nv.entries = append(nv.entries, e)
 			nv.noteSurface(e, seq)
+			nv.notePost(e, seq)
 			nv.bytes += frame
 			c.tailSize += frame
 			written++
@@ -403,6 +408,7 @@ func (j *Journal) commit() {
 		}
 	}
 	j.view.Store(nv)
+	j.notifyChanged()
 	j.batches.Add(1)
 	j.appended.Add(uint64(written))
 	for _, r := range c.pending {

@@ -422,6 +422,7 @@ func truncatedView(v *view, upto uint64, hotDir string) (*view, int64) {
 	}
 	nv.entries = entries
 	nv.first = next
+	nv.rebuildPostings()
 	nv.segs = append([]hotSegInfo{{first: next, path: filepath.Join(hotDir, segment.HotSegmentName(next))}}, v.segs[idx+1:]...)
 	var b int64
 	for i := range entries {

@@ -44,6 +44,44 @@ type view struct {
 	// horizonFloor is the persisted horizon: retention promised nothing
 	// below it.
 	horizonFloor uint64
+	// post[surface] lists the hot sequences of that surface, ascending,
+	// so a surface query touches only its own records.
+	post [][]uint64
+	// hintLast[hint] is the last sequence (hot or archived) that named
+	// that snapshot hint: the answer to Stale.
+	hintLast []uint64
+}
+
+// notePost records seq under its surface and hint.
+func (v *view) notePost(e hotEntry, seq uint64) {
+	for int(e.surface) >= len(v.post) {
+		v.post = append(v.post, nil)
+	}
+	v.post[e.surface] = append(v.post[e.surface], seq)
+	v.noteHint(e.hint, seq)
+}
+
+func (v *view) noteHint(hint uint16, seq uint64) {
+	for int(hint) >= len(v.hintLast) {
+		v.hintLast = append(v.hintLast, 0)
+	}
+	if seq > v.hintLast[hint] {
+		v.hintLast[hint] = seq
+	}
+}
+
+// rebuildPostings recomputes the surface postings from the entries
+// (after the front of the hot log was cut).
+func (v *view) rebuildPostings() {
+	post := make([][]uint64, len(v.post))
+	for i := range v.entries {
+		e := &v.entries[i]
+		for int(e.surface) >= len(post) {
+			post = append(post, nil)
+		}
+		post[e.surface] = append(post[e.surface], v.first+uint64(i))
+	}
+	v.post = post
 }
 
 func (v *view) last() uint64 { return v.first + uint64(len(v.entries)) - 1 }

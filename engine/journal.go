@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/tidwall/wal"
 
 	"github.com/agentruntime/statejournal/engine/registry"
@@ -93,8 +94,12 @@ type Journal struct {
 	c committerState
 
 	selfLists map[string][]string
-	seed      []dedupeSeed // event ids read at open, consumed by loadDedupe
-	lostID    uint16       // interned id of lostSurface
+	seed      []dedupeSeed                  // event ids read at open, consumed by loadDedupe
+	changed   atomic.Pointer[chan struct{}] // closed and replaced when the view changes
+	watchOnce sync.Once
+	watcher   *fsnotify.Watcher // read-only followers: file events of hot/ and archive/
+	watchC    chan struct{}
+	lostID    uint16 // interned id of lostSurface
 }
 
 // lostSurface is the index's surface for tombstones left by Repair; it
@@ -216,6 +221,7 @@ func (j *Journal) addArchiveStats(v *view) {
 					j.fillEntry(&e, &c)
 					s := &v.surf[id]
 					s.LastSequence, s.LastUnix, s.LastChangeType, s.LastSeverity = r.Seq, e.unix, e.ctype, e.sev
+					v.noteHint(e.hint, r.Seq)
 				}
 				return false
 			})
@@ -292,17 +298,30 @@ func (j *Journal) openReadOnly() error {
 	if !fi.IsDir() {
 		return fmt.Errorf("open journal read-only: %s is not a directory", j.dir)
 	}
-	segs, _, err := segment.ListHotSegments(j.hotDir)
+	v, err := j.loadReadOnlyView()
 	if err != nil {
 		return err
+	}
+	j.view.Store(v)
+	j.recovery = readRecovery(filepath.Join(j.dir, stateDirName))
+	j.lastCompaction.Store(readCompaction(filepath.Join(j.dir, stateDirName)))
+	return nil
+}
+
+// loadReadOnlyView reads the journal's files into a view without
+// changing any of them.
+func (j *Journal) loadReadOnlyView() (*view, error) {
+	segs, _, err := segment.ListHotSegments(j.hotDir)
+	if err != nil {
+		return nil, err
 	}
 	v, _, err := j.loadHot(segs, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	archives, err := loadArchives(filepath.Join(j.dir, archiveDirName))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	floor := readHorizon(filepath.Join(j.dir, stateDirName))
 	archives = dropBelow(archives, floor)
@@ -312,13 +331,18 @@ func (j *Journal) openReadOnly() error {
 		k := int(min(archives[n-1].last+1-v.first, uint64(len(v.entries))))
 		v.entries = v.entries[k:]
 		v.first = archives[n-1].last + 1
+		v.rebuildPostings()
 	}
 	v.archives, v.horizonFloor = archives, floor
+	if len(segs) == 0 {
+		// No hot log yet: an empty view that starts after the archives.
+		v.first = 1
+		if n := len(archives); n > 0 {
+			v.first = archives[n-1].last + 1
+		}
+	}
 	j.addArchiveStats(v)
-	j.view.Store(v)
-	j.recovery = readRecovery(filepath.Join(j.dir, stateDirName))
-	j.lastCompaction.Store(readCompaction(filepath.Join(j.dir, stateDirName)))
-	return nil
+	return v, nil
 }
 
 func (j *Journal) openWriter() (err error) {
@@ -529,6 +553,7 @@ func (j *Journal) indexEntry(v *view, off int64, seq uint64, payload []byte) (ho
 	e := hotEntry{off: uint32(off), length: uint32(uvarintLen(uint64(len(payload)+segment.EnvelopeHeaderSize)) + len(payload) + segment.EnvelopeHeaderSize)}
 	j.fillEntry(&e, &c)
 	v.noteSurface(e, seq)
+	v.notePost(e, seq)
 	if !j.opts.readOnly {
 		j.seed = append(j.seed, dedupeSeed{id: c.EventID, rc: Receipt{Sequence: seq, EventID: c.EventID, OccurredAt: c.OccurredAt, Surface: c.Surface}})
 	}
@@ -631,6 +656,10 @@ func (j *Journal) Close() error {
 
 func (j *Journal) shutdown() error {
 	var errs []error
+	if j.watcher != nil {
+		j.watcher.Close()
+		j.watcher = nil
+	}
 	if j.wal != nil {
 		if j.failure() == nil {
 			if err := j.wal.Sync(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/agentruntime/statejournal/engine/registry"
@@ -214,29 +215,38 @@ func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, 
 }
 
 // queryHot visits the hot log's matches in the query's order; it returns
-// false when add said stop.
+// false when add said stop. With a surface filter it walks only those
+// surfaces' posting lists.
 func (j *Journal) queryHot(ctx context.Context, v *view, c *compiled, add func(Change) bool) (bool, error) {
 	q := c.q
 	rd := newHotReader(v)
 	defer rd.close()
 	n := len(v.entries)
-	lo := 0
-	if q.After >= v.first {
-		lo = int(min(q.After-v.first+1, uint64(n)))
+	lo := v.first
+	if q.After >= lo {
+		lo = q.After + 1
 	}
-	for k := 0; k < n-lo; k++ {
+	var it seqIter
+	if c.anySurf {
+		return true, nil
+	} else if len(c.surfaces) > 0 {
+		it = newPostingIter(v, c.surfaces, lo, q.NewestFirst)
+	} else {
+		it = &rangeIter{lo: lo, hi: v.first + uint64(n), rev: q.NewestFirst}
+		it.(*rangeIter).init()
+	}
+	for k := 0; ; k++ {
+		seq, ok := it.next()
+		if !ok {
+			return true, nil
+		}
 		if k&1023 == 0 && ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		i := lo + k
-		if q.NewestFirst {
-			i = n - 1 - k
-		}
-		e := &v.entries[i]
+		e := &v.entries[seq-v.first]
 		if !c.match(e) {
 			continue
 		}
-		seq := v.first + uint64(i)
 		ch, err := rd.read(seq, e)
 		if err != nil {
 			return false, err
@@ -248,7 +258,91 @@ func (j *Journal) queryHot(ctx context.Context, v *view, c *compiled, add func(C
 			return false, nil
 		}
 	}
-	return true, nil
+}
+
+// seqIter yields hot sequences in the query's order.
+type seqIter interface{ next() (uint64, bool) }
+
+// rangeIter yields every sequence in [lo, hi).
+type rangeIter struct {
+	lo, hi, cur uint64
+	rev         bool
+}
+
+func (r *rangeIter) init() {
+	if r.rev {
+		r.cur = r.hi
+	} else {
+		r.cur = r.lo
+	}
+}
+
+func (r *rangeIter) next() (uint64, bool) {
+	if r.rev {
+		if r.cur <= r.lo {
+			return 0, false
+		}
+		r.cur--
+		return r.cur, true
+	}
+	if r.cur >= r.hi {
+		return 0, false
+	}
+	r.cur++
+	return r.cur - 1, true
+}
+
+// postingIter merges the posting lists of several surfaces.
+type postingIter struct {
+	lists [][]uint64
+	pos   []int
+	rev   bool
+}
+
+func newPostingIter(v *view, surfaces []uint16, lo uint64, rev bool) *postingIter {
+	p := &postingIter{rev: rev}
+	for _, s := range surfaces {
+		if int(s) >= len(v.post) {
+			continue
+		}
+		l := v.post[s]
+		// Only sequences >= lo, within the view.
+		i := sort.Search(len(l), func(i int) bool { return l[i] >= lo })
+		l = l[i:]
+		if len(l) == 0 {
+			continue
+		}
+		p.lists = append(p.lists, l)
+		if rev {
+			p.pos = append(p.pos, len(l)-1)
+		} else {
+			p.pos = append(p.pos, 0)
+		}
+	}
+	return p
+}
+
+func (p *postingIter) next() (uint64, bool) {
+	best := -1
+	var bv uint64
+	for i, l := range p.lists {
+		k := p.pos[i]
+		if k < 0 || k >= len(l) {
+			continue
+		}
+		if best < 0 || (!p.rev && l[k] < bv) || (p.rev && l[k] > bv) {
+			best, bv = i, l[k]
+		}
+	}
+	if best < 0 {
+		return 0, false
+	}
+	if p.rev {
+		p.pos[best]--
+	} else {
+		p.pos[best]++
+	}
+	return bv, true
 }
 
 // queryArchive visits one archive's matches in the query's order,

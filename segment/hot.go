@@ -163,6 +163,13 @@ const maxEntry = 64 << 20
 // whether it is tail damage (no valid envelope follows it anywhere in the
 // file) and classifies it: torn tail, zero-filled tail, or a bad checksum.
 func ScanHotSegment(seg HotSegment, fn ScanFunc) (ScanResult, error) {
+	return ScanHotSegmentFrom(seg, 0, seg.FirstSeq, fn)
+}
+
+// ScanHotSegmentFrom is ScanHotSegment starting at byte offset start,
+// where the entry with sequence seq begins (a position an earlier scan
+// returned). Followers use it to read only what was appended.
+func ScanHotSegmentFrom(seg HotSegment, start int64, seq uint64, fn ScanFunc) (ScanResult, error) {
 	f, err := os.Open(seg.Path)
 	if err != nil {
 		return ScanResult{}, err
@@ -172,10 +179,16 @@ func ScanHotSegment(seg HotSegment, fn ScanFunc) (ScanResult, error) {
 	if err != nil {
 		return ScanResult{}, err
 	}
-	res := ScanResult{Size: fi.Size(), NextSeq: seg.FirstSeq}
+	res := ScanResult{Size: fi.Size(), NextSeq: seq, GoodEnd: start}
+	if start > res.Size {
+		return res, fmt.Errorf("scan %s from %d: the file has only %d bytes", seg.Path, start, res.Size)
+	}
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return res, err
+	}
 	br := bufio.NewReaderSize(f, 256<<10)
 	var buf []byte
-	var off int64
+	off := start
 	for off < res.Size {
 		length, n, lerr := readUvarint(br)
 		if lerr != nil {

@@ -59,7 +59,8 @@ type FieldError struct {
 // Error renders the error in one line: field, value, problem, allowed.
 func (e *FieldError) Error() string {
 	var b strings.Builder
-	if e.Index >= 0 {
+	if e.Index >= 0 && e.Kind != ErrBadRegistry {
+		// Registry errors carry the surface's position in Field already.
 		fmt.Fprintf(&b, "record %d: ", e.Index)
 	}
 	b.WriteString(e.Field)

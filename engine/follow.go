@@ -1,0 +1,267 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"errors"
+	"fmt"
+	"github.com/fsnotify/fsnotify"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/types"
+)
+
+// notifyChanged wakes everyone waiting in Wait.
+func (j *Journal) notifyChanged() {
+	ch := make(chan struct{})
+	if old := j.changed.Swap(&ch); old != nil {
+		close(*old)
+	}
+}
+
+// waitChan returns a channel closed at the next change.
+func (j *Journal) waitChan() <-chan struct{} {
+	for {
+		if p := j.changed.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if j.changed.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+// Head returns the newest committed sequence (0 when empty).
+func (j *Journal) Head() uint64 {
+	v := j.view.Load()
+	return v.first + uint64(len(v.entries)) - 1
+}
+
+// Wait blocks until a record with a sequence greater than after is
+// committed, or ctx ends; it returns the head. On a journal opened
+// ReadOnly it follows the files another process writes (see Refresh), so
+// a CLI can tail a journal without a server.
+func (j *Journal) Wait(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		ch := j.waitChan()
+		if h := j.Head(); h > after {
+			return h, nil
+		}
+		if j.opts.readOnly {
+			if _, err := j.Refresh(); err != nil {
+				return j.Head(), err
+			}
+			if h := j.Head(); h > after {
+				return h, nil
+			}
+			t := time.NewTimer(followFallback)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return j.Head(), ctx.Err()
+			case <-ch:
+			case <-j.fileEvents():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return j.Head(), ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// StaleItem is one snapshot or surface that changed after a cursor.
+type StaleItem struct {
+	ID           string `json:"id"`
+	LastSequence uint64 `json:"last_sequence"`
+}
+
+// StaleSet answers Stale: what a consumer holding snapshots as of cursor
+// Since must refetch.
+type StaleSet struct {
+	Since     uint64      `json:"since"`
+	Head      uint64      `json:"head"`
+	Horizon   uint64      `json:"horizon"`
+	Resync    bool        `json:"resync"`
+	Snapshots []StaleItem `json:"snapshots"`
+	Surfaces  []StaleItem `json:"surfaces"`
+}
+
+// Stale returns the snapshot hints and surfaces changed after since, with
+// the latest sequence of each. It costs in proportion to the number of
+// snapshots and surfaces, never to the journal's size. A cursor below the
+// horizon answers Resync (every snapshot listed) and ErrCompacted: the
+// consumer must refetch everything.
+func (j *Journal) Stale(since uint64) (StaleSet, error) {
+	v := j.view.Load()
+	st := StaleSet{Since: since, Head: v.first + uint64(len(v.entries)) - 1, Horizon: v.horizon(), Snapshots: []StaleItem{}, Surfaces: []StaleItem{}}
+	if since > 0 && since+1 < st.Horizon {
+		st.Resync = true
+		for _, h := range j.opts.registry.SnapshotIDs() {
+			st.Snapshots = append(st.Snapshots, StaleItem{ID: h, LastSequence: st.Head})
+		}
+		return st, fmt.Errorf("%w: cursor %d, oldest readable sequence %d", types.ErrCompacted, since, st.Horizon)
+	}
+	for id, last := range v.hintLast {
+		if last > since {
+			name := j.intern.name(uint16(id))
+			if name != registry.SnapshotNone {
+				st.Snapshots = append(st.Snapshots, StaleItem{ID: name, LastSequence: last})
+			}
+		}
+	}
+	for id := range v.surf {
+		if s := v.surf[id]; s.LastSequence > since && uint16(id) != j.lostID {
+			st.Surfaces = append(st.Surfaces, StaleItem{ID: j.intern.name(uint16(id)), LastSequence: s.LastSequence})
+		}
+	}
+	return st, nil
+}
+
+// Refresh brings a ReadOnly journal up to date with the files: it reads
+// the entries appended since the last look and, when a compaction or
+// retention changed the segments, reloads. It reports whether anything
+// changed. On a writing journal it does nothing.
+func (j *Journal) Refresh() (bool, error) {
+	if !j.opts.readOnly {
+		return false, nil
+	}
+	j.viewMu.Lock()
+	defer j.viewMu.Unlock()
+	v := j.view.Load()
+	segs, _, err := segment.ListHotSegments(j.hotDir)
+	if err != nil {
+		return false, err
+	}
+	if len(segs) == 0 {
+		return false, nil
+	}
+	archived, _ := os.ReadDir(filepath.Join(j.dir, archiveDirName))
+	structural := len(v.segs) == 0 || segs[0].FirstSeq != v.segs[0].first || len(segs) < len(v.segs) ||
+		countArchives(archived) != len(v.archives)
+	for i := 0; !structural && i < len(v.segs); i++ {
+		structural = segs[i].FirstSeq != v.segs[i].first
+	}
+	if structural {
+		nv, err := j.loadReadOnlyView()
+		if err != nil {
+			return false, err
+		}
+		j.view.Store(nv)
+		j.notifyChanged()
+		return true, nil
+	}
+	nv := *v
+	nv.surf = slices.Clone(v.surf)
+	nv.post = slices.Clone(v.post)
+	nv.hintLast = slices.Clone(v.hintLast)
+	tail := len(v.segs) - 1
+	start, seq := int64(0), v.segs[tail].first
+	if n := len(v.entries); n > 0 && v.last() >= v.segs[tail].first {
+		e := v.entries[n-1]
+		start, seq = int64(e.off)+int64(e.length), v.last()+1
+	}
+	added := 0
+	for i := tail; i < len(segs); i++ {
+		s := segs[i]
+		if i > tail {
+			nv.segs = append(slices.Clone(nv.segs), hotSegInfo{first: s.FirstSeq, path: s.Path})
+			start, seq = 0, s.FirstSeq
+		}
+		if s.FirstSeq != seq && start == 0 && i > tail && nv.first+uint64(len(nv.entries)) != s.FirstSeq {
+			return false, fmt.Errorf("follow: segment %s starts at %d, expected %d", s.Path, s.FirstSeq, nv.first+uint64(len(nv.entries)))
+		}
+		var decErr error
+		res, err := segment.ScanHotSegmentFrom(s, start, seq, func(off int64, sq uint64, payload []byte) bool {
+			e, err := j.indexEntry(&nv, off, sq, payload)
+			if err != nil {
+				decErr = err
+				return false
+			}
+			nv.entries = append(nv.entries, e)
+			added++
+			return true
+		})
+		if err != nil {
+			return false, err
+		}
+		if decErr != nil {
+			return false, decErr
+		}
+		nv.bytes += res.GoodEnd - start
+		if res.Problem != nil && !(i == len(segs)-1 && res.TailOnly) {
+			return false, fmt.Errorf("follow: %w", res.Problem)
+		}
+	}
+	if added == 0 && len(nv.segs) == len(v.segs) {
+		return false, nil
+	}
+	j.view.Store(&nv)
+	j.notifyChanged()
+	return true, nil
+}
+
+func countArchives(ents []os.DirEntry) int {
+	n := 0
+	for _, e := range ents {
+		if _, _, ok := segment.ParseArchiveFileName(e.Name()); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// followFallback bounds how long a read-only follower waits when no file
+// event arrives (a file system without inotify, or a missed event).
+const followFallback = 250 * time.Millisecond
+
+// fileEvents returns a channel that receives when the hot or archive
+// directory changes. The watcher starts on first use and stops at Close.
+// Without inotify it returns nil, and Wait falls back to polling.
+func (j *Journal) fileEvents() <-chan struct{} {
+	j.watchOnce.Do(func() {
+		w, err := fsnotify.NewWatcher()
+		if err != nil {
+			j.log.Debug("follow: no file watcher, polling", "err", err)
+			return
+		}
+		for _, d := range []string{j.hotDir, filepath.Join(j.dir, archiveDirName)} {
+			if err := w.Add(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+				j.log.Debug("follow: cannot watch", "dir", d, "err", err)
+			}
+		}
+		j.watcher = w
+		j.watchC = make(chan struct{}, 1)
+		go func() {
+			for {
+				select {
+				case _, ok := <-w.Events:
+					if !ok {
+						return
+					}
+				case _, ok := <-w.Errors:
+					if !ok {
+						return
+					}
+					// An overflow means missed events: wake the follower
+					// to rescan, like any other event.
+				}
+				select {
+				case j.watchC <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	})
+	return j.watchC
+}
