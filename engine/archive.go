@@ -33,6 +33,11 @@ type archiveSeg struct {
 	footer segment.ArchiveFooter
 	blocks []segment.ArchiveBlockInfo
 	err    error // non-nil when the archive could not be opened
+	// ar is the open archive, shared by every view that holds it, so a
+	// query never reopens it and a reader keeps its inode even after
+	// retention removed the name. Closed by os.File's finalizer once no
+	// view holds it, or at Close.
+	ar *segment.Archive
 }
 
 // hasLabel reports whether the archive may hold records of surface.
@@ -71,7 +76,7 @@ func loadArchives(dir string) ([]*archiveSeg, error) {
 		} else {
 			a.footer = ar.Footer()
 			a.blocks = ar.Blocks()
-			ar.Close()
+			a.ar = ar
 			if err := checkArchiveRange(a); err != nil {
 				a.err = err
 			}

@@ -244,7 +244,9 @@ func jsonFieldError(err error) error {
 	fe := &types.FieldError{Kind: types.ErrInvalid, Field: "body", Index: -1}
 	switch e := err.(type) {
 	case *json.UnmarshalTypeError:
-		fe.Field = e.Field
+		if e.Field != "" {
+			fe.Field = e.Field
+		}
 		fe.Problem = fmt.Sprintf("must be a JSON %s, got %s", jsonTypeName(e.Type.Kind().String()), e.Value)
 	case *json.SyntaxError:
 		fe.Problem = fmt.Sprintf("is not valid JSON at byte %d: %v", e.Offset, e)

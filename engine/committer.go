@@ -343,19 +343,23 @@ func (j *Journal) commit() {
 			payload := r.enc[start:r.ends[i]]
 			start = r.ends[i]
 			id := it.change.EventID
-			if rc, ok := c.dedupe.get(id); ok {
-				rc.Duplicate = true
-				rc.Durable = rc.Sequence <= j.durableSeq.Load()
-				r.receipts = append(r.receipts, rc)
-				continue
-			}
-			if rc, ok := c.inBatch[id]; ok {
-				rc.Duplicate = true
-				r.receipts = append(r.receipts, rc)
-				continue
+			var flags byte
+			if it.writerID {
+				if rc, ok := c.dedupe.get(id); ok {
+					rc.Duplicate = true
+					rc.Durable = rc.Sequence <= j.durableSeq.Load()
+					r.receipts = append(r.receipts, rc)
+					continue
+				}
+				if rc, ok := c.inBatch[id]; ok {
+					rc.Duplicate = true
+					r.receipts = append(r.receipts, rc)
+					continue
+				}
+				flags = segment.FlagWriterEventID
 			}
 			seq++
-			c.scratch = segment.AppendEnvelope(c.scratch[:0], seq, payload)
+			c.scratch = segment.AppendEnvelopeFlags(c.scratch[:0], seq, flags, payload)
 			c.batch.Write(seq, c.scratch)
 			frame := int64(uvarintLen(uint64(len(c.scratch))) + len(c.scratch))
 			e := hotEntry{off: uint32(c.tailSize), length: uint32(frame)}
@@ -373,7 +377,9 @@ func (j *Journal) commit() {
 			}
 			rc := Receipt{Sequence: seq, EventID: id, OccurredAt: it.change.OccurredAt, Surface: it.change.Surface,
 				Redactions: it.redactions, MetadataTrimmed: it.trimmed}
-			c.inBatch[id] = rc
+			if it.writerID {
+				c.inBatch[id] = rc
+			}
 			r.receipts = append(r.receipts, rc)
 		}
 	}
@@ -381,6 +387,14 @@ func (j *Journal) commit() {
 		if err := j.wal.WriteBatch(&c.batch); err != nil {
 			j.answerAll(j.fail(fmt.Errorf("write batch ending at sequence %d: %w", seq, err)))
 			return
+		}
+		if segsCopied {
+			// tidwall/wal created the new segments during the write.
+			for i := range nv.segs {
+				if nv.segs[i].f == nil {
+					nv.segs[i] = openSeg(nv.segs[i].first, nv.segs[i].path)
+				}
+			}
 		}
 		c.dirty = true
 		c.last = seq
@@ -415,7 +429,7 @@ func (j *Journal) commit() {
 		for i := range r.receipts {
 			rc := &r.receipts[i]
 			rc.Durable = rc.Sequence <= j.durableSeq.Load()
-			if !rc.Duplicate {
+			if !rc.Duplicate && r.items[i].writerID {
 				c.dedupe.put(rc.EventID, *rc, r.items[i].change.OccurredAt)
 			}
 		}

@@ -168,6 +168,7 @@ func (j *Journal) Compact(ctx context.Context, o CompactOptions) (CompactReport,
 	}
 	if !o.DryRun && (len(units) > 0 || len(removed) > 0) {
 		j.noteCompaction(rep)
+		j.saveCheckpoint()
 	}
 	return rep, nil
 }
@@ -241,7 +242,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	a := &archiveSeg{path: path, name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes, footer: footer}
 	if ao, err := segment.OpenArchive(path); err == nil {
 		a.blocks = ao.Blocks()
-		ao.Close()
+		a.ar = ao
 	} else {
 		return ar, fmt.Errorf("reopen archive %s: %w", ar.Name, err)
 	}
@@ -423,7 +424,7 @@ func truncatedView(v *view, upto uint64, hotDir string) (*view, int64) {
 	nv.entries = entries
 	nv.first = next
 	nv.rebuildPostings()
-	nv.segs = append([]hotSegInfo{{first: next, path: filepath.Join(hotDir, segment.HotSegmentName(next))}}, v.segs[idx+1:]...)
+	nv.segs = append([]hotSegInfo{openSeg(next, filepath.Join(hotDir, segment.HotSegmentName(next)))}, v.segs[idx+1:]...)
 	var b int64
 	for i := range entries {
 		b += int64(entries[i].length)

@@ -175,15 +175,15 @@ func (j *Journal) Refresh() (bool, error) {
 	for i := tail; i < len(segs); i++ {
 		s := segs[i]
 		if i > tail {
-			nv.segs = append(slices.Clone(nv.segs), hotSegInfo{first: s.FirstSeq, path: s.Path})
+			nv.segs = append(slices.Clone(nv.segs), openSeg(s.FirstSeq, s.Path))
 			start, seq = 0, s.FirstSeq
 		}
 		if s.FirstSeq != seq && start == 0 && i > tail && nv.first+uint64(len(nv.entries)) != s.FirstSeq {
 			return false, fmt.Errorf("follow: segment %s starts at %d, expected %d", s.Path, s.FirstSeq, nv.first+uint64(len(nv.entries)))
 		}
 		var decErr error
-		res, err := segment.ScanHotSegmentFrom(s, start, seq, func(off int64, sq uint64, payload []byte) bool {
-			e, err := j.indexEntry(&nv, off, sq, payload)
+		res, err := segment.ScanHotSegmentFlags(s, start, seq, func(off int64, sq uint64, flags byte, payload []byte) bool {
+			e, err := j.indexEntry(&nv, off, sq, flags, payload)
 			if err != nil {
 				decErr = err
 				return false

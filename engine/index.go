@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os"
 	"hash/maphash"
 	"sort"
 	"sync"
@@ -23,10 +24,24 @@ type hotEntry struct {
 	corr    uint32 // hash of correlation_id (0 when none)
 }
 
-// hotSegInfo is one hot segment as readers see it.
+// hotSegInfo is one hot segment as readers see it. f is a read handle
+// opened when the segment entered a view and shared by every view that
+// holds the segment: a reader with an older view keeps reading the inode
+// it knew even after a compaction removed or replaced the name. Handles of
+// segments no view holds any more are closed by os.File's finalizer.
 type hotSegInfo struct {
 	first uint64
 	path  string
+	f     *os.File // nil when the open failed; readers then open path
+}
+
+// openSeg describes a hot segment and opens its read handle.
+func openSeg(first uint64, path string) hotSegInfo {
+	f, err := os.Open(path)
+	if err != nil {
+		f = nil
+	}
+	return hotSegInfo{first: first, path: path, f: f}
 }
 
 // view is the immutable state readers use. The committer publishes a new

@@ -100,6 +100,9 @@ type Journal struct {
 	watcher   *fsnotify.Watcher // read-only followers: file events of hot/ and archive/
 	watchC    chan struct{}
 	lostID    uint16 // interned id of lostSurface
+	// fromCheckpoint is true when Open loaded the index checkpoint, whose
+	// figures already include the archives.
+	fromCheckpoint bool
 }
 
 // lostSurface is the index's surface for tombstones left by Repair; it
@@ -192,6 +195,9 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 // a surface with no hot record takes its last change from the newest
 // archive that holds it.
 func (j *Journal) addArchiveStats(v *view) {
+	if j.fromCheckpoint {
+		return
+	}
 	for _, a := range v.archives {
 		for label, n := range a.footer.LabelCounts {
 			id := j.intern.id(label)
@@ -427,7 +433,7 @@ func (j *Journal) openWriter() (err error) {
 	}
 	if len(v.segs) == 0 {
 		// A new log: tidwall/wal created its first segment.
-		v.segs = []hotSegInfo{{first: 1, path: filepath.Join(j.hotDir, segment.HotSegmentName(1))}}
+		v.segs = []hotSegInfo{openSeg(1, filepath.Join(j.hotDir, segment.HotSegmentName(1)))}
 		v.first = 1
 	}
 	if v, err = j.reconcileArchives(v, rec); err != nil {
@@ -483,21 +489,55 @@ func sweepWALTemp(dir string) ([]string, error) {
 func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []segment.Cut, error) {
 	v := &view{intern: j.intern}
 	v.surf = make([]surfaceStat, 0, 64)
+	startIdx, startOff, startSeq := 0, int64(0), uint64(0)
+	fromCk := false
+	if len(segs) > 0 {
+		ck, err := j.loadCheckpoint(segs)
+		switch {
+		case err == nil:
+			v, startIdx, startOff, startSeq, fromCk = ck.v, ck.segIdx, ck.off, ck.seq, true
+			if !readOnly {
+				for _, d := range ck.dedupe {
+					j.seed = append(j.seed, dedupeSeed{id: d.ID, rc: Receipt{Sequence: d.Seq, EventID: d.ID, OccurredAt: time.Unix(0, d.At).UTC(), Surface: d.Srf}})
+				}
+			}
+		case errors.Is(err, os.ErrNotExist):
+		default:
+			j.log.Warn("index checkpoint not used; rebuilding the index from the log", "reason", err.Error())
+		}
+	}
+	j.fromCheckpoint = fromCk
 	var cuts []segment.Cut
-	expect := uint64(0)
-	for i, s := range segs {
-		if i == 0 {
-			v.first = s.FirstSeq
-			expect = s.FirstSeq
+	expect := startSeq
+	for i := startIdx; i < len(segs); i++ {
+		s := segs[i]
+		off, seq := int64(0), s.FirstSeq
+		skipBelow := uint64(0) // sequences the checkpoint already indexed
+		if fromCk && i == startIdx {
+			off, seq = startOff, startSeq
+			if i == len(segs)-1 {
+				// tidwall/wal parses the tail segment itself without
+				// checksums; check every frame of it here so damage is
+				// reported with its place, not as a bare "log corrupt".
+				off, seq, skipBelow = 0, s.FirstSeq, startSeq
+			}
+		} else {
+			if i == 0 {
+				v.first = s.FirstSeq
+				expect = s.FirstSeq
+			}
+			if s.FirstSeq != expect {
+				return nil, nil, &segment.CorruptionError{Segment: s.Path, Offset: 0, Sequence: expect, Cause: segment.CauseBadSequence,
+					Err: fmt.Errorf("%w: segment starts at sequence %d, the previous one ends at %d", segment.ErrCorrupt, s.FirstSeq, expect-1)}
+			}
+			v.segs = append(v.segs, openSeg(s.FirstSeq, s.Path))
 		}
-		if s.FirstSeq != expect {
-			return nil, nil, &segment.CorruptionError{Segment: s.Path, Offset: 0, Sequence: expect, Cause: segment.CauseBadSequence,
-				Err: fmt.Errorf("%w: segment starts at sequence %d, the previous one ends at %d", segment.ErrCorrupt, s.FirstSeq, expect-1)}
-		}
-		v.segs = append(v.segs, hotSegInfo{first: s.FirstSeq, path: s.Path})
 		var decErr error
-		res, err := segment.ScanHotSegment(s, func(off int64, seq uint64, payload []byte) bool {
-			e, err := j.indexEntry(v, off, seq, payload)
+		res, err := segment.ScanHotSegmentFlags(s, off, seq, func(off int64, seq uint64, flags byte, payload []byte) bool {
+			if seq < skipBelow {
+				return true
+			}
+			e, err := j.indexEntry(v, off, seq, flags, payload)
 			if err != nil {
 				decErr = &segment.CorruptionError{Segment: s.Path, Offset: off, Sequence: seq, Cause: segment.CauseBadChecksum, Err: fmt.Errorf("%w: %v", segment.ErrCorrupt, err)}
 				return false
@@ -532,7 +572,11 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 				return nil, nil, fmt.Errorf("%w; run `journalctl state-journal-validate --repair` to quarantine the damage", res.Problem)
 			}
 		}
-		v.bytes += size
+		if skipBelow > 0 {
+			v.bytes += size - startOff
+		} else {
+			v.bytes += size - off
+		}
 	}
 	if len(segs) == 0 {
 		v.first = 1
@@ -541,7 +585,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 }
 
 // indexEntry decodes the fields the index needs from a stored payload.
-func (j *Journal) indexEntry(v *view, off int64, seq uint64, payload []byte) (hotEntry, error) {
+func (j *Journal) indexEntry(v *view, off int64, seq uint64, flags byte, payload []byte) (hotEntry, error) {
 	if isTombstone(payload) {
 		return hotEntry{off: uint32(off), length: uint32(uvarintLen(uint64(len(payload)+segment.EnvelopeHeaderSize)) + len(payload) + segment.EnvelopeHeaderSize),
 			surface: j.intern.id(lostSurface), ctype: 255}, nil
@@ -554,7 +598,7 @@ func (j *Journal) indexEntry(v *view, off int64, seq uint64, payload []byte) (ho
 	j.fillEntry(&e, &c)
 	v.noteSurface(e, seq)
 	v.notePost(e, seq)
-	if !j.opts.readOnly {
+	if !j.opts.readOnly && flags&segment.FlagWriterEventID != 0 {
 		j.seed = append(j.seed, dedupeSeed{id: c.EventID, rc: Receipt{Sequence: seq, EventID: c.EventID, OccurredAt: c.OccurredAt, Surface: c.Surface}})
 	}
 	return e, nil
@@ -650,12 +694,31 @@ func (j *Journal) Close() error {
 	if j.stopc != nil {
 		close(j.stopc)
 		<-j.donec
+		if j.failure() == nil {
+			// The committer has stopped: the view and the dedupe window are
+			// final and consistent with the files.
+			if err := j.writeCheckpoint(j.view.Load(), j.c.checkpointDedupe()); err != nil {
+				j.log.Warn("could not write the index checkpoint", "err", err)
+			}
+		}
 	}
 	return j.shutdown()
 }
 
 func (j *Journal) shutdown() error {
 	var errs []error
+	if v := j.view.Load(); v != nil {
+		for _, s := range v.segs {
+			if s.f != nil {
+				s.f.Close()
+			}
+		}
+		for _, a := range v.archives {
+			if a.ar != nil {
+				a.ar.Close()
+			}
+		}
+	}
 	if j.watcher != nil {
 		j.watcher.Close()
 		j.watcher = nil

@@ -21,6 +21,12 @@ const (
 	MaxChangedSurface = 64
 )
 
+// The occurred_at range: nanoseconds since 1970 fit an int64 until 2262.
+var (
+	minOccurredAt = time.Unix(0, 0).UTC()
+	maxOccurredAt = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // prepared is a validated, defaulted, redacted change ready for the
 // committer: its stored encoding plus what the index and receipt need.
 type prepared struct {
@@ -30,6 +36,9 @@ type prepared struct {
 	kinds      map[redact.Kind]int
 	trimmed    bool
 	needSync   bool
+	// writerID is true when the writer supplied event_id as an
+	// idempotency key; only those ids enter the dedupe window.
+	writerID bool
 }
 
 func fieldErr(kind error, field, value, problem string, allowed ...string) *types.FieldError {
@@ -141,6 +150,7 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	if err := checkText("causation_id", c.CausationID, MaxIDBytes, false); err != nil {
 		return p, err
 	}
+	p.writerID = c.EventID != ""
 	if c.EventID == "" {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -154,6 +164,10 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 		c.OccurredAt = now
 	}
 	c.OccurredAt = c.OccurredAt.UTC()
+	if c.OccurredAt.Before(minOccurredAt) || !c.OccurredAt.Before(maxOccurredAt) {
+		return p, fieldErr(types.ErrInvalid, "occurred_at", c.OccurredAt.Format(TimeLayout),
+			"is out of range: it must be from 1970-01-01T00:00:00Z up to, not including, 2262-01-01T00:00:00Z")
+	}
 	if len(c.Metadata) > 0 {
 		m, rep := redact.Metadata(c.Metadata, j.opts.limits)
 		c.Metadata = m

@@ -159,14 +159,35 @@ func (j *Journal) Query(ctx context.Context, q Query) (Result, error) {
 		return Result{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		res, err := j.queryView(ctx, j.view.Load(), &c)
-		// A compaction may remove a file this view still names; the next
-		// view reads those records from their new place.
-		if err != nil && errors.Is(err, os.ErrNotExist) && attempt < 3 {
+		v := j.view.Load()
+		res, err := j.queryView(ctx, v, &c)
+		// A compaction may remove a file this view still names; the view
+		// it publishes next reads those records from their new place.
+		if err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, segment.ErrArchiveClosed)) && attempt < 10 {
+			if j.opts.readOnly {
+				if _, rerr := j.Refresh(); rerr != nil {
+					return res, rerr
+				}
+			}
+			if !j.awaitNewView(ctx, v) {
+				return res, err
+			}
 			continue
 		}
 		return res, err
 	}
+}
+
+// awaitNewView waits (briefly) until a view other than v is published.
+func (j *Journal) awaitNewView(ctx context.Context, v *view) bool {
+	deadline := time.Now().Add(2 * time.Second)
+	for j.view.Load() == v {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	return true
 }
 
 func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, error) {
@@ -372,11 +393,15 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 	} else {
 		return false, fmt.Errorf("read archive %s: %w", a.name, a.err)
 	}
-	ar, err := segment.OpenArchive(a.path)
-	if err != nil {
-		return false, err
+	ar := a.ar
+	if ar == nil {
+		o, err := segment.OpenArchive(a.path)
+		if err != nil {
+			return false, err
+		}
+		defer o.Close()
+		ar = o
 	}
-	defer ar.Close()
 	var labels []string
 	if len(q.Surfaces) > 0 {
 		labels = q.Surfaces
@@ -410,6 +435,7 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 		}
 		return true
 	}
+	var err error
 	if q.NewestFirst {
 		err = ar.ScanReverse(0, labels, visit)
 	} else {
@@ -437,6 +463,9 @@ func newHotReader(v *view) *hotReader { return &hotReader{v: v, files: map[uint6
 func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 	seg := r.v.segFor(seq)
 	f, ok := r.files[seg.first]
+	if !ok && seg.f != nil {
+		f, ok = seg.f, true
+	}
 	if !ok {
 		var err error
 		f, err = os.Open(seg.path)
@@ -467,8 +496,10 @@ func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 }
 
 func (r *hotReader) close() {
-	for _, f := range r.files {
-		f.Close()
+	for first, f := range r.files {
+		if seg := r.v.segFor(first); seg.f != f {
+			f.Close() // opened by this reader, not the view's shared handle
+		}
 	}
 }
 

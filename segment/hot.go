@@ -170,6 +170,18 @@ func ScanHotSegment(seg HotSegment, fn ScanFunc) (ScanResult, error) {
 // where the entry with sequence seq begins (a position an earlier scan
 // returned). Followers use it to read only what was appended.
 func ScanHotSegmentFrom(seg HotSegment, start int64, seq uint64, fn ScanFunc) (ScanResult, error) {
+	var ff ScanFlagsFunc
+	if fn != nil {
+		ff = func(off int64, seq uint64, _ byte, payload []byte) bool { return fn(off, seq, payload) }
+	}
+	return ScanHotSegmentFlags(seg, start, seq, ff)
+}
+
+// ScanFlagsFunc is a ScanFunc that also receives the envelope flags.
+type ScanFlagsFunc func(off int64, seq uint64, flags byte, payload []byte) bool
+
+// ScanHotSegmentFlags is ScanHotSegmentFrom with envelope flags.
+func ScanHotSegmentFlags(seg HotSegment, start int64, seq uint64, fn ScanFlagsFunc) (ScanResult, error) {
 	f, err := os.Open(seg.Path)
 	if err != nil {
 		return ScanResult{}, err
@@ -222,7 +234,7 @@ func ScanHotSegmentFrom(seg HotSegment, start int64, seq uint64, fn ScanFunc) (S
 		if _, err := io.ReadFull(br, buf); err != nil {
 			return res, fmt.Errorf("read %s at %d: %w", seg.Path, off, err)
 		}
-		seq, payload, derr := DecodeEnvelope(buf)
+		seq, flags, payload, derr := DecodeEnvelopeFlags(buf)
 		if derr == nil && seq != res.NextSeq {
 			derr = fmt.Errorf("%w: envelope says sequence %d", ErrCorrupt, seq)
 			res.Problem = &CorruptionError{Segment: seg.Path, Offset: off, Sequence: res.NextSeq, Cause: CauseBadSequence, Err: derr}
@@ -241,7 +253,7 @@ func ScanHotSegmentFrom(seg HotSegment, start int64, seq uint64, fn ScanFunc) (S
 			res.Problem = &CorruptionError{Segment: seg.Path, Offset: off, Sequence: res.NextSeq, Cause: cause, Err: derr}
 			break
 		}
-		if fn != nil && !fn(off, seq, payload) {
+		if fn != nil && !fn(off, seq, flags, payload) {
 			res.Stopped = true
 			res.Entries++
 			res.LastSeq = seq

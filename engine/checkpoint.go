@@ -1,0 +1,290 @@
+package engine
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/segment"
+)
+
+// The index checkpoint lets Open skip decoding the hot log: it holds the
+// hot index, the per-surface and per-snapshot figures (hot and archived)
+// and the dedupe window as of a point in the log, and Open replays only
+// the records after that point. It is written at clean shutdown and after
+// every compaction, atomically (temp file, fsync, rename, directory
+// fsync). A missing, damaged, unknown-version or stale checkpoint is never
+// an error: Open logs why and rebuilds from the log.
+//
+//	0      4        6        8             12                 12+M    12+M+4        +32*N   +4
+//	+------+--------+--------+-------------+-----------------+-------+-------------+-------+--------+
+//	| SJCK | ver LE | flags  | M: meta len | meta (JSON)     | N u32 | entries 32B | ...   | crc32c |
+//	+------+--------+--------+-------------+-----------------+-------+-------------+-------+--------+
+//	                                        CRC32C over every byte before it
+const (
+	checkpointFileName = "index.ckpt"
+	checkpointMagic    = "SJCK"
+	checkpointVersion  = 1
+	entryDiskSize      = 32
+)
+
+// checkpointMeta is the JSON part of a checkpoint.
+type checkpointMeta struct {
+	First    uint64          `json:"first"`
+	Last     uint64          `json:"last"` // first-1 when the hot log is empty
+	Segments []ckptSegment   `json:"segments"`
+	Archives []string        `json:"archives"`
+	Names    []string        `json:"names"` // interned ids → names
+	Surfaces []ckptSurface   `json:"surfaces"`
+	Hints    []ckptHint      `json:"hints"`
+	Dedupe   []ckptDedupe    `json:"dedupe"`
+	Bytes    int64           `json:"bytes"`
+	At       time.Time       `json:"at"`
+	Registry string          `json:"registry_digest"`
+	Extra    json.RawMessage `json:"extra,omitempty"`
+}
+
+type ckptSegment struct {
+	First uint64 `json:"first"`
+	Name  string `json:"name"`
+	Size  int64  `json:"size"` // bytes covered
+}
+
+type ckptSurface struct {
+	Name string      `json:"name"`
+	Stat surfaceStat `json:"stat"`
+}
+
+type ckptHint struct {
+	Name string `json:"name"`
+	Last uint64 `json:"last"`
+}
+
+type ckptDedupe struct {
+	ID  string `json:"id"`
+	Seq uint64 `json:"seq"`
+	At  int64  `json:"at"` // occurred_at, unix nanos
+	Srf string `json:"surface"`
+}
+
+// writeCheckpoint writes the checkpoint of view v with dedupe items d.
+func (j *Journal) writeCheckpoint(v *view, d []ckptDedupe) error {
+	if len(v.segs) == 0 {
+		return nil
+	}
+	meta := checkpointMeta{First: v.first, Last: v.first + uint64(len(v.entries)) - 1, Bytes: v.bytes, At: time.Now().UTC(),
+		Registry: j.opts.registry.Digest(), Dedupe: d}
+	// Bytes covered per segment, from the entries.
+	for i, s := range v.segs {
+		cs := ckptSegment{First: s.first, Name: filepath.Base(s.path)}
+		end := v.first + uint64(len(v.entries)) // one past the last
+		if i+1 < len(v.segs) {
+			end = v.segs[i+1].first
+		}
+		if end > s.first && end-1 >= v.first && len(v.entries) > 0 {
+			e := v.entries[end-1-v.first]
+			cs.Size = int64(e.off) + int64(e.length)
+		}
+		meta.Segments = append(meta.Segments, cs)
+	}
+	for _, a := range v.archives {
+		meta.Archives = append(meta.Archives, a.name)
+	}
+	j.intern.mu.RLock()
+	meta.Names = slices.Clone(j.intern.names)
+	j.intern.mu.RUnlock()
+	for id, s := range v.surf {
+		if s.Records > 0 || s.LastSequence > 0 {
+			meta.Surfaces = append(meta.Surfaces, ckptSurface{Name: meta.Names[id], Stat: s})
+		}
+	}
+	for id, last := range v.hintLast {
+		if last > 0 {
+			meta.Hints = append(meta.Hints, ckptHint{Name: meta.Names[id], Last: last})
+		}
+	}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 16+len(mb)+len(v.entries)*entryDiskSize)
+	buf = append(buf, checkpointMagic...)
+	buf = binary.LittleEndian.AppendUint16(buf, checkpointVersion)
+	buf = binary.LittleEndian.AppendUint16(buf, 0)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(mb)))
+	buf = append(buf, mb...)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(v.entries)))
+	for i := range v.entries {
+		buf = appendEntry(buf, &v.entries[i])
+	}
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+	return fsx.WriteFileAtomic(filepath.Join(j.dir, stateDirName, checkpointFileName), buf, 0o644)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func appendEntry(b []byte, e *hotEntry) []byte {
+	b = binary.LittleEndian.AppendUint32(b, e.off)
+	b = binary.LittleEndian.AppendUint32(b, e.length)
+	b = binary.LittleEndian.AppendUint64(b, uint64(e.unix))
+	b = binary.LittleEndian.AppendUint16(b, e.surface)
+	b = append(b, e.ctype, e.sev)
+	b = binary.LittleEndian.AppendUint16(b, e.hint)
+	b = append(b, 0, 0)
+	b = binary.LittleEndian.AppendUint32(b, e.agg)
+	b = binary.LittleEndian.AppendUint32(b, e.corr)
+	return b
+}
+
+func readEntry(b []byte) hotEntry {
+	return hotEntry{
+		off: binary.LittleEndian.Uint32(b[0:]), length: binary.LittleEndian.Uint32(b[4:]),
+		unix: int64(binary.LittleEndian.Uint64(b[8:])), surface: binary.LittleEndian.Uint16(b[16:]),
+		ctype: b[18], sev: b[19], hint: binary.LittleEndian.Uint16(b[20:]),
+		agg: binary.LittleEndian.Uint32(b[24:]), corr: binary.LittleEndian.Uint32(b[28:]),
+	}
+}
+
+// errStaleCheckpoint says why a checkpoint was not used.
+var errStaleCheckpoint = errors.New("checkpoint does not match the files")
+
+// loadedCheckpoint is a checkpoint turned into a view prefix.
+type loadedCheckpoint struct {
+	v      *view
+	segIdx int    // index in segs of the segment the replay starts in
+	off    int64  // replay offset in it
+	seq    uint64 // sequence at off
+	dedupe []ckptDedupe
+}
+
+// loadCheckpoint reads the checkpoint and checks it against segs and the
+// archive directory. It returns nil and the reason when it cannot be used.
+func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, error) {
+	b, err := os.ReadFile(filepath.Join(j.dir, stateDirName, checkpointFileName))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 16 || string(b[:4]) != checkpointMagic {
+		return nil, fmt.Errorf("%w: bad magic", segment.ErrCorrupt)
+	}
+	if got := crc32.Checksum(b[:len(b)-4], castagnoli); got != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", segment.ErrCorrupt)
+	}
+	if ver := binary.LittleEndian.Uint16(b[4:]); ver != checkpointVersion {
+		return nil, fmt.Errorf("%w: checkpoint version %d, this build reads %d", segment.ErrUnsupportedVersion, ver, checkpointVersion)
+	}
+	ml := int(binary.LittleEndian.Uint32(b[8:]))
+	if ml > len(b)-16 {
+		return nil, fmt.Errorf("%w: meta length %d past the file", segment.ErrCorrupt, ml)
+	}
+	var meta checkpointMeta
+	if err := json.Unmarshal(b[12:12+ml], &meta); err != nil {
+		return nil, fmt.Errorf("%w: meta: %v", segment.ErrCorrupt, err)
+	}
+	rest := b[12+ml : len(b)-4]
+	if len(rest) < 4 {
+		return nil, fmt.Errorf("%w: no entry count", segment.ErrCorrupt)
+	}
+	n := int(binary.LittleEndian.Uint32(rest))
+	rest = rest[4:]
+	if n*entryDiskSize != len(rest) || uint64(n) != meta.Last+1-meta.First {
+		return nil, fmt.Errorf("%w: %d entries for %d bytes, sequences %d..%d", segment.ErrCorrupt, n, len(rest), meta.First, meta.Last)
+	}
+	// The files must still be what the checkpoint saw, grown at most.
+	if len(meta.Segments) == 0 || len(segs) < len(meta.Segments) {
+		return nil, fmt.Errorf("%w: %d hot segments, checkpoint saw %d", errStaleCheckpoint, len(segs), len(meta.Segments))
+	}
+	for i, cs := range meta.Segments {
+		s := segs[i]
+		if s.FirstSeq != cs.First || filepath.Base(s.Path) != cs.Name || s.Size < cs.Size {
+			return nil, fmt.Errorf("%w: segment %s (first %d, %d bytes), checkpoint saw %s (first %d, %d bytes)",
+				errStaleCheckpoint, filepath.Base(s.Path), s.FirstSeq, s.Size, cs.Name, cs.First, cs.Size)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(j.dir, archiveDirName))
+	var names []string
+	for _, e := range ents {
+		if _, _, ok := segment.ParseArchiveFileName(e.Name()); ok {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	ck := slices.Clone(meta.Archives)
+	slices.Sort(ck)
+	if !slices.Equal(names, ck) {
+		return nil, fmt.Errorf("%w: the archives changed since it was written", errStaleCheckpoint)
+	}
+	// Remap interned ids by name.
+	remap := make([]uint16, len(meta.Names))
+	for i, name := range meta.Names {
+		remap[i] = j.intern.id(name)
+	}
+	v := &view{intern: j.intern, first: meta.First, bytes: 0}
+	v.entries = make([]hotEntry, n, n+n/4+64)
+	for i := 0; i < n; i++ {
+		e := readEntry(rest[i*entryDiskSize:])
+		if int(e.surface) >= len(remap) || int(e.hint) >= len(remap) {
+			return nil, fmt.Errorf("%w: entry %d names id %d of %d", segment.ErrCorrupt, i, e.surface, len(remap))
+		}
+		e.surface, e.hint = remap[e.surface], remap[e.hint]
+		v.entries[i] = e
+		v.bytes += int64(e.length)
+	}
+	for _, s := range meta.Surfaces {
+		id := j.intern.id(s.Name)
+		for int(id) >= len(v.surf) {
+			v.surf = append(v.surf, surfaceStat{})
+		}
+		v.surf[id] = s.Stat
+	}
+	for _, h := range meta.Hints {
+		v.noteHint(j.intern.id(h.Name), h.Last)
+	}
+	for _, cs := range meta.Segments {
+		v.segs = append(v.segs, openSeg(cs.First, filepath.Join(j.hotDir, cs.Name)))
+	}
+	v.rebuildPostings()
+	last := len(meta.Segments) - 1
+	return &loadedCheckpoint{v: v, segIdx: last, off: meta.Segments[last].Size, seq: meta.Last + 1, dedupe: meta.Dedupe}, nil
+}
+
+// checkpointDedupe copies the dedupe window for a checkpoint. It must run
+// in the committer goroutine or after it stopped.
+func (c *committerState) checkpointDedupe() []ckptDedupe {
+	if c.dedupe == nil {
+		return nil
+	}
+	out := make([]ckptDedupe, 0, len(c.dedupe.ids))
+	for _, it := range c.dedupe.order[c.dedupe.head:] {
+		rc, ok := c.dedupe.ids[it.id]
+		if !ok || rc.Sequence != it.seq {
+			continue
+		}
+		out = append(out, ckptDedupe{ID: it.id, Seq: rc.Sequence, At: rc.OccurredAt.UnixNano(), Srf: rc.Surface})
+	}
+	return out
+}
+
+// saveCheckpoint writes a checkpoint of the current view from outside the
+// committer (after a compaction).
+func (j *Journal) saveCheckpoint() {
+	var v *view
+	var d []ckptDedupe
+	if err := j.inCommitter(func() error {
+		v = j.view.Load()
+		d = j.c.checkpointDedupe()
+		return nil
+	}); err != nil {
+		return
+	}
+	if err := j.writeCheckpoint(v, d); err != nil {
+		j.log.Warn("could not write the index checkpoint", "err", err)
+	}
+}

@@ -1,0 +1,53 @@
+// Package segment owns the journal's bytes on disk: the entry envelope
+// inside the tidwall/wal hot log, the scanner that checks hot segments and
+// recovers their tails, and the zstd-compressed archive segments
+// (FORMAT_ARCHIVE.md). It knows nothing of surfaces or policy: records are
+// opaque payloads with a sequence (and, in archives, a time and a label).
+//
+// # Hot log
+//
+// The hot log is a tidwall/wal directory: segment files named by the
+// 20-digit sequence of their first entry, each a run of
+//
+//	uvarint(len(envelope)) | envelope
+//
+//	envelope (version 1):
+//	0        1         2                 6        7                        15
+//	+--------+---------+-----------------+--------+------------------------+-------------+
+//	| 0xA7   | 0x01    | crc32c LE       | flags  | sequence uint64 LE     | payload ... |
+//	+--------+---------+-----------------+--------+------------------------+-------------+
+//	                     CRC32C (Castagnoli) over bytes 6..end
+//
+// The sequence is the wal index; the envelope repeats it so that an entry
+// found in the wrong place is detected.
+//
+// # What tidwall/wal does not do, and what this package adds
+//
+//   - No checksum: zero bytes decode as valid empty entries. The envelope's
+//     non-zero magic and CRC32C close that.
+//   - ErrCorrupt without file or offset: ScanHotSegment returns a
+//     *CorruptionError with segment, offset, expected sequence and cause.
+//   - Open fails on any damaged tail: the engine scans first, and cuts a
+//     tail that a crash can produce with QuarantineTail before tidwall/wal
+//     opens the directory.
+//   - No directory fsync after create, rotate or truncate, and its
+//     ".START"/".END" truncation protocol is completed at open without one:
+//     ListHotSegments describes the pending steps without touching disk
+//     (for read-only callers) and ApplyHotFixups performs them durably.
+//
+// # Crash-safety argument for tail recovery
+//
+// A record is acknowledged only after the fsync that covers it, and
+// tidwall/wal fsyncs a segment before it starts the next one, so every
+// acknowledged byte is durable and only the bytes of the last, unsynced
+// write of the newest segment can be damaged by a crash: cut short (a torn
+// tail) or, after a power loss, present as zeros whose sectors never
+// reached the disk (a zero-filled tail). ScanHotSegment calls damage "tail
+// damage" only when no valid envelope with a later sequence follows it
+// anywhere in the file, and, for a complete entry, only when it ends in a
+// sector-aligned run of zeros; a flipped byte inside a complete entry, or a
+// damaged length prefix in front of a valid envelope, is interior damage.
+// Tail damage is copied to a quarantine file, made durable, and only then
+// cut (QuarantineTail), so the cut bytes are never lost. Interior damage is
+// never repaired implicitly.
+package segment
