@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"os"
 	"hash/maphash"
+	"os"
 	"sort"
 	"sync"
 	"time"
