@@ -105,7 +105,7 @@ func hook(step string) {
 func (j *Journal) Compact(ctx context.Context, o CompactOptions) (CompactReport, error) {
 	start := time.Now()
 	rep := CompactReport{DryRun: o.DryRun, Archives: []ArchiveReport{}, Removed: []RemovedArchive{}}
-	if j.opts.readOnly {
+	if j.opts.readOnly && !o.DryRun {
 		return rep, types.ErrReadOnly
 	}
 	if err := j.failure(); err != nil {

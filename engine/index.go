@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"hash/maphash"
 	"os"
 	"sort"
 	"sync"
@@ -169,30 +168,37 @@ func (in *interner) name(id uint16) string {
 	return ""
 }
 
-var hashSeed = maphash.MakeSeed()
-
-// hash32 hashes a filter key; 0 is reserved for "none".
-func hash32(parts ...string) uint32 {
-	var h maphash.Hash
-	h.SetSeed(hashSeed)
-	for _, p := range parts {
-		h.WriteString(p)
-		h.WriteByte(0)
+// fnv32 is FNV-1a. The hashes are persisted in the index checkpoint, so
+// they must not depend on the process (maphash seeds do).
+func fnv32(h uint32, s string) uint32 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
 	}
-	v := uint32(h.Sum64())
-	if v == 0 {
-		v = 1
-	}
-	return v
+	return h
 }
 
-func aggHash(typ, id string) uint32 { return hash32(typ, id) }
+const fnvOffset = 2166136261
 
+// aggHash hashes an aggregate for the index; 0 is reserved for "none".
+func aggHash(typ, id string) uint32 {
+	h := fnv32(fnv32(fnvOffset, typ)^0xff, id)
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+// corrHash hashes a correlation id; 0 means none.
 func corrHash(id string) uint32 {
 	if id == "" {
 		return 0
 	}
-	return hash32(id)
+	h := fnv32(fnvOffset, id)
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 func unixOf(t time.Time) int64 { return t.UnixNano() }

@@ -79,7 +79,15 @@ func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, 
 	if err != nil {
 		return engine.CompactReport{}, err
 	}
-	j, err := engine.Open(g.dir, append(opts, engine.WithRetention(ret), engine.WithHolder("journalctl state-journal-compact"))...)
+	opts = append(opts, engine.WithRetention(ret), engine.WithHolder("journalctl state-journal-compact"))
+	if dryRun {
+		// A dry run changes nothing, so it needs no lock either.
+		if _, err := os.Stat(g.dir); err != nil {
+			return engine.CompactReport{}, fmt.Errorf("no journal at %s: %w", g.dir, err)
+		}
+		opts = append(opts, engine.ReadOnly())
+	}
+	j, err := engine.Open(g.dir, opts...)
 	if err != nil {
 		return engine.CompactReport{}, err
 	}

@@ -106,6 +106,14 @@ func (g *globals) table() *tabwriter.Writer {
 // fail reports err (as JSON on stdout with --json, else on stderr) and
 // returns an exitError with code.
 func (g *globals) fail(code int, err error) error {
+	var inner *exitError
+	if errors.As(err, &inner) {
+		// A usage error (exit 2) stays one, whoever reports it.
+		code = inner.code
+		if errors.Is(inner.err, errReported) {
+			return inner
+		}
+	}
 	if g.json {
 		_ = g.printJSON(map[string]any{"error": errorBody(err)})
 		return &exitError{code: code, err: errReported}
@@ -115,7 +123,12 @@ func (g *globals) fail(code int, err error) error {
 
 // errorBody is the stable JSON shape of an error.
 func errorBody(err error) map[string]any {
-	b := map[string]any{"code": types.Code(err), "message": err.Error()}
+	code := types.Code(err)
+	var ee *exitError
+	if code == "internal" && errors.As(err, &ee) && ee.code == exitUsage {
+		code = "usage"
+	}
+	b := map[string]any{"code": code, "message": strings.TrimPrefix(err.Error(), "journalctl: ")}
 	var fe *types.FieldError
 	if errors.As(err, &fe) {
 		b["field"] = fe.Field

@@ -40,28 +40,32 @@ func main() {
 }
 
 func run(args []string) int {
-	root := newRootCmd()
+	root, g := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
 		return exitOK
 	}
 	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil && !errors.Is(ee.err, errReported) {
-			fmt.Fprintln(os.Stderr, "journalctl:", ee.err)
-		}
+	if !errors.As(err, &ee) {
+		// Cobra's own flag and argument errors are usage errors.
+		ee = &exitError{code: exitUsage, err: err}
+	}
+	if g.json && g.out != nil && !errors.Is(ee.err, errReported) {
+		// Under --json every error is a JSON object with a stable code.
+		_ = g.printJSON(map[string]any{"error": errorBody(ee)})
 		return ee.code
 	}
-	// Cobra's own flag and argument errors are usage errors.
-	fmt.Fprintln(os.Stderr, "journalctl:", err)
-	return exitUsage
+	if ee.err != nil && !errors.Is(ee.err, errReported) {
+		fmt.Fprintln(os.Stderr, "journalctl:", ee.err)
+	}
+	return ee.code
 }
 
 // errReported marks an error whose message was already printed.
 var errReported = errors.New("reported")
 
-func newRootCmd() *cobra.Command {
+func newRootCmd() (*cobra.Command, *globals) {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "journalctl",
@@ -96,5 +100,5 @@ records); it is a notification aid, never the source of truth.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})
-	return root
+	return root, g
 }

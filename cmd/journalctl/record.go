@@ -311,7 +311,10 @@ func runRecordStdin(g *globals, f *recordFlags, in io.Reader) error {
 	}
 	if rejected > 0 {
 		out.Flush()
-		return &exitError{code: exitProblems, err: fmt.Errorf("%d line(s) rejected", rejected)}
+		// Each rejected line was reported on its own; the summary goes to
+		// standard error so --json output stays one JSON object per line.
+		fmt.Fprintf(g.errOut, "journalctl: %d line(s) rejected\n", rejected)
+		return &exitError{code: exitProblems, err: errReported}
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ for writes and admin calls.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			fmt.Fprintf(g.errOut, "journalctl serve: data %s, listening on %s (sync=%s)\n", j.Dir(), listen, p)
+			fmt.Fprintf(g.errOut, "journalctl serve: data %s, listening on %s and %s (sync=%s)\n", j.Dir(), srv.Addr(), srv.SocketPath(), p)
 			serr := srv.Serve(ctx)
 			cerr := j.Close()
 			if err := errors.Join(serr, cerr); err != nil {

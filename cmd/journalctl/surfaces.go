@@ -25,11 +25,11 @@ func newSurfacesCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := g.registry()
 			if err != nil {
-				return err
+				return g.fail(exitUsage, err)
 			}
 			opts, err := g.engineOptions()
 			if err != nil {
-				return err
+				return g.fail(exitUsage, err)
 			}
 			if g.root != "" {
 				reg = reg.WithRoot(g.root)
