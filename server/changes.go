@@ -250,13 +250,24 @@ func atIndex(err error, i int) error {
 }
 
 // query parameters GET /v1/changes accepts.
-var queryParams = []string{"after", "since", "until", "surface", "change_type", "aggregate_type", "aggregate_id", "correlation_id", "min_severity", "limit", "order"}
+var queryParams = []string{"after", "since", "until", "surface", "change_type", "aggregate_type", "aggregate_id", "correlation_id", "min_severity", "limit", "order", "follow"}
 
 // getChanges queries the journal.
 func (s *Server) getChanges(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r.URL.Query(), time.Now())
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if f := r.URL.Query().Get("follow"); f == "1" || f == "true" {
+		if r.URL.Query().Get("after") == "" {
+			q.After = s.j.Head()
+		}
+		if _, err := s.j.Query(r.Context(), engine.Query{After: q.After, Limit: 1}); errors.Is(err, engine.ErrCompacted) {
+			s.writeCompacted(w, q.After, s.j.Status().Horizon)
+			return
+		}
+		s.follow(w, r, q)
 		return
 	}
 	res, err := s.j.Query(r.Context(), q)

@@ -52,6 +52,7 @@ func (s *Server) routes() http.Handler {
 	add(http.MethodGet, "/v1/status", accessRead, s.getStatus)
 	add(http.MethodPost, "/v1/validate", accessAdmin, s.postValidate)
 	add(http.MethodPost, "/v1/compact", accessAdmin, s.postCompact)
+	add(http.MethodGet, "/v1/stale", accessRead, s.getStale)
 	add(http.MethodGet, "/healthz", accessOpen, s.getHealthz)
 	metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog:          promLogger{s},

@@ -94,6 +94,7 @@ type Server struct {
 
 	metrics  *httpMetrics
 	draining atomic.Bool
+	drainc   chan struct{} // closed when draining starts: streams end
 	served   atomic.Bool
 
 	closeOnce sync.Once
@@ -136,7 +137,7 @@ func New(j *engine.Journal, cfg Config) (*Server, error) {
 	if cfg.Listen == Disabled && cfg.Socket == "" {
 		return nil, errors.New("server: both TCP (Listen) and the Unix socket (Socket) are disabled; enable at least one")
 	}
-	s := &Server{j: j, cfg: cfg, log: cfg.Logger}
+	s := &Server{j: j, cfg: cfg, log: cfg.Logger, drainc: make(chan struct{})}
 	if cfg.Token != "" {
 		s.tokenSum = tokenDigest(cfg.Token)
 	}
@@ -257,6 +258,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	s.draining.Store(true)
+	close(s.drainc)
 	s.log.Info("journal server draining", "timeout", s.cfg.DrainTimeout)
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	err := s.http.Shutdown(dctx)

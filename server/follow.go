@@ -1,0 +1,203 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentruntime/statejournal/engine"
+)
+
+// followProgress is how often a quiet follow stream sends a progress line,
+// so a client tells a quiet stream from a dead one.
+const followProgress = 15 * time.Second
+
+// FollowLine is one line of a follow stream (GET /v1/changes?follow=1,
+// application/x-ndjson): a change, or a progress line carrying the head
+// when nothing matched for a while.
+type FollowLine struct {
+	*engine.Change
+	Progress *FollowProgress `json:"progress,omitempty"`
+}
+
+// FollowProgress says the stream is alive and how far the journal is.
+type FollowProgress struct {
+	Head uint64 `json:"head"`
+}
+
+// follow streams the records after the cursor that match q as NDJSON,
+// oldest first, flushing after each, until the client goes away or the
+// server drains. A cursor that falls below the horizon (the follower was
+// too slow for compaction) ends the stream with a 'compacted' error line.
+func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream has no write deadline
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.drainc:
+			cancel() // a draining server ends its streams at once
+		case <-ctx.Done():
+		}
+	}()
+	q.NewestFirst = false
+	q.Limit = 1000
+	cursor := q.After
+	lastSent := time.Now()
+	for {
+		qq := q
+		qq.After = cursor
+		res, err := s.j.Query(ctx, qq)
+		if err != nil {
+			if ctx.Err() == nil {
+				_ = enc.Encode(ErrorBody{Error: apiErrorOf(err)})
+				_ = bw.Flush()
+				_ = rc.Flush()
+			}
+			return
+		}
+		for i := range res.Changes {
+			_ = enc.Encode(FollowLine{Change: &res.Changes[i]})
+			cursor = res.Changes[i].Sequence
+		}
+		if !res.More {
+			cursor = max(cursor, res.Head)
+		}
+		if len(res.Changes) > 0 || time.Since(lastSent) >= followProgress {
+			if len(res.Changes) == 0 {
+				_ = enc.Encode(FollowLine{Progress: &FollowProgress{Head: res.Head}})
+			}
+			if bw.Flush() != nil || rc.Flush() != nil {
+				return
+			}
+			lastSent = time.Now()
+		}
+		if res.More {
+			continue
+		}
+		wctx, wcancel := context.WithTimeout(ctx, followProgress)
+		_, err = s.j.Wait(wctx, cursor)
+		wcancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return
+		}
+	}
+}
+
+// Follow streams the records after cursor that match q to fn, oldest
+// first, until ctx ends or fn returns false. Progress lines are not
+// passed on.
+func (c *Client) Follow(ctx context.Context, q engine.Query, fn func(engine.Change) bool) error {
+	v := queryValues(q)
+	v.Set("follow", "1")
+	v.Set("after", strconv.FormatUint(q.After, 10))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/changes?"+v.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach journal server at %s: %w", c.target, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+		return decodeError(resp.StatusCode, data)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var eb ErrorBody
+		if json.Unmarshal(line, &eb) == nil && eb.Error.Code != "" {
+			return decodeError(http.StatusGone, line)
+		}
+		var fl struct {
+			engine.Change
+			Progress *FollowProgress `json:"progress"`
+		}
+		if err := json.Unmarshal(line, &fl); err != nil {
+			return fmt.Errorf("follow stream: %w", err)
+		}
+		if fl.Progress != nil {
+			continue
+		}
+		if !fn(fl.Change) {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("follow stream: %w", err)
+	}
+	return ctx.Err()
+}
+
+// getStale answers which snapshots and surfaces changed after ?since=N.
+func (s *Server) getStale(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	since, err := strconv.ParseUint(v.Get("since"), 10, 64)
+	if v.Get("since") == "" {
+		since, err = 0, nil
+	}
+	if err != nil {
+		s.writeError(w, r, queryError("since", v.Get("since"), "is not a sequence number"))
+		return
+	}
+	st, err := s.j.Stale(since)
+	if err != nil && errors.Is(err, engine.ErrCompacted) {
+		s.writeCompacted(w, since, st.Horizon)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// queryValues encodes q as GET /v1/changes parameters.
+func queryValues(q engine.Query) url.Values {
+	v := url.Values{}
+	if q.After > 0 {
+		v.Set("after", strconv.FormatUint(q.After, 10))
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if len(q.Surfaces) > 0 {
+		v.Set("surface", strings.Join(q.Surfaces, ","))
+	}
+	if len(q.ChangeTypes) > 0 {
+		v.Set("change_type", strings.Join(q.ChangeTypes, ","))
+	}
+	if q.AggregateType != "" {
+		v.Set("aggregate_type", q.AggregateType)
+		v.Set("aggregate_id", q.AggregateID)
+	}
+	if q.CorrelationID != "" {
+		v.Set("correlation_id", q.CorrelationID)
+	}
+	if q.MinSeverity != "" {
+		v.Set("min_severity", q.MinSeverity)
+	}
+	return v
+}
