@@ -4,7 +4,7 @@ PKGS      := ./...
 BIN       := bin/journalctl
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build run test test-short bench bench-smoke bench-go crash fuzz-smoke check fmt vet staticcheck promlint clean
+.PHONY: all build run test bench bench-smoke bench-go bench-queries crash fuzz-smoke check fmt vet staticcheck clean
 
 all: build
 
@@ -19,13 +19,19 @@ run:
 test:
 	$(GO) test -race -timeout 4m $(PKGS)
 
-## bench: the full benchmark table against baselines (a few minutes)
+## bench: the write-path table against baselines, then the query table (several minutes)
 bench:
 	$(GO) run ./bench/cmd/loadgen
+	$(GO) run ./bench/cmd/querybench
 
 ## bench-smoke: every benchmark scenario for about a second, so benchmark code never rots
 bench-smoke:
 	$(GO) run ./bench/cmd/loadgen -smoke
+	$(GO) run ./bench/cmd/querybench -smoke
+
+## bench-queries: state-engine queries on 1M-10M-record journals (~2 min, <= 360 MiB temp disk)
+bench-queries:
+	$(GO) run ./bench/cmd/querybench
 
 ## bench-go: the Go benchmarks (benchstat-friendly)
 bench-go:

@@ -22,8 +22,9 @@ const (
 // archiveSeg is one archive file as the engine knows it. The range
 // [first, last] comes from the file name and includes records dropped by
 // coalescing; the footer says how many were kept and how many coalesced.
-// Its footer and block index stay in memory so queries skip whole
-// archives and blocks without touching the file.
+// Its footer stays in memory so queries skip whole archives, and the open
+// archive keeps its block index so scans skip blocks without touching the
+// file.
 type archiveSeg struct {
 	path   string
 	name   string
@@ -31,7 +32,6 @@ type archiveSeg struct {
 	last   uint64
 	bytes  int64
 	footer segment.ArchiveFooter
-	blocks []segment.ArchiveBlockInfo
 	err    error // non-nil when the archive could not be opened
 	// ar is the open archive, shared by every view that holds it, so a
 	// query never reopens it and a reader keeps its inode even after
@@ -75,7 +75,6 @@ func loadArchives(dir string) ([]*archiveSeg, error) {
 			a.err = err
 		} else {
 			a.footer = ar.Footer()
-			a.blocks = ar.Blocks()
 			a.ar = ar
 			if err := checkArchiveRange(a); err != nil {
 				a.err = err

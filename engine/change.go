@@ -260,6 +260,10 @@ func jsonFieldError(err error) error {
 			if len(fe.Field) > 1 && fe.Field[0] == '"' {
 				fe.Field = fe.Field[1 : len(fe.Field)-1]
 			}
+			if fe.Field == "" {
+				fe.Field = "body"
+				fe.Problem = "has a field with an empty name, which is not a field of " + SchemaVersion
+			}
 		} else {
 			fe.Problem = "is not a valid change: " + msg
 		}

@@ -121,6 +121,11 @@ func (j *Journal) add(r *request, c Change, index int) error {
 		}
 	}
 	p, err := j.prepare(c, j.opts.now())
+	if err == nil {
+		// The index entry is filled here, in the writer's goroutine; the
+		// committer only adds its place in the file.
+		j.fillEntry(&p.entry, &p.change)
+	}
 	if err != nil {
 		j.countReject(err)
 		if fe, ok := err.(*types.FieldError); ok && index >= 0 {
@@ -179,7 +184,9 @@ func (j *Journal) submit(ctx context.Context, r *request, internal bool) error {
 		return r.err
 	}
 	if j.metrics != nil {
+		// Counted here, in the writer's goroutine, not in the committer.
 		j.metrics.appendLat.Observe(time.Since(r.start).Seconds())
+		j.observe(r)
 	}
 	return nil
 }
@@ -196,6 +203,9 @@ type committerState struct {
 	lastSync time.Time
 	dedupe   *dedupe
 	inBatch  map[string]Receipt
+	tip      *view      // the newest view built, published once durable
+	tail     *os.File   // read handle of the tail segment, for the syncer's fsync
+	tails    []*os.File // earlier tail handles the syncer may still use
 }
 
 func (c *committerState) init(j *Journal, v *view) {
@@ -216,8 +226,13 @@ func (j *Journal) startCommitter() {
 	j.ctrl = make(chan func())
 	j.stopc = make(chan struct{})
 	j.donec = make(chan struct{})
+	j.syncq = make(chan *syncBatch, 64)
+	j.syncDone = make(chan struct{})
 	j.loadDedupe()
 	j.dedupeIDs.Store(int64(len(j.c.dedupe.ids)))
+	j.c.tip = j.view.Load()
+	j.c.openTail(j)
+	go j.syncLoop()
 	go j.commitLoop()
 	if j.opts.asyncQueue > 0 {
 		j.async = make(chan Change, j.opts.asyncQueue)
@@ -226,11 +241,141 @@ func (j *Journal) startCommitter() {
 	}
 }
 
+// syncBatch is a written batch handed from the committer to the syncer:
+// the syncer fsyncs it (together with whatever else is queued), then
+// publishes its view and answers its writers. Meanwhile the committer
+// writes the next batch, so the disk is never idle between fsyncs.
+type syncBatch struct {
+	reqs    []*request
+	view    *view    // the view after this batch, published once durable
+	last    uint64   // last sequence written
+	tail    *os.File // the tail segment to fsync
+	cycled  bool     // a segment was created: fsync the directory too
+	barrier chan struct{}
+}
+
+var syncBatchPool = sync.Pool{New: func() any { return &syncBatch{} }}
+
+// syncLoop is the syncer: it takes every queued batch, fsyncs once,
+// publishes the newest view and answers all their writers.
+func (j *Journal) syncLoop() {
+	defer close(j.syncDone)
+	var group []*syncBatch
+	for b := range j.syncq {
+		group = append(group[:0], b)
+	more:
+		for {
+			select {
+			case nb, ok := <-j.syncq:
+				if !ok {
+					break more
+				}
+				group = append(group, nb)
+			default:
+				break more
+			}
+		}
+		j.syncGroup(group)
+	}
+}
+
+func (j *Journal) syncGroup(group []*syncBatch) {
+	var last *syncBatch
+	cycled := false
+	for _, b := range group {
+		if b.view != nil {
+			last = b
+		}
+		cycled = cycled || b.cycled
+	}
+	err := j.failure()
+	if err == nil && last != nil {
+		t := time.Now()
+		sync := last.tail.Sync
+		if j.opts.syncFault != nil {
+			sync = j.opts.syncFault(sync)
+		}
+		if serr := sync(); serr != nil {
+			err = j.fail(fmt.Errorf("fsync hot log: %w", serr))
+		} else {
+			if j.metrics != nil {
+				j.metrics.fsyncLat.Observe(time.Since(t).Seconds())
+			}
+			j.fsyncs.Add(1)
+		}
+		if err == nil && cycled {
+			// tidwall/wal does not fsync the directory after creating a
+			// segment; without this a crash could lose the new name.
+			if derr := fsx.SyncDir(j.hotDir); derr != nil {
+				err = j.fail(derr)
+			}
+		}
+		if err == nil {
+			j.durableSeq.Store(last.last)
+			j.publish(last.view)
+			if cycled {
+				// After the publish, so the compactor sees the sealed
+				// segment as sealed.
+				j.kickAuto()
+			}
+		}
+	}
+	for _, b := range group {
+		for _, r := range b.reqs {
+			if err != nil {
+				r.err = err
+			} else {
+				for i := range r.receipts {
+					if !r.receipts[i].Duplicate {
+						r.receipts[i].Durable = true
+					} else {
+						r.receipts[i].Durable = r.receipts[i].Sequence <= j.durableSeq.Load()
+					}
+				}
+			}
+			r.done <- struct{}{}
+		}
+		if b.barrier != nil {
+			close(b.barrier)
+		}
+		*b = syncBatch{reqs: b.reqs[:0]}
+		syncBatchPool.Put(b)
+	}
+}
+
+// publish makes v the view readers see, unless a newer one is already
+// published (the syncer and the committer both publish).
+func (j *Journal) publish(v *view) {
+	j.viewMu.Lock()
+	if cur := j.view.Load(); cur == nil || v.version > cur.version {
+		j.view.Store(v)
+		j.viewMu.Unlock()
+		j.notifyChanged()
+		return
+	}
+	j.viewMu.Unlock()
+}
+
+// flushSyncer waits until every batch handed to the syncer is synced and
+// answered. Called in the committer before work that replaces files.
+func (j *Journal) flushSyncer() {
+	b := syncBatchPool.Get().(*syncBatch)
+	b.barrier = make(chan struct{})
+	done := b.barrier
+	j.syncq <- b
+	<-done
+}
+
 // commitLoop is the single owner of the hot log. It blocks for the first
-// request, drains what is queued up to the batch limits, writes once,
-// fsyncs once and answers every request.
+// request, drains what is queued up to the batch limits, writes once and
+// hands the batch to the syncer, which fsyncs it while the next batch is
+// written.
 func (j *Journal) commitLoop() {
 	defer close(j.donec)
+	defer func() {
+		close(j.syncq)
+		<-j.syncDone
+	}()
 	c := &j.c
 	var tick <-chan time.Time
 	if j.opts.sync == SyncInterval {
@@ -245,12 +390,11 @@ func (j *Journal) commitLoop() {
 			j.drain()
 			j.commit()
 		case f := <-j.ctrl:
+			j.flushSyncer()
 			f()
 		case <-tick:
 			if c.dirty && j.failure() == nil {
-				if err := j.fsync(); err != nil {
-					j.fail(err)
-				}
+				j.handOff(nil, false, true)
 			}
 		case <-j.stopc:
 			for {
@@ -265,13 +409,25 @@ func (j *Journal) commitLoop() {
 				break
 			}
 			if c.dirty && j.failure() == nil {
-				if err := j.fsync(); err != nil {
-					j.fail(err)
-				}
+				j.handOff(nil, false, true)
 			}
+			j.flushSyncer()
 			return
 		}
 	}
+}
+
+// handOff gives the syncer the pending requests (nil for a timed sync)
+// with the committer's current view.
+func (j *Journal) handOff(reqs []*request, cycled, sync bool) {
+	c := &j.c
+	b := syncBatchPool.Get().(*syncBatch)
+	b.reqs = append(b.reqs[:0], reqs...)
+	if sync {
+		b.view, b.last, b.tail, b.cycled = c.tip, c.last, c.tail, cycled
+		c.dirty = false
+	}
+	j.syncq <- b
 }
 
 // drain adds queued requests to the pending batch up to the limits.
@@ -290,7 +446,7 @@ func (j *Journal) drain() {
 	}
 }
 
-// commit writes the pending batch.
+// commit writes the pending batch and hands it on.
 func (j *Journal) commit() {
 	c := &j.c
 	defer func() {
@@ -303,11 +459,9 @@ func (j *Journal) commit() {
 		j.answerAll(err)
 		return
 	}
-	j.viewMu.Lock()
-	defer j.viewMu.Unlock()
-	old := j.view.Load()
+	old := c.tip
 	nv := &view{first: old.first, entries: old.entries, segs: old.segs, bytes: old.bytes, intern: old.intern,
-		archives: old.archives, horizonFloor: old.horizonFloor}
+		archives: old.archives, horizonFloor: old.horizonFloor, version: old.version + 1}
 	nv.surf = append(make([]surfaceStat, 0, len(old.surf)+1), old.surf...)
 	// The outer slices are copied so this view's headers are its own; the
 	// posting lists themselves are shared and only appended to.
@@ -347,7 +501,6 @@ func (j *Journal) commit() {
 			if it.writerID {
 				if rc, ok := c.dedupe.get(id); ok {
 					rc.Duplicate = true
-					rc.Durable = rc.Sequence <= j.durableSeq.Load()
 					r.receipts = append(r.receipts, rc)
 					continue
 				}
@@ -362,8 +515,8 @@ func (j *Journal) commit() {
 			c.scratch = segment.AppendEnvelopeFlags(c.scratch[:0], seq, flags, payload)
 			c.batch.Write(seq, c.scratch)
 			frame := int64(uvarintLen(uint64(len(c.scratch))) + len(c.scratch))
-			e := hotEntry{off: uint32(c.tailSize), length: uint32(frame)}
-			j.fillEntry(&e, &it.change)
+			e := it.entry
+			e.off, e.length = uint32(c.tailSize), uint32(frame)
 			nv.entries = append(nv.entries, e)
 			nv.noteSurface(e, seq)
 			nv.notePost(e, seq)
@@ -379,6 +532,7 @@ func (j *Journal) commit() {
 				Redactions: it.redactions, MetadataTrimmed: it.trimmed}
 			if it.writerID {
 				c.inBatch[id] = rc
+				c.dedupe.put(id, rc, it.change.OccurredAt)
 			}
 			r.receipts = append(r.receipts, rc)
 		}
@@ -388,6 +542,8 @@ func (j *Journal) commit() {
 			j.answerAll(j.fail(fmt.Errorf("write batch ending at sequence %d: %w", seq, err)))
 			return
 		}
+		c.dirty = true
+		c.last = seq
 		if segsCopied {
 			// tidwall/wal created the new segments during the write.
 			for i := range nv.segs {
@@ -395,56 +551,73 @@ func (j *Journal) commit() {
 					nv.segs[i] = openSeg(nv.segs[i].first, nv.segs[i].path)
 				}
 			}
+			c.openTail(j)
 		}
-		c.dirty = true
-		c.last = seq
 	}
-	durable := false
+	c.tip = nv
+	j.batches.Add(1)
+	j.appended.Add(uint64(written))
+	j.dedupeIDs.Store(int64(len(c.dedupe.ids)))
+	if j.metrics != nil && written > 0 {
+		j.metrics.batchSize.Observe(float64(written))
+	}
+	sync := false
 	switch j.opts.sync {
 	case SyncAlways:
-		durable = true
+		sync = true
 	case SyncInterval:
-		durable = needSync || time.Since(c.lastSync) >= j.opts.syncInterval
+		sync = needSync || time.Since(c.lastSync) >= j.opts.syncInterval
 	}
-	if durable && c.dirty {
-		if err := j.fsync(); err != nil {
-			j.answerAll(j.fail(err))
-			return
-		}
+	if sync {
+		c.lastSync = time.Now()
+		j.handOff(c.pending, cycled, true)
+		return
 	}
+	// Not synced now: visible at once, durable at the next sync.
 	if cycled {
-		j.kickAuto()
-		// tidwall/wal does not fsync the directory after creating a
-		// segment; without this a crash could lose the new file's name.
 		if err := fsx.SyncDir(j.hotDir); err != nil {
 			j.answerAll(j.fail(err))
 			return
 		}
 	}
-	j.view.Store(nv)
-	j.notifyChanged()
-	j.batches.Add(1)
-	j.appended.Add(uint64(written))
+	j.publish(nv)
+	if cycled {
+		j.kickAuto()
+	}
 	for _, r := range c.pending {
 		for i := range r.receipts {
-			rc := &r.receipts[i]
-			rc.Durable = rc.Sequence <= j.durableSeq.Load()
-			if !rc.Duplicate && r.items[i].writerID {
-				c.dedupe.put(rc.EventID, *rc, r.items[i].change.OccurredAt)
-			}
+			r.receipts[i].Durable = r.receipts[i].Sequence <= j.durableSeq.Load()
 		}
-		j.observe(r)
 		r.done <- struct{}{}
-	}
-	j.dedupeIDs.Store(int64(len(c.dedupe.ids)))
-	if j.metrics != nil && written > 0 {
-		j.metrics.batchSize.Observe(float64(written))
 	}
 }
 
-// fsync makes everything written durable.
+// openTail (re)opens the read-only handle the syncer fsyncs: an fsync on
+// any descriptor of the file flushes it, and this one needs no lock of
+// tidwall/wal, so the next batch can be written while it runs.
+func (c *committerState) openTail(j *Journal) {
+	v := c.tip
+	if len(v.segs) == 0 {
+		return
+	}
+	f, err := os.Open(v.segs[len(v.segs)-1].path)
+	if err != nil {
+		j.fail(fmt.Errorf("open tail segment for fsync: %w", err))
+		return
+	}
+	if c.tail != nil {
+		c.tails = append(c.tails, c.tail) // the syncer may still hold it
+		if len(c.tails) > 4 {
+			c.tails[0].Close()
+			c.tails = c.tails[1:]
+		}
+	}
+	c.tail = f
+}
+
+// fsync makes everything written durable; only called when the syncer is
+// idle (at open and close paths).
 func (j *Journal) fsync() error {
-	t := time.Now()
 	sync := j.wal.Sync
 	if j.opts.syncFault != nil {
 		sync = j.opts.syncFault(sync)
@@ -452,12 +625,8 @@ func (j *Journal) fsync() error {
 	if err := sync(); err != nil {
 		return fmt.Errorf("fsync hot log: %w", err)
 	}
-	if j.metrics != nil {
-		j.metrics.fsyncLat.Observe(time.Since(t).Seconds())
-	}
 	j.fsyncs.Add(1)
 	j.c.dirty = false
-	j.c.lastSync = time.Now()
 	j.durableSeq.Store(j.c.last)
 	return nil
 }
@@ -474,7 +643,7 @@ func (j *Journal) observe(r *request) {
 			m.duplicates.Inc()
 			continue
 		}
-		m.records.WithLabelValues(it.change.Surface, it.change.ChangeType).Inc()
+		m.recordCounter(it.change.Surface, it.change.ChangeType).Inc()
 		for k, n := range it.kinds {
 			m.redacted.WithLabelValues(string(k)).Add(float64(n))
 		}

@@ -141,6 +141,15 @@ func (j *Journal) Compact(ctx context.Context, o CompactOptions) (CompactReport,
 			return rep, err
 		}
 		done += u.bytes
+		if !o.DryRun {
+			// Retention after every archive, not only at the end: under a
+			// backlog this frees space as soon as it can.
+			removed, _, err := j.applyRetention(ret, false, nil)
+			if err != nil {
+				return rep, err
+			}
+			rep.Removed = append(rep.Removed, removed...)
+		}
 		rep.Archives = append(rep.Archives, ar)
 		rep.Records += ar.Records
 		rep.Coalesced += ar.Coalesced
@@ -152,6 +161,7 @@ func (j *Journal) Compact(ctx context.Context, o CompactOptions) (CompactReport,
 		return rep, err
 	}
 	rep.Removed = append(rep.Removed, removed...)
+	removed = rep.Removed
 	rep.HorizonAfter = horizon
 	if rep.OutputBytes > 0 {
 		rep.Ratio = float64(rep.InputBytes) / float64(rep.OutputBytes)
@@ -241,7 +251,6 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	ar.OutputBytes = footer.FileBytes
 	a := &archiveSeg{path: path, name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes, footer: footer}
 	if ao, err := segment.OpenArchive(path); err == nil {
-		a.blocks = ao.Blocks()
 		a.ar = ao
 	} else {
 		return ar, fmt.Errorf("reopen archive %s: %w", ar.Name, err)
@@ -363,18 +372,21 @@ func (j *Journal) truncateHot(upto uint64, a *archiveSeg) error {
 		if err := fsx.SyncDir(j.hotDir); err != nil {
 			return j.fail(err)
 		}
-		j.viewMu.Lock()
-		defer j.viewMu.Unlock()
-		old := j.view.Load()
+		// The syncer is idle (inCommitter flushed it): the tip is the
+		// published view.
+		old := j.c.tip
 		nv, tailDelta := truncatedView(old, upto, j.hotDir)
 		nv.archives = append(append([]*archiveSeg(nil), old.archives...), a)
+		nv.version = old.version + 1
 		if tailDelta >= 0 {
 			j.c.tailSize -= tailDelta
 			if j.c.tailSize < 0 {
 				j.c.tailSize = 0
 			}
 		}
-		j.view.Store(nv)
+		j.c.tip = nv
+		j.c.openTail(j) // the tail may be a new file now
+		j.publish(nv)
 		return nil
 	})
 }
@@ -443,20 +455,25 @@ func truncatedView(v *view, upto uint64, hotDir string) (*view, int64) {
 func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]RemovedArchive, uint64, error) {
 	v := j.view.Load()
 	as := v.archives
-	hot := v.bytes
+	hot := diskBytes(v.bytes)
 	var records uint64 = uint64(len(v.entries)) + archiveRecords(as)
-	total := hot + archiveBytes(as)
+	total := hot
+	for _, a := range as {
+		total += diskBytes(a.bytes)
+	}
 	if dry {
 		// Pending units would move into archives about 10x smaller.
 		for _, u := range pending {
 			total -= u.bytes - u.bytes/10
 		}
 	}
-	// Keep a segment of headroom so the hot log can fill its next segment
-	// without the directory passing MaxBytes by more than that segment.
+	// Keep two segments of headroom: the hot log fills its next segment
+	// before the next compaction, and tidwall/wal's front truncation
+	// briefly holds a copy of one segment. So the directory stays within
+	// MaxBytes plus at most one segment, sampled at any moment.
 	budget := r.MaxBytes
 	if budget > 0 {
-		budget -= int64(j.opts.segmentSize)
+		budget -= 2 * int64(j.opts.segmentSize)
 		if budget < 0 {
 			budget = 0
 		}
@@ -482,7 +499,7 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 			break
 		}
 		removed = append(removed, RemovedArchive{Name: a.name, FirstSequence: a.first, LastSequence: a.last, Records: a.footer.Records, Bytes: a.bytes, Reason: reason})
-		total -= a.bytes
+		total -= diskBytes(a.bytes)
 		records -= a.footer.Records
 		n++
 	}
@@ -500,14 +517,19 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 	}
 	hook("horizon-written")
 	// Readers switch to a view without the archives before the files go.
-	j.viewMu.Lock()
-	cur := j.view.Load()
-	nv := *cur
-	nv.archives = append([]*archiveSeg(nil), cur.archives[n:]...)
-	nv.horizonFloor = horizon
-	nv.surf = subtractArchived(cur.surf, as[:n], j.intern)
-	j.view.Store(&nv)
-	j.viewMu.Unlock()
+	if err := j.inCommitter(func() error {
+		cur := j.c.tip
+		nv := *cur
+		nv.archives = append([]*archiveSeg(nil), cur.archives[n:]...)
+		nv.horizonFloor = horizon
+		nv.surf = subtractArchived(cur.surf, as[:n], j.intern)
+		nv.version = cur.version + 1
+		j.c.tip = &nv
+		j.publish(&nv)
+		return nil
+	}); err != nil {
+		return removed, horizon, err
+	}
 	for i, a := range as[:n] {
 		if err := os.Remove(a.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return removed, horizon, fmt.Errorf("remove archive %s: %w", a.name, err)
@@ -528,6 +550,9 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 	})
 	return removed, horizon, nil
 }
+
+// diskBytes rounds a file size up to the 4 KiB blocks it occupies.
+func diskBytes(n int64) int64 { return (n + 4095) &^ 4095 }
 
 // subtractArchived removes the removed archives' records from the
 // per-surface counts.

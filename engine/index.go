@@ -53,6 +53,9 @@ type view struct {
 	bytes   int64 // hot log bytes on disk
 	surf    []surfaceStat
 	intern  *interner
+	// version orders views: a view replaces the published one only if
+	// it is newer.
+	version uint64
 	// archives hold the records before first, oldest first.
 	archives []*archiveSeg
 	// horizonFloor is the persisted horizon: retention promised nothing

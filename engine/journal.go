@@ -63,7 +63,11 @@ type Journal struct {
 	closed  bool // guarded by closeMu
 
 	reqs chan *request
-	ctrl chan func() // work the committer runs between batches
+	// syncq carries written batches to the syncer, which fsyncs them
+	// while the committer writes the next batch.
+	syncq    chan *syncBatch
+	syncDone chan struct{}
+	ctrl     chan func() // work the committer runs between batches
 
 	// viewMu serialises publishers of the view (the committer after each
 	// batch, compaction and retention); readers never take it.
@@ -707,6 +711,12 @@ func (j *Journal) Close() error {
 
 func (j *Journal) shutdown() error {
 	var errs []error
+	for _, f := range append(j.c.tails, j.c.tail) {
+		if f != nil {
+			f.Close()
+		}
+	}
+	j.c.tail, j.c.tails = nil, nil
 	if v := j.view.Load(); v != nil {
 		for _, s := range v.segs {
 			if s.f != nil {

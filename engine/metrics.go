@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -8,6 +10,7 @@ import (
 // on the Registerer given to Open and unregistered at Close.
 type metrics struct {
 	reg          prometheus.Registerer
+	recordCache  sync.Map // surface+"\x00"+change_type → prometheus.Counter
 	collectors   []prometheus.Collector
 	appendLat    prometheus.Histogram
 	fsyncLat     prometheus.Histogram
@@ -136,6 +139,18 @@ func newMetrics(j *Journal, reg prometheus.Registerer) (*metrics, error) {
 		m.rejected.WithLabelValues(r)
 	}
 	return m, nil
+}
+
+// recordCounter returns the records counter of a surface and change type,
+// cached so the hot path does not hash label values per record.
+func (m *metrics) recordCounter(surface, changeType string) prometheus.Counter {
+	key := surface + "\x00" + changeType
+	if c, ok := m.recordCache.Load(key); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.records.WithLabelValues(surface, changeType)
+	m.recordCache.Store(key, c)
+	return c
 }
 
 func (m *metrics) unregister() {

@@ -39,6 +39,8 @@ type prepared struct {
 	// writerID is true when the writer supplied event_id as an
 	// idempotency key; only those ids enter the dedupe window.
 	writerID bool
+	// entry is the record's index entry without its file position.
+	entry hotEntry
 }
 
 func fieldErr(kind error, field, value, problem string, allowed ...string) *types.FieldError {
@@ -68,6 +70,12 @@ func (p *prepared) redactField(v *string) {
 // returns a *types.FieldError on bad input.
 func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	p := prepared{}
+	// Module and type names are checked by the same rules: a secret there
+	// is replaced by its marker, which the identifier checks below then
+	// reject, so the error names the field without echoing the secret.
+	// event_id is left alone: random idempotency keys look like secrets.
+	p.redactField(&c.Source)
+	p.redactField(&c.AggregateType)
 	p.redactField(&c.AggregateID)
 	p.redactField(&c.ArtifactRef)
 	p.redactField(&c.CorrelationID)
