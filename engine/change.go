@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -101,13 +102,77 @@ func (c *Change) AppendJSON(dst []byte, withSequence bool) ([]byte, error) {
 	}
 	if len(c.Metadata) > 0 {
 		dst = append(dst, `,"metadata":`...)
-		b, err := json.Marshal(c.Metadata)
-		if err != nil {
+		var err error
+		if dst, err = appendJSONValue(dst, c.Metadata, 0); err != nil {
 			return dst, fmt.Errorf("encode metadata: %w", err)
 		}
-		dst = append(dst, b...)
 	}
 	return append(dst, '}'), nil
+}
+
+// appendJSONValue appends v as encoding/json would (map keys sorted),
+// without reflection for the JSON-like types metadata holds; anything
+// else goes through encoding/json.
+func appendJSONValue(dst []byte, v any, depth int) ([]byte, error) {
+	if depth > 64 {
+		return dst, fmt.Errorf("metadata nested deeper than 64 levels")
+	}
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case string:
+		return appendJSONString(dst, x), nil
+	case bool:
+		return strconv.AppendBool(dst, x), nil
+	case json.Number:
+		if x == "" {
+			return append(dst, '0'), nil
+		}
+		return append(dst, x...), nil
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(dst, x, 10), nil
+	case uint64:
+		return strconv.AppendUint(dst, x, 10), nil
+	case map[string]any:
+		var small [16]string
+		keys := small[:0]
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, k)
+			dst = append(dst, ':')
+			var err error
+			if dst, err = appendJSONValue(dst, x[k], depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = appendJSONValue(dst, e, depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
 }
 
 const hexDigits = "0123456789abcdef"

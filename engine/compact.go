@@ -271,11 +271,15 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 }
 
 // readUnit reads the unit's records from its hot segment and coalesces
-// heartbeats. It returns the records to archive, the number coalesced and
-// the input bytes.
+// heartbeats. Labels and times come from the index, so the payloads are
+// not decoded (only heartbeats are, when coalescing). It returns the
+// records to archive, the number coalesced and the input bytes.
 func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) ([]segment.ArchiveRecord, uint64, int64, error) {
+	v := j.view.Load()
 	var recs []segment.ArchiveRecord
 	var in int64
+	var bad error
+	arena := make([]byte, 0, u.bytes) // one allocation for every payload
 	_, err := segment.ScanHotSegment(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, func(off int64, seq uint64, payload []byte) bool {
 		if seq < u.first {
 			return true
@@ -289,11 +293,22 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 			// accounts for the gap.
 			return true
 		}
-		fields, err := peekFields(payload)
-		if err != nil {
-			return true
+		var label string
+		var unix int64
+		if seq >= v.first && seq <= v.last() {
+			e := &v.entries[seq-v.first]
+			label, unix = j.intern.name(e.surface), e.unix
+		} else {
+			f, err := peekFields(payload)
+			if err != nil {
+				bad = fmt.Errorf("compact: record %d does not decode: %w", seq, err)
+				return false
+			}
+			label, unix = f.surface, f.unix
 		}
-		recs = append(recs, segment.ArchiveRecord{Seq: seq, Time: fields.unix, Label: fields.surface, Payload: append([]byte(nil), payload...)})
+		start := len(arena)
+		arena = append(arena, payload...)
+		recs = append(recs, segment.ArchiveRecord{Seq: seq, Time: unix, Label: label, Payload: arena[start:len(arena):len(arena)]})
 		if progress != nil && len(recs)%4096 == 0 {
 			progress(in)
 		}
@@ -302,12 +317,13 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	kept := uint64(len(recs))
+	if bad != nil {
+		return nil, 0, 0, bad
+	}
 	if window > 0 {
 		recs = coalesceHeartbeats(recs, window)
 	}
 	coalesced := (u.last - u.first + 1) - uint64(len(recs))
-	_ = kept
 	return recs, coalesced, in, nil
 }
 

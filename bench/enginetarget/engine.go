@@ -27,7 +27,8 @@ var _ workload.Target = (*Engine)(nil)
 
 // Open opens a fresh journal in dataDir under mode, with metrics on a private
 // registry and the runtime root (which surface storage paths resolve
-// against) set to rootDir, so nothing outside the two directories is touched.
+// against) set to rootDir, so nothing outside the two directories is touched,
+// and with background compaction on, as the server runs it.
 // extra options are applied last.
 func Open(dataDir, rootDir string, mode workload.SyncMode, extra ...engine.Option) (*Engine, error) {
 	policy, err := engine.ParseSyncPolicy(mode.String())
@@ -41,6 +42,9 @@ func Open(dataDir, rootDir string, mode workload.SyncMode, extra ...engine.Optio
 		engine.WithSync(policy),
 		engine.WithRegisterer(prometheus.NewRegistry()),
 		engine.WithRoot(rootDir),
+		// As journalctl serve runs it: sealed segments are compacted in the
+		// background, which bounds the hot log and its in-memory index.
+		engine.WithAutoCompact(engine.AutoCompact{Enabled: true}),
 		engine.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
 	}, extra...)
 	j, err := engine.Open(dataDir, opts...)
