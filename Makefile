@@ -22,11 +22,13 @@ test:
 ## bench: the write-path table against baselines, then the query table (several minutes)
 bench:
 	$(GO) run ./bench/cmd/loadgen
+	$(GO) run ./bench/cmd/compactbench
 	$(GO) run ./bench/cmd/querybench
 
 ## bench-smoke: every benchmark scenario for about a second, so benchmark code never rots
 bench-smoke:
 	$(GO) run ./bench/cmd/loadgen -smoke
+	$(GO) run ./bench/cmd/compactbench -smoke
 	$(GO) run ./bench/cmd/querybench -smoke
 
 ## bench-queries: state-engine queries on 1M-10M-record journals (~2 min, <= 360 MiB temp disk)

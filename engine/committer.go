@@ -615,22 +615,6 @@ func (c *committerState) openTail(j *Journal) {
 	c.tail = f
 }
 
-// fsync makes everything written durable; only called when the syncer is
-// idle (at open and close paths).
-func (j *Journal) fsync() error {
-	sync := j.wal.Sync
-	if j.opts.syncFault != nil {
-		sync = j.opts.syncFault(sync)
-	}
-	if err := sync(); err != nil {
-		return fmt.Errorf("fsync hot log: %w", err)
-	}
-	j.fsyncs.Add(1)
-	j.c.dirty = false
-	j.durableSeq.Store(j.c.last)
-	return nil
-}
-
 func (j *Journal) observe(r *request) {
 	m := j.metrics
 	if m == nil {

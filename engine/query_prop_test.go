@@ -202,8 +202,17 @@ func TestIndexedQueriesEqualAFullScan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checkQueries(t, j2, fullScan(&testing.T{}, dir), base, "reopened with the checkpoint")
+		j2.Close()
+		if err := os.Remove(filepath.Join(dir, stateDirName, checkpointFileName)); err != nil {
+			t.Fatalf("the clean close wrote no checkpoint: %v", err)
+		}
+		j2, err = Open(dir, WithSegmentSize(64<<10), WithSync(SyncNone))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer j2.Close()
-		checkQueries(t, j2, fullScan(&testing.T{}, dir), base, "reopened")
+		checkQueries(t, j2, fullScan(&testing.T{}, dir), base, "reopened without a checkpoint")
 		ro, err := Open(dir, ReadOnly())
 		if err != nil {
 			t.Fatal(err)

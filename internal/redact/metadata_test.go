@@ -320,7 +320,7 @@ func TestLimitsNormalized(t *testing.T) {
 func TestEncodedSizeMatchesEncodingJSON(t *testing.T) {
 	values := []any{
 		nil, true, false, "", "plain", "quote\" back\\ tab\t nl\n cr\r bs\b ff\f", "ctl\x01\x1f del\x7f",
-		"<html>&amp;", "é ü 日本", "bad\xffutf8\xc3", "\u2028\u2029", 0.0, -0.0, 1.5, 1e20, 1e21, 1e-6, 1e-7, 123456789.123,
+		"<html>&amp;", "é ü 日本", "bad\xffutf8\xc3", "\u2028\u2029", 0.0, math.Copysign(0, -1), 1.5, 1e20, 1e21, 1e-6, 1e-7, 123456789.123,
 		-1e-300, math.MaxFloat64, float32(0.1), float32(1e21), float32(1e-7), 0, -1, math.MinInt64, math.MaxInt64, uint64(math.MaxUint64),
 		int8(-128), uint16(65535), json.Number("12.5e-3"), json.Number(""), json.Number("-0"),
 	}

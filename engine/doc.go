@@ -1,0 +1,62 @@
+// Package engine is the State Change Journal and Runtime State Engine: the
+// Go API a runtime module imports to record that a surface changed, and
+// that consumers use to learn what changed since a cursor.
+//
+//	j, err := engine.Open(".tmp/state-journal", engine.WithRegisterer(reg))
+//	rc, err := j.Record(ctx, engine.Change{Source: "runtime.work_session",
+//		Surface: "runtime_work_session", ChangeType: "heartbeat",
+//		AggregateType: "work_session", AggregateID: "ws-42"})
+//	res, err := j.Query(ctx, engine.Query{After: cursor})
+//	stale, err := j.Stale(cursor)
+//
+// # Write path and durability
+//
+// Record and RecordBatch validate a change against runtime-state-change-v1,
+// the surface registry (engine/registry) and the migration policy, fill
+// its defaults and redact secrets (internal/redact) in the caller's
+// goroutine; nothing bad reaches disk, and a *types.FieldError names the
+// field. The encoded change goes to the committer, the one goroutine that
+// owns the tidwall/wal hot log: it drains what is queued, assigns
+// sequences (the wal index), writes the batch in one write and hands it to
+// the syncer, which fsyncs it (group commit) while the committer writes
+// the next batch. A call returns when its record is durable under
+// SyncAlways; every Receipt says whether it was. The view readers see is
+// published only after the fsync, so no reader learns a sequence a crash
+// could take back. A failed write or fsync is sticky (ErrFailed) until the
+// journal is reopened.
+//
+// # Invariants
+//
+//   - Sequences are assigned at commit, strictly increasing and gapless in
+//     the hot log; archives cover contiguous ranges (records dropped by
+//     heartbeat coalescing are counted in the archive's footer).
+//   - Every record from the horizon (Status().Horizon) to the head is
+//     readable exactly once; a cursor below the horizon gets ErrCompacted.
+//   - Open repairs only what a crash can produce (a torn or zero-filled
+//     tail of the newest segment, an interrupted truncation, compaction or
+//     retention step) and logs, persists and counts each repair. Any other
+//     damage fails Open; Repair quarantines it with tombstones.
+//   - Readers never take the writer's locks: a view is immutable once
+//     published, and holds open handles of the files it names, so a query
+//     that started before a compaction finishes on the files it knew.
+//
+// # Files (the data directory)
+//
+//	LOCK                       writer lock; names the holder
+//	hot/                       tidwall/wal segments of CRC32C envelopes (package segment)
+//	archive/*.sjar             zstd archives (segment/FORMAT_ARCHIVE.md)
+//	quarantine/                bytes cut by recovery or repair
+//	state/index.ckpt           index checkpoint (checkpoint.go), for fast open
+//	state/horizon.json         the persisted horizon
+//	state/last-recovery.json   the last repair at open
+//	state/last-compaction.json the last compaction
+//
+// # Where things live
+//
+// journal.go opens, recovers and closes; committer.go is the write path;
+// prepare.go validates and redacts; index.go and query.go answer queries;
+// follow.go has Wait, Stale and the read-only follower; compact.go,
+// archive.go and auto.go compact and apply retention; checkpoint.go saves
+// the index; validate.go and repair.go check and fix a directory without
+// opening it.
+package engine
