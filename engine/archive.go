@@ -33,11 +33,6 @@ type archiveSeg struct {
 	bytes  int64
 	footer segment.ArchiveFooter
 	err    error // non-nil when the archive could not be opened
-	// ar is the open archive, shared by every view that holds it, so a
-	// query never reopens it and a reader keeps its inode even after
-	// retention removed the name. Closed by os.File's finalizer once no
-	// view holds it, or at Close.
-	ar *segment.Archive
 }
 
 // hasLabel reports whether the archive may hold records of surface.
@@ -75,7 +70,7 @@ func loadArchives(dir string) ([]*archiveSeg, error) {
 			a.err = err
 		} else {
 			a.footer = ar.Footer()
-			a.ar = ar
+			ar.Close() // reopened on demand through the archive cache
 			if err := checkArchiveRange(a); err != nil {
 				a.err = err
 			}

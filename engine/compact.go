@@ -251,7 +251,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	ar.OutputBytes = footer.FileBytes
 	a := &archiveSeg{path: path, name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes, footer: footer}
 	if ao, err := segment.OpenArchive(path); err == nil {
-		a.ar = ao
+		ao.Close() // it opens; queries reopen it through the cache
 	} else {
 		return ar, fmt.Errorf("reopen archive %s: %w", ar.Name, err)
 	}
@@ -547,6 +547,7 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 		return removed, horizon, err
 	}
 	for i, a := range as[:n] {
+		j.archives.forget(a.path)
 		if err := os.Remove(a.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return removed, horizon, fmt.Errorf("remove archive %s: %w", a.name, err)
 		}

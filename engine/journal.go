@@ -103,7 +103,8 @@ type Journal struct {
 	watchOnce sync.Once
 	watcher   *fsnotify.Watcher // read-only followers: file events of hot/ and archive/
 	watchC    chan struct{}
-	lostID    uint16 // interned id of lostSurface
+	lostID    uint16        // interned id of lostSurface
+	archives  *archiveCache // open archives, bounded
 	// fromCheckpoint is true when Open loaded the index checkpoint, whose
 	// figures already include the archives.
 	fromCheckpoint bool
@@ -256,11 +257,12 @@ func Open(dir string, opts ...Option) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{
-		dir:    abs,
-		hotDir: filepath.Join(abs, hotDirName),
-		opts:   o,
-		log:    o.logger.With("dir", abs),
-		intern: newInterner(),
+		dir:      abs,
+		hotDir:   filepath.Join(abs, hotDirName),
+		opts:     o,
+		log:      o.logger.With("dir", abs),
+		intern:   newInterner(),
+		archives: newArchiveCache(defaultOpenArchives),
 	}
 	j.selfLists = make(map[string][]string)
 	for _, s := range o.registry.Surfaces() {
@@ -711,6 +713,7 @@ func (j *Journal) Close() error {
 
 func (j *Journal) shutdown() error {
 	var errs []error
+	j.archives.close()
 	for _, f := range append(j.c.tails, j.c.tail) {
 		if f != nil {
 			f.Close()
@@ -723,11 +726,7 @@ func (j *Journal) shutdown() error {
 				s.f.Close()
 			}
 		}
-		for _, a := range v.archives {
-			if a.ar != nil {
-				a.ar.Close()
-			}
-		}
+
 	}
 	if j.watcher != nil {
 		j.watcher.Close()

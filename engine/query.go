@@ -393,15 +393,11 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 	} else {
 		return false, fmt.Errorf("read archive %s: %w", a.name, a.err)
 	}
-	ar := a.ar
-	if ar == nil {
-		o, err := segment.OpenArchive(a.path)
-		if err != nil {
-			return false, err
-		}
-		defer o.Close()
-		ar = o
+	ar, release, err := j.archives.get(a.path)
+	if err != nil {
+		return false, err
 	}
+	defer release()
 	var labels []string
 	if len(q.Surfaces) > 0 {
 		labels = q.Surfaces
@@ -435,7 +431,6 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 		}
 		return true
 	}
-	var err error
 	if q.NewestFirst {
 		err = ar.ScanReverse(0, labels, visit)
 	} else {

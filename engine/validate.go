@@ -218,9 +218,6 @@ func validateArchives(ctx context.Context, dir string, rep *ValidationReport) (u
 			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: a.name, Sequence: last + 1, Message: msg})
 		}
 		last = a.last
-		if a.ar != nil {
-			a.ar.Close() // validation opens its own handle below
-		}
 		if a.err != nil {
 			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(a.err), Message: a.err.Error()})
 			continue
