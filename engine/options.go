@@ -40,7 +40,7 @@ func ParseSyncPolicy(s string) (SyncPolicy, error) {
 
 // Defaults.
 const (
-	DefaultSegmentSize   = 8 << 20
+	DefaultSegmentSize   = 4 << 20
 	DefaultSyncInterval  = 100 * time.Millisecond
 	DefaultDedupeWindow  = 24 * time.Hour
 	DefaultDedupeMax     = 1 << 20
