@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -40,7 +41,7 @@ func (j *Journal) autoLoop() {
 		}
 		rep, err := j.Compact(ctx, CompactOptions{Coalesce: j.opts.auto.Coalesce})
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 				return
 			}
 			j.log.Error("automatic compaction failed", "err", err)

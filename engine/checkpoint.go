@@ -278,6 +278,16 @@ func (j *Journal) saveCheckpoint() {
 	var v *view
 	var d []ckptDedupe
 	if err := j.inCommitter(func() error {
+		if j.c.dirty {
+			// Under sync=interval or none the tip may hold records not yet
+			// durable; a checkpoint must never cover more than the files
+			// will hold after a crash.
+			j.handOff(nil, false, true)
+			j.flushSyncer()
+		}
+		if err := j.failure(); err != nil {
+			return err
+		}
 		v = j.view.Load()
 		d = j.c.checkpointDedupe()
 		return nil

@@ -231,7 +231,7 @@ func (j *Journal) startCommitter() {
 	j.loadDedupe()
 	j.dedupeIDs.Store(int64(len(j.c.dedupe.ids)))
 	j.c.tip = j.view.Load()
-	j.c.openTail(j)
+	j.c.openTail(j, j.c.tip)
 	go j.syncLoop()
 	go j.commitLoop()
 	if j.opts.asyncQueue > 0 {
@@ -247,10 +247,11 @@ func (j *Journal) startCommitter() {
 // writes the next batch, so the disk is never idle between fsyncs.
 type syncBatch struct {
 	reqs    []*request
-	view    *view    // the view after this batch, published once durable
-	last    uint64   // last sequence written
-	tail    *os.File // the tail segment to fsync
-	cycled  bool     // a segment was created: fsync the directory too
+	view    *view      // the view after this batch, published once durable
+	last    uint64     // last sequence written
+	tail    *os.File   // the tail segment to fsync
+	retired []*os.File // earlier tail handles, closed once this batch is synced
+	cycled  bool       // a segment was created: fsync the directory too
 	barrier chan struct{}
 }
 
@@ -335,6 +336,10 @@ func (j *Journal) syncGroup(group []*syncBatch) {
 			}
 			r.done <- struct{}{}
 		}
+		for _, f := range b.retired {
+			f.Close() // every batch that named it is synced by now
+		}
+		j.inflight.Add(-1)
 		if b.barrier != nil {
 			close(b.barrier)
 		}
@@ -362,6 +367,7 @@ func (j *Journal) flushSyncer() {
 	b := syncBatchPool.Get().(*syncBatch)
 	b.barrier = make(chan struct{})
 	done := b.barrier
+	j.inflight.Add(1)
 	j.syncq <- b
 	<-done
 }
@@ -425,8 +431,10 @@ func (j *Journal) handOff(reqs []*request, cycled, sync bool) {
 	b.reqs = append(b.reqs[:0], reqs...)
 	if sync {
 		b.view, b.last, b.tail, b.cycled = c.tip, c.last, c.tail, cycled
+		b.retired, c.tails = c.tails, nil
 		c.dirty = false
 	}
+	j.inflight.Add(1)
 	j.syncq <- b
 }
 
@@ -479,12 +487,10 @@ func (j *Journal) commit() {
 	clear(c.inBatch)
 	seq := c.last
 	cycled := false
-	if c.tailSize > c.segSize {
-		// tidwall/wal starts a new segment before writing this batch.
-		newSeg(seq + 1)
-		c.tailSize = 0
-		cycled = true
-	}
+	// tidwall/wal starts a new segment before writing a batch when the
+	// tail is over size; only when something is written, so the mirror
+	// applies the rule at the first written record.
+	rotateFirst := c.tailSize > c.segSize
 	needSync := false
 	written := 0
 	for _, r := range c.pending {
@@ -510,6 +516,12 @@ func (j *Journal) commit() {
 					continue
 				}
 				flags = segment.FlagWriterEventID
+			}
+			if rotateFirst {
+				newSeg(seq + 1)
+				c.tailSize = 0
+				cycled = true
+				rotateFirst = false
 			}
 			seq++
 			c.scratch = segment.AppendEnvelopeFlags(c.scratch[:0], seq, flags, payload)
@@ -551,7 +563,7 @@ func (j *Journal) commit() {
 					nv.segs[i] = openSeg(nv.segs[i].first, nv.segs[i].path)
 				}
 			}
-			c.openTail(j)
+			c.openTail(j, nv) // the new tail, not the view before this batch
 		}
 	}
 	c.tip = nv
@@ -574,6 +586,13 @@ func (j *Journal) commit() {
 		return
 	}
 	// Not synced now: visible at once, durable at the next sync.
+	if len(c.tails) > 0 && j.inflight.Load() == 0 {
+		// No batch in the syncer can name a retired tail handle.
+		for _, f := range c.tails {
+			f.Close()
+		}
+		c.tails = nil
+	}
 	if cycled {
 		if err := fsx.SyncDir(j.hotDir); err != nil {
 			j.answerAll(j.fail(err))
@@ -595,8 +614,7 @@ func (j *Journal) commit() {
 // openTail (re)opens the read-only handle the syncer fsyncs: an fsync on
 // any descriptor of the file flushes it, and this one needs no lock of
 // tidwall/wal, so the next batch can be written while it runs.
-func (c *committerState) openTail(j *Journal) {
-	v := c.tip
+func (c *committerState) openTail(j *Journal, v *view) {
 	if len(v.segs) == 0 {
 		return
 	}
@@ -606,11 +624,9 @@ func (c *committerState) openTail(j *Journal) {
 		return
 	}
 	if c.tail != nil {
-		c.tails = append(c.tails, c.tail) // the syncer may still hold it
-		if len(c.tails) > 4 {
-			c.tails[0].Close()
-			c.tails = c.tails[1:]
-		}
+		// A batch handed to the syncer may still name it: it is closed
+		// by the syncer after the next fsync it makes.
+		c.tails = append(c.tails, c.tail)
 	}
 	c.tail = f
 }

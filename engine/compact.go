@@ -401,8 +401,13 @@ func (j *Journal) truncateHot(upto uint64, a *archiveSeg) error {
 			}
 		}
 		j.c.tip = nv
-		j.c.openTail(j) // the tail may be a new file now
+		j.c.openTail(j, nv) // the tail may be a new file now
+		for _, f := range j.c.tails {
+			f.Close() // the syncer is idle: no batch names a retired tail
+		}
+		j.c.tails = nil
 		j.publish(nv)
+		closeDroppedSegs(old, nv)
 		return nil
 	})
 }
@@ -534,6 +539,9 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 	hook("horizon-written")
 	// Readers switch to a view without the archives before the files go.
 	if err := j.inCommitter(func() error {
+		if err := j.failure(); err != nil {
+			return err // the tip may hold records whose writers got ErrFailed
+		}
 		cur := j.c.tip
 		nv := *cur
 		nv.archives = append([]*archiveSeg(nil), cur.archives[n:]...)
@@ -547,10 +555,10 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 		return removed, horizon, err
 	}
 	for i, a := range as[:n] {
-		j.archives.forget(a.path)
 		if err := os.Remove(a.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return removed, horizon, fmt.Errorf("remove archive %s: %w", a.name, err)
 		}
+		j.archives.forget(a.path) // after the remove, so no reader re-caches it
 		if i == 0 {
 			hook("archive-removed")
 		}

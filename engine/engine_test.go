@@ -256,3 +256,50 @@ func TestSegmentsRotateAndReopenSeesEverything(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+func TestTheSyncerFsyncsTheActiveSegmentAfterARotation(t *testing.T) {
+	j := openT(t, t.TempDir(), WithSegmentSize(64<<10))
+	var cs []Change
+	for i := 0; i < 300; i++ {
+		cs = append(cs, heartbeat("ws-1"))
+	}
+	for k := 0; k < 4; k++ {
+		if _, err := j.RecordBatch(context.Background(), cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read in the committer, which owns the handle.
+	var tail, want string
+	if err := j.inCommitter(func() error {
+		tail = j.c.tail.Name()
+		want = j.c.tip.segs[len(j.c.tip.segs)-1].path
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Status().Surfaces) == 0 || j.Status().HotSegments < 3 {
+		t.Fatalf("no rotation happened: %d segments", j.Status().HotSegments)
+	}
+	if tail != want {
+		t.Fatalf("the syncer fsyncs %s, the active segment is %s", tail, want)
+	}
+}
+
+func TestCompactionReleasesTheHandlesOfRemovedSegments(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir, WithSegmentSize(64<<10))
+	fill(t, j, 3000)
+	if _, err := j.Compact(context.Background(), CompactOptions{SealActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd here")
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, dir) && strings.HasSuffix(target, "(deleted)") {
+			t.Fatalf("a deleted file stays open: %s", target)
+		}
+	}
+}

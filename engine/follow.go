@@ -53,6 +53,9 @@ func (j *Journal) Wait(ctx context.Context, after uint64) (uint64, error) {
 		if h := j.Head(); h > after {
 			return h, nil
 		}
+		if j.isClosed() {
+			return j.Head(), ErrClosed
+		}
 		if j.opts.readOnly {
 			if _, err := j.Refresh(); err != nil {
 				return j.Head(), err
@@ -159,6 +162,7 @@ func (j *Journal) Refresh() (bool, error) {
 		}
 		j.view.Store(nv)
 		j.notifyChanged()
+		closeDroppedSegs(v, nv)
 		return true, nil
 	}
 	nv := *v
@@ -230,6 +234,11 @@ const followFallback = 250 * time.Millisecond
 // Without inotify it returns nil, and Wait falls back to polling.
 func (j *Journal) fileEvents() <-chan struct{} {
 	j.watchOnce.Do(func() {
+		j.closeMu.RLock()
+		defer j.closeMu.RUnlock()
+		if j.closed {
+			return // Close has run (or runs now): no watcher to leak
+		}
 		w, err := fsnotify.NewWatcher()
 		if err != nil {
 			j.log.Debug("follow: no file watcher, polling", "err", err)

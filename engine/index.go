@@ -31,16 +31,76 @@ type hotEntry struct {
 type hotSegInfo struct {
 	first uint64
 	path  string
-	f     *os.File // nil when the open failed; readers then open path
+	f     *segFile // nil when the open failed; readers then open path
+}
+
+// segFile is a read handle shared by views and pinned by readers: when a
+// view that drops the segment is published, the handle closes as soon as
+// the last reader still using it lets go, so a long query finishes on the
+// file it started with and a deleted file is not held open for long.
+type segFile struct {
+	mu      sync.Mutex
+	f       *os.File
+	refs    int  // guarded by mu
+	dropped bool // guarded by mu
+}
+
+// acquire pins the handle; false when it is already closed.
+func (s *segFile) acquire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped && s.refs == 0 {
+		return false
+	}
+	s.refs++
+	return true
+}
+
+func (s *segFile) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refs--
+	if s.dropped && s.refs == 0 {
+		s.f.Close()
+	}
+}
+
+// drop closes the handle once no reader holds it.
+func (s *segFile) drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped {
+		return
+	}
+	s.dropped = true
+	if s.refs == 0 {
+		s.f.Close()
+	}
+}
+
+// closeDroppedSegs closes the read handles of old that next no longer
+// holds (segments compacted away, or replaced by tidwall/wal's front
+// truncation), so deleted files do not stay pinned. A reader still on old
+// gets os.ErrClosed and retries on the newer view.
+func closeDroppedSegs(old, next *view) {
+	keep := make(map[*segFile]bool, len(next.segs))
+	for _, s := range next.segs {
+		keep[s.f] = true
+	}
+	for _, s := range old.segs {
+		if s.f != nil && !keep[s.f] {
+			s.f.drop()
+		}
+	}
 }
 
 // openSeg describes a hot segment and opens its read handle.
 func openSeg(first uint64, path string) hotSegInfo {
 	f, err := os.Open(path)
 	if err != nil {
-		f = nil
+		return hotSegInfo{first: first, path: path}
 	}
-	return hotSegInfo{first: first, path: path, f: f}
+	return hotSegInfo{first: first, path: path, f: &segFile{f: f}}
 }
 
 // view is the immutable state readers use. The committer publishes a new

@@ -67,7 +67,8 @@ type Journal struct {
 	// while the committer writes the next batch.
 	syncq    chan *syncBatch
 	syncDone chan struct{}
-	ctrl     chan func() // work the committer runs between batches
+	inflight atomic.Int64 // batches handed to the syncer and not yet answered
+	ctrl     chan func()  // work the committer runs between batches
 
 	// viewMu serialises publishers of the view (the committer after each
 	// batch, compaction and retention); readers never take it.
@@ -108,6 +109,7 @@ type Journal struct {
 	// fromCheckpoint is true when Open loaded the index checkpoint, whose
 	// figures already include the archives.
 	fromCheckpoint bool
+	skipCheckpoint bool // the checkpoint proved stale at this open
 }
 
 // lostSurface is the index's surface for tombstones left by Repair; it
@@ -167,6 +169,10 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 		if err := os.Remove(archives[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
+		if j.fromCheckpoint {
+			// The checkpoint still counted these records.
+			v.surf = subtractArchived(v.surf, archives[:1], j.intern)
+		}
 		rec.RemovedBelowHorizon++
 		archives = archives[1:]
 	}
@@ -187,7 +193,9 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 		if err := fsx.SyncDir(j.hotDir); err != nil {
 			return nil, err
 		}
-		v, _ = truncatedView(v, upto, j.hotDir)
+		nv, _ := truncatedView(v, upto, j.hotDir)
+		closeDroppedSegs(v, nv)
+		v = nv
 		rec.CompletedCompaction = true
 	}
 	v.archives, v.horizonFloor = archives, floor
@@ -412,6 +420,11 @@ func (j *Journal) openWriter() (err error) {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			closeDroppedSegs(v, &view{}) // the open failed: release every handle
+		}
+	}()
 	rec.Cuts = cuts
 	w, err := wal.Open(j.hotDir, &wal.Options{
 		NoSync:           true, // the committer fsyncs once per batch
@@ -451,10 +464,6 @@ func (j *Journal) openWriter() (err error) {
 	if len(rec.Cuts) > 0 || rec.CompletedTrunc > 0 || len(rec.SweptTempFiles) > 0 || rec.RemovedBelowHorizon > 0 || rec.CompletedCompaction {
 		rec.RecordsAfterCut = v.last()
 		j.recovery = rec
-		for _, c := range rec.Cuts {
-			j.log.Warn("hot log recovered: cut a damaged tail", "segment", c.Segment, "offset", c.Offset,
-				"bytes", c.Bytes, "cause", string(c.Cause), "sequence", c.Sequence, "quarantine", c.Quarantine)
-		}
 		if err := writeRecovery(filepath.Join(j.dir, stateDirName), rec); err != nil {
 			return err
 		}
@@ -497,7 +506,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 	v.surf = make([]surfaceStat, 0, 64)
 	startIdx, startOff, startSeq := 0, int64(0), uint64(0)
 	fromCk := false
-	if len(segs) > 0 {
+	if len(segs) > 0 && !j.skipCheckpoint {
 		ck, err := j.loadCheckpoint(segs)
 		switch {
 		case err == nil:
@@ -574,6 +583,14 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 				}
 				cuts = append(cuts, cut)
 				size = res.GoodEnd
+				// Say so now: if the open fails later, the cut is still
+				// logged and recorded (Open rewrites the record when it
+				// completes).
+				j.log.Warn("hot log recovered: cut a damaged tail", "segment", cut.Segment, "offset", cut.Offset,
+					"bytes", cut.Bytes, "cause", string(cut.Cause), "sequence", cut.Sequence, "quarantine", cut.Quarantine)
+				if err := writeRecovery(filepath.Join(j.dir, stateDirName), &Recovery{At: cut.At, Cuts: cuts}); err != nil {
+					return nil, nil, err
+				}
 			default:
 				return nil, nil, fmt.Errorf("%w; run `journalctl state-journal-validate --repair` to quarantine the damage", res.Problem)
 			}
@@ -583,6 +600,17 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 		} else {
 			v.bytes += size - off
 		}
+	}
+	if fromCk && expect < startSeq {
+		// The files end before the checkpoint does (records it covered
+		// were never durable, and a crash took them): rebuild.
+		j.log.Warn("index checkpoint covers records the log no longer holds; rebuilding the index from the log",
+			"checkpoint_next", startSeq, "log_next", expect)
+		closeDroppedSegs(v, &view{})
+		j.seed = nil
+		j.skipCheckpoint = true
+		v2, cuts2, err := j.loadHot(segs, readOnly)
+		return v2, append(cuts, cuts2...), err
 	}
 	if len(segs) == 0 {
 		v.first = 1
@@ -684,7 +712,12 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.closed = true
+	w := j.watcher
 	j.closeMu.Unlock()
+	j.notifyChanged() // wake waiters: Wait returns ErrClosed
+	if w != nil {
+		w.Close()
+	}
 	if j.asyncD != nil {
 		close(j.async)
 		<-j.asyncD
@@ -723,15 +756,12 @@ func (j *Journal) shutdown() error {
 	if v := j.view.Load(); v != nil {
 		for _, s := range v.segs {
 			if s.f != nil {
-				s.f.Close()
+				s.f.drop()
 			}
 		}
 
 	}
-	if j.watcher != nil {
-		j.watcher.Close()
-		j.watcher = nil
-	}
+
 	if j.wal != nil {
 		if j.failure() == nil {
 			if err := j.wal.Sync(); err != nil {

@@ -163,7 +163,7 @@ func (j *Journal) Query(ctx context.Context, q Query) (Result, error) {
 		res, err := j.queryView(ctx, v, &c)
 		// A compaction may remove a file this view still names; the view
 		// it publishes next reads those records from their new place.
-		if err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, segment.ErrArchiveClosed)) && attempt < 10 {
+		if err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, segment.ErrArchiveClosed)) && attempt < 10 {
 			if j.opts.readOnly {
 				if _, rerr := j.Refresh(); rerr != nil {
 					return res, rerr
@@ -199,6 +199,13 @@ func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, 
 	if q.After > 0 && q.After+1 < res.Horizon {
 		return res, fmt.Errorf("%w: cursor %d, oldest readable sequence %d", types.ErrCompacted, q.After, res.Horizon)
 	}
+	// Pin every hot segment of this view now: a compaction that runs
+	// while the archives are read must not close them under the query.
+	rd := newHotReader(v)
+	defer rd.close()
+	if !rd.pinAll() {
+		return res, fmt.Errorf("query: %w (a compaction replaced this view)", os.ErrClosed)
+	}
 	limit := q.Limit
 	if limit == 0 {
 		limit = DefaultQueryLimit
@@ -213,7 +220,7 @@ func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, 
 		return true
 	}
 	if q.NewestFirst {
-		more, err := j.queryHot(ctx, v, c, add)
+		more, err := j.queryHot(ctx, v, rd, c, add)
 		if err != nil || !more {
 			return res, err
 		}
@@ -231,17 +238,15 @@ func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, 
 			return res, err
 		}
 	}
-	_, err := j.queryHot(ctx, v, c, add)
+	_, err := j.queryHot(ctx, v, rd, c, add)
 	return res, err
 }
 
 // queryHot visits the hot log's matches in the query's order; it returns
 // false when add said stop. With a surface filter it walks only those
 // surfaces' posting lists.
-func (j *Journal) queryHot(ctx context.Context, v *view, c *compiled, add func(Change) bool) (bool, error) {
+func (j *Journal) queryHot(ctx context.Context, v *view, rd *hotReader, c *compiled, add func(Change) bool) (bool, error) {
 	q := c.q
-	rd := newHotReader(v)
-	defer rd.close()
 	n := len(v.entries)
 	lo := v.first
 	if q.After >= lo {
@@ -448,9 +453,10 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 // hotReader reads records by index entry, keeping one open file per
 // segment it touches.
 type hotReader struct {
-	v     *view
-	files map[uint64]*os.File
-	buf   []byte
+	v      *view
+	files  map[uint64]*os.File
+	pinned []*segFile // shared handles this reader holds
+	buf    []byte
 }
 
 func newHotReader(v *view) *hotReader { return &hotReader{v: v, files: map[uint64]*os.File{}} }
@@ -459,7 +465,13 @@ func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 	seg := r.v.segFor(seq)
 	f, ok := r.files[seg.first]
 	if !ok && seg.f != nil {
-		f, ok = seg.f, true
+		if !seg.f.acquire() {
+			// A newer view dropped this segment: retry on it.
+			return Change{}, fmt.Errorf("read sequence %d: %w", seq, os.ErrClosed)
+		}
+		r.pinned = append(r.pinned, seg.f)
+		f, ok = seg.f.f, true
+		r.files[seg.first] = f
 	}
 	if !ok {
 		var err error
@@ -490,10 +502,31 @@ func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 	return decodeStored(payload, seq)
 }
 
+// pinAll pins the shared handle of every segment of the view; false
+// when one is already closed (a newer view exists).
+func (r *hotReader) pinAll() bool {
+	for _, seg := range r.v.segs {
+		if seg.f == nil {
+			continue
+		}
+		if !seg.f.acquire() {
+			return false
+		}
+		r.pinned = append(r.pinned, seg.f)
+		r.files[seg.first] = seg.f.f
+	}
+	return true
+}
+
 func (r *hotReader) close() {
-	for first, f := range r.files {
-		if seg := r.v.segFor(first); seg.f != f {
-			f.Close() // opened by this reader, not the view's shared handle
+	shared := make(map[*os.File]bool, len(r.pinned))
+	for _, p := range r.pinned {
+		shared[p.f] = true
+		p.release()
+	}
+	for _, f := range r.files {
+		if !shared[f] {
+			f.Close() // opened by this reader itself
 		}
 	}
 }

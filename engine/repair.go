@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -98,6 +99,12 @@ func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, erro
 			return rep, err
 		}
 		o.logger.Warn("repaired hot segment", "segment", filepath.Base(s.Path), "lost", len(rep.Lost))
+	}
+	if len(rep.Segments) > 0 {
+		// The rewritten segments no longer match the index checkpoint.
+		if err := os.Remove(filepath.Join(abs, stateDirName, checkpointFileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return rep, err
+		}
 	}
 	if len(rep.Cuts) > 0 {
 		r := &Recovery{At: time.Now().UTC(), Cuts: rep.Cuts}
