@@ -2,14 +2,14 @@ package engine
 
 import (
 	"context"
-	"time"
-
 	"errors"
 	"fmt"
-	"github.com/fsnotify/fsnotify"
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
