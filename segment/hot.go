@@ -219,7 +219,7 @@ func ScanHotSegmentFlags(seg HotSegment, start int64, seq uint64, fn ScanFlagsFu
 		if length > uint64(remain) || length > maxEntry {
 			res.Problem = &CorruptionError{Segment: seg.Path, Offset: off, Sequence: res.NextSeq, Cause: CauseTornTail,
 				Err: fmt.Errorf("%w: entry claims %d bytes, %d remain", ErrShortEntry, length, remain)}
-			if lengthPrefixDamaged(f, off+int64(n), remain, res.NextSeq) {
+			if lengthPrefixDamaged(f, off, res.Size-off, res.NextSeq) {
 				// The bytes after the prefix are a whole, valid envelope:
 				// the prefix was damaged, the entry was not torn.
 				res.Problem.Cause = CauseBadLength
@@ -365,18 +365,25 @@ func zeroSectorTail(entry []byte, start int64) bool {
 	return first < start+int64(end)-1
 }
 
-// lengthPrefixDamaged reports whether the remain bytes at off hold one
-// whole envelope with a valid checksum and the expected sequence.
-func lengthPrefixDamaged(f *os.File, off, remain int64, seq uint64) bool {
-	if remain < EnvelopeHeaderSize || remain > maxEntry {
+// lengthPrefixDamaged reports whether the rest bytes from the frame at
+// off hold, after a length prefix of any width, one whole envelope with a
+// valid checksum and the expected sequence that runs to the end of the
+// file: the prefix was damaged (even into a different width), the entry
+// was not torn.
+func lengthPrefixDamaged(f *os.File, off, rest int64, seq uint64) bool {
+	if rest < EnvelopeHeaderSize+1 || rest > maxEntry {
 		return false
 	}
-	b := make([]byte, remain)
+	b := make([]byte, rest)
 	if _, err := f.ReadAt(b, off); err != nil {
 		return false
 	}
-	got, _, err := DecodeEnvelope(b)
-	return err == nil && got == seq
+	for start := 1; start <= binary.MaxVarintLen64 && start < len(b); start++ {
+		if got, _, err := DecodeEnvelope(b[start:]); err == nil && got == seq {
+			return true
+		}
+	}
+	return false
 }
 
 var errVarintOverflow = errors.New("uvarint overflows 64 bits")
