@@ -53,6 +53,7 @@ func (s *Server) routes() http.Handler {
 	add(http.MethodPost, "/v1/validate", accessAdmin, s.postValidate)
 	add(http.MethodPost, "/v1/compact", accessAdmin, s.postCompact)
 	add(http.MethodGet, "/v1/stale", accessRead, s.getStale)
+	add(http.MethodGet, "/v1/invalidations", accessRead, s.getInvalidations)
 	add(http.MethodGet, "/healthz", accessOpen, s.getHealthz)
 	metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog:          promLogger{s},

@@ -74,6 +74,9 @@ type Config struct {
 	// when they are absent, and its own HTTP metrics. Nil means a fresh
 	// registry holding only those.
 	Registry *prometheus.Registry
+	// Invalidations tunes GET /v1/invalidations; zero fields take the
+	// defaults of DefaultInvalidations.
+	Invalidations InvalidationConfig
 }
 
 // Server serves one open journal over HTTP. Create it with New and run it

@@ -1,0 +1,206 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentruntime/statejournal/engine"
+)
+
+// InvalidationConfig tunes the invalidation stream.
+type InvalidationConfig struct {
+	// Debounce: a snapshot's invalidation is sent once its changes have
+	// been quiet this long (default 250 ms), so a heartbeat storm is one
+	// refetch, not thousands.
+	Debounce time.Duration
+	// MaxDelay caps how long an invalidation may be held back by a storm
+	// that never goes quiet (default 2 s): the hard cap on staleness.
+	MaxDelay time.Duration
+	// Progress is how often a quiet stream sends a progress event with
+	// the head sequence, so a quiet stream is told from a dead one
+	// (default 15 s).
+	Progress time.Duration
+	// WriteTimeout bounds one write to a client (default 10 s). A client
+	// that does not read is disconnected and resumes with Last-Event-ID.
+	WriteTimeout time.Duration
+}
+
+// DefaultInvalidations are the stream's defaults.
+var DefaultInvalidations = InvalidationConfig{Debounce: 250 * time.Millisecond, MaxDelay: 2 * time.Second, Progress: 15 * time.Second, WriteTimeout: 10 * time.Second}
+
+func (c InvalidationConfig) withDefaults() InvalidationConfig {
+	d := DefaultInvalidations
+	if c.Debounce > 0 {
+		d.Debounce = c.Debounce
+	}
+	if c.MaxDelay > 0 {
+		d.MaxDelay = c.MaxDelay
+	}
+	if c.Progress > 0 {
+		d.Progress = c.Progress
+	}
+	if c.WriteTimeout > 0 {
+		d.WriteTimeout = c.WriteTimeout
+	}
+	return d
+}
+
+// Invalidation is the data of an "invalidate" event: refetch this
+// snapshot; it changed up to this sequence. It carries no record content
+// and no metadata.
+type Invalidation struct {
+	Snapshot string `json:"snapshot"`
+	Sequence uint64 `json:"sequence"`
+}
+
+// Resync is the data of a "resync" event: the stream cannot say what
+// changed (the cursor is below the horizon); refetch every snapshot and
+// continue from Head.
+type Resync struct {
+	Reason  string `json:"reason"`
+	Horizon uint64 `json:"horizon"`
+	Head    uint64 `json:"head"`
+}
+
+// pendingInvalidation is a snapshot waiting out its debounce.
+type pendingInvalidation struct {
+	after   uint64 // the cursor before its first change: resuming here repeats it
+	lastSeq uint64
+	first   time.Time
+	last    time.Time
+}
+
+// getInvalidations is GET /v1/invalidations, a Server-Sent Events stream
+// of which snapshots to refetch. The event id is a resume cursor: every
+// change up to it has been announced, so a client reconnecting with
+// Last-Event-ID (or ?since=N) misses nothing (it may be told twice). A
+// cursor below the horizon gets a "resync" event. Per snapshot, changes
+// are debounced (Debounce of quiet, at most MaxDelay after the first),
+// so the state a client keeps is one pending entry per snapshot: a slow
+// client cannot make the server buffer more; one that stops reading is
+// disconnected after WriteTimeout and resumes from its last id.
+func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
+	cfg := s.cfg.Invalidations.withDefaults()
+	cursor := s.j.Head()
+	from := r.Header.Get("Last-Event-ID")
+	if from == "" {
+		from = r.URL.Query().Get("since")
+	}
+	if from != "" {
+		n, err := strconv.ParseUint(strings.TrimSpace(from), 10, 64)
+		if err != nil {
+			s.writeError(w, r, queryError("since", from, "is not a sequence number (Last-Event-ID or ?since=)"))
+			return
+		}
+		cursor = n
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.drainc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	flush := func() bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+		return bw.Flush() == nil && rc.Flush() == nil
+	}
+	send := func(id uint64, event string, data any) bool {
+		b, _ := json.Marshal(data)
+		if id > 0 {
+			fmt.Fprintf(bw, "id: %d\n", id)
+		}
+		fmt.Fprintf(bw, "event: %s\ndata: %s\n\n", event, b)
+		return flush()
+	}
+	fmt.Fprintf(bw, "retry: 2000\n: state journal invalidations from sequence %d\n\n", cursor)
+	if !flush() {
+		return
+	}
+	pending := map[string]*pendingInvalidation{}
+	lastSent := time.Now()
+	for {
+		st, err := s.j.Stale(cursor)
+		if err != nil {
+			if !errors.Is(err, engine.ErrCompacted) {
+				return
+			}
+			// Below the horizon: nothing can be said precisely.
+			clear(pending)
+			cursor = st.Head
+			if !send(st.Head, "resync", Resync{Reason: "compacted", Horizon: st.Horizon, Head: st.Head}) {
+				return
+			}
+			lastSent = time.Now()
+			continue
+		}
+		now := time.Now()
+		for _, it := range st.Snapshots {
+			p := pending[it.ID]
+			if p == nil {
+				p = &pendingInvalidation{after: cursor, first: now}
+				pending[it.ID] = p
+			}
+			p.lastSeq, p.last = it.LastSequence, now
+		}
+		cursor = st.Head
+		// Send what is due, oldest first by its resume point.
+		var next time.Time
+		for id, p := range pending {
+			due := p.last.Add(cfg.Debounce)
+			if capAt := p.first.Add(cfg.MaxDelay); capAt.Before(due) {
+				due = capAt
+			}
+			if !due.After(now) {
+				delete(pending, id)
+				resume := cursor
+				for _, q := range pending {
+					resume = min(resume, q.after)
+				}
+				if !send(resume, "invalidate", Invalidation{Snapshot: id, Sequence: p.lastSeq}) {
+					return
+				}
+				lastSent = now
+				continue
+			}
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+		}
+		if time.Since(lastSent) >= cfg.Progress {
+			resume := cursor
+			for _, q := range pending {
+				resume = min(resume, q.after)
+			}
+			if !send(0, "progress", map[string]uint64{"head": cursor, "resume_after": resume}) {
+				return
+			}
+			lastSent = time.Now()
+		}
+		wait := cfg.Progress - time.Since(lastSent)
+		if !next.IsZero() {
+			wait = min(wait, time.Until(next))
+		}
+		wctx, wcancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
+		_, err = s.j.Wait(wctx, cursor)
+		wcancel()
+		if ctx.Err() != nil || errors.Is(err, engine.ErrClosed) {
+			return
+		}
+	}
+}
