@@ -152,7 +152,7 @@ func repairSegment(s segment.HotSegment, nextFirst uint64, qdir string, rep *Rep
 			seq++
 			continue
 		}
-		next, nextSeq := nextValidFrame(data, off+1, seq)
+		next, nextSeq := segment.NextFrame(data, off+1, seq)
 		if next < 0 {
 			if nextFirst == 0 {
 				// Nothing valid follows in the last segment: a tail cut.
@@ -198,26 +198,4 @@ func validFrameAt(data []byte, off int, seq uint64) (int, int, bool) {
 		return 0, 0, false
 	}
 	return n, int(l), true
-}
-
-// nextValidFrame finds the first frame at or after from whose envelope is
-// valid with a sequence >= minSeq; it returns its offset and sequence, or
-// -1.
-func nextValidFrame(data []byte, from int, minSeq uint64) (int, uint64) {
-	for i := from; i+segment.EnvelopeHeaderSize < len(data); i++ {
-		if data[i] != segment.EnvelopeMagic || data[i+1] != segment.EnvelopeVersion {
-			continue
-		}
-		for n := 1; n <= binary.MaxVarintLen64 && i-n >= from-1 && i-n >= 0; n++ {
-			l, m := binary.Uvarint(data[i-n : i])
-			if m != n || uint64(len(data)-i) < l || l < segment.EnvelopeHeaderSize {
-				continue
-			}
-			seq, _, err := segment.DecodeEnvelope(data[i : i+int(l)])
-			if err == nil && seq >= minSeq {
-				return i - n, seq
-			}
-		}
-	}
-	return -1, 0
 }

@@ -219,12 +219,6 @@ func ScanHotSegmentFlags(seg HotSegment, start int64, seq uint64, fn ScanFlagsFu
 		if length > uint64(remain) || length > maxEntry {
 			res.Problem = &CorruptionError{Segment: seg.Path, Offset: off, Sequence: res.NextSeq, Cause: CauseTornTail,
 				Err: fmt.Errorf("%w: entry claims %d bytes, %d remain", ErrShortEntry, length, remain)}
-			if lengthPrefixDamaged(f, off, res.Size-off, res.NextSeq) {
-				// The bytes after the prefix are a whole, valid envelope:
-				// the prefix was damaged, the entry was not torn.
-				res.Problem.Cause = CauseBadLength
-				res.Problem.Err = fmt.Errorf("%w: length prefix says %d bytes but a valid %d-byte envelope follows", ErrCorrupt, length, remain)
-			}
 			break
 		}
 		if cap(buf) < int(length) {
@@ -295,7 +289,7 @@ func classifyTail(f *os.File, res *ScanResult) error {
 		res.TailOnly = true
 		return nil
 	}
-	if followingValid(b[1:], p.Sequence) {
+	if validAfter(b, p.Sequence) {
 		if p.Cause == CauseTornTail || p.Cause == CauseZeroTail {
 			p.Cause = CauseBadLength
 		}
@@ -313,24 +307,43 @@ func classifyTail(f *os.File, res *ScanResult) error {
 	return nil
 }
 
-// followingValid reports whether b holds, at any offset, a wal frame whose
-// envelope decodes with a sequence >= minSeq.
-func followingValid(b []byte, minSeq uint64) bool {
-	for i := 0; i+EnvelopeHeaderSize < len(b); i++ {
-		if b[i] != EnvelopeMagic || b[i+1] != EnvelopeVersion {
+// NextFrame finds in data, at or after offset from, the first wal frame
+// (length prefix and envelope) whose envelope is valid with a sequence of
+// at least minSeq. It returns the offset of the frame's length prefix and
+// its sequence, or -1. Damage scans use it to tell interior damage (valid
+// data follows) from a torn tail, and repair to resume after damage.
+func NextFrame(data []byte, from int, minSeq uint64) (int, uint64) {
+	for i := max(from, 1); i+EnvelopeHeaderSize < len(data); i++ {
+		if data[i] != EnvelopeMagic || data[i+1] != EnvelopeVersion {
 			continue
 		}
-		// The length prefix sits just before the magic; try every length
-		// the bytes could have, bounded by what remains.
-		for n := 1; n <= binary.MaxVarintLen64 && n <= i; n++ {
-			l, m := binary.Uvarint(b[i-n : i])
-			if m != n || l < EnvelopeHeaderSize || uint64(len(b)-i) < l {
+		// The length prefix sits just before the magic; try every width
+		// it could have.
+		for n := 1; n <= binary.MaxVarintLen64 && n <= i-max(from-1, 0); n++ {
+			l, m := binary.Uvarint(data[i-n : i])
+			if m != n || l < EnvelopeHeaderSize || uint64(len(data)-i) < l {
 				continue
 			}
-			seq, _, err := DecodeEnvelope(b[i : i+int(l)])
-			if err == nil && seq >= minSeq {
-				return true
+			if seq, _, err := DecodeEnvelope(data[i : i+int(l)]); err == nil && seq >= minSeq {
+				return i - n, seq
 			}
+		}
+	}
+	return -1, 0
+}
+
+// validAfter reports whether b (the bytes from a damaged frame to the end
+// of the file) holds, after its first byte, a valid envelope with a
+// sequence of at least minSeq: either a whole frame, or an envelope that
+// runs to the end of the file behind a damaged length prefix of any
+// width. Either proves the damage is not a torn tail.
+func validAfter(b []byte, minSeq uint64) bool {
+	if off, _ := NextFrame(b, 1, minSeq); off >= 0 {
+		return true
+	}
+	for i := 1; i <= binary.MaxVarintLen64 && i < len(b); i++ {
+		if seq, _, err := DecodeEnvelope(b[i:]); err == nil && seq >= minSeq {
+			return true
 		}
 	}
 	return false
@@ -365,26 +378,6 @@ func zeroSectorTail(entry []byte, start int64) bool {
 	return first < start+int64(end)-1
 }
 
-// lengthPrefixDamaged reports whether the rest bytes from the frame at
-// off hold, after a length prefix of any width, one whole envelope with a
-// valid checksum and the expected sequence that runs to the end of the
-// file: the prefix was damaged (even into a different width), the entry
-// was not torn.
-func lengthPrefixDamaged(f *os.File, off, rest int64, seq uint64) bool {
-	if rest < EnvelopeHeaderSize+1 || rest > maxEntry {
-		return false
-	}
-	b := make([]byte, rest)
-	if _, err := f.ReadAt(b, off); err != nil {
-		return false
-	}
-	for start := 1; start <= binary.MaxVarintLen64 && start < len(b); start++ {
-		if got, _, err := DecodeEnvelope(b[start:]); err == nil && got == seq {
-			return true
-		}
-	}
-	return false
-}
 
 var errVarintOverflow = errors.New("uvarint overflows 64 bits")
 
