@@ -378,7 +378,6 @@ func zeroSectorTail(entry []byte, start int64) bool {
 	return first < start+int64(end)-1
 }
 
-
 var errVarintOverflow = errors.New("uvarint overflows 64 bits")
 
 // readUvarint reads a uvarint and reports how many bytes it took.
