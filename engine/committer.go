@@ -115,11 +115,6 @@ func (j *Journal) add(r *request, c Change, index int) error {
 	if j.opts.readOnly {
 		return types.ErrReadOnly
 	}
-	if len(c.ChangedSurfaces) == 0 {
-		if l, ok := j.selfLists[c.Surface]; ok {
-			c.ChangedSurfaces = l
-		}
-	}
 	p, err := j.prepare(c, j.opts.now())
 	if err == nil {
 		// The index entry is filled here, in the writer's goroutine; the

@@ -37,8 +37,10 @@
 //     retention step) and logs, persists and counts each repair. Any other
 //     damage fails Open; Repair quarantines it with tombstones.
 //   - Readers never take the writer's locks: a view is immutable once
-//     published, and holds open handles of the files it names, so a query
-//     that started before a compaction finishes on the files it knew.
+//     published. A query pins the read handles of its view's hot segments,
+//     so one that started before a compaction finishes on the files it
+//     knew; dropped segments close when their last reader lets go.
+//     Archives are opened through a bounded cache (128 descriptors).
 //
 // # Files (the data directory)
 //

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/types"
@@ -125,17 +124,7 @@ func TestGroupCommitFsyncsFarFewerTimesThanRecords(t *testing.T) {
 
 func TestTornTailIsCutQuarantinedAndAcknowledgedRecordsSurvive(t *testing.T) {
 	dir := t.TempDir()
-	j, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 10; i++ {
-		if _, err := j.Record(context.Background(), heartbeat("ws-1")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	j.Close()
-	seg := filepath.Join(dir, "hot", segment.HotSegmentName(1))
+	seg, _ := writeJournal(t, dir, 10)
 	fi, _ := os.Stat(seg)
 	if err := os.Truncate(seg, fi.Size()-7); err != nil {
 		t.Fatal(err)
@@ -152,21 +141,11 @@ func TestTornTailIsCutQuarantinedAndAcknowledgedRecordsSurvive(t *testing.T) {
 
 func TestFlippedByteInsideTheLogFailsOpenAndRepairKeepsTheRest(t *testing.T) {
 	dir := t.TempDir()
-	j, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 10; i++ {
-		if _, err := j.Record(context.Background(), heartbeat("ws-1")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	j.Close()
-	seg := filepath.Join(dir, "hot", segment.HotSegmentName(1))
+	seg, _ := writeJournal(t, dir, 10)
 	b, _ := os.ReadFile(seg)
 	b[len(b)/2] ^= 0x20
 	os.WriteFile(seg, b, 0o640)
-	_, err = Open(dir)
+	_, err := Open(dir)
 	if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), "--repair") {
 		t.Fatalf("open of a damaged log: %v", err)
 	}
@@ -250,11 +229,10 @@ func TestSegmentsRotateAndReopenSeesEverything(t *testing.T) {
 	if j2.Status().LastSequence != 6000 {
 		t.Fatal(j2.Status().LastSequence)
 	}
-	res, _ := j2.Query(context.Background(), Query{After: 3990, Limit: 20})
-	if len(res.Changes) != 20 || res.Changes[0].Sequence != 3991 {
-		t.Fatalf("%+v", res.Changes[0])
+	res, err := j2.Query(context.Background(), Query{After: 3990, Limit: 20})
+	if err != nil || len(res.Changes) != 20 || res.Changes[0].Sequence != 3991 {
+		t.Fatalf("cursor 3990 across segments: %v, %d records", err, len(res.Changes))
 	}
-	_ = time.Second
 }
 
 func TestTheSyncerFsyncsTheActiveSegmentAfterARotation(t *testing.T) {
@@ -277,7 +255,7 @@ func TestTheSyncerFsyncsTheActiveSegmentAfterARotation(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(j.Status().Surfaces) == 0 || j.Status().HotSegments < 3 {
+	if j.Status().HotSegments < 3 {
 		t.Fatalf("no rotation happened: %d segments", j.Status().HotSegments)
 	}
 	if tail != want {

@@ -116,7 +116,8 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 		return p, err
 	}
 	if len(c.ChangedSurfaces) == 0 {
-		c.ChangedSurfaces = []string{c.Surface}
+		// A shared one-element list per surface: no allocation per record.
+		c.ChangedSurfaces = j.selfLists[c.Surface]
 	} else {
 		if len(c.ChangedSurfaces) > MaxChangedSurface {
 			return p, fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("has %d entries, at most %d are allowed", len(c.ChangedSurfaces), MaxChangedSurface))

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -488,7 +489,7 @@ func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 	if _, err := f.ReadAt(b, int64(e.off)); err != nil {
 		return Change{}, fmt.Errorf("read sequence %d from %s at %d: %w", seq, seg.path, e.off, err)
 	}
-	_, n := uvarint(b)
+	_, n := binary.Uvarint(b)
 	if n <= 0 {
 		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadLength, Err: segment.ErrCorrupt}
 	}
@@ -529,22 +530,6 @@ func (r *hotReader) close() {
 			f.Close() // opened by this reader itself
 		}
 	}
-}
-
-func uvarint(b []byte) (uint64, int) {
-	var x uint64
-	var s uint
-	for i, c := range b {
-		if i == 10 {
-			return 0, -1
-		}
-		if c < 0x80 {
-			return x | uint64(c)<<s, i + 1
-		}
-		x |= uint64(c&0x7f) << s
-		s += 7
-	}
-	return 0, 0
 }
 
 // ParseWhen parses a point in time given as RFC 3339 or as an age

@@ -18,7 +18,14 @@ import (
 // fullScan reads every record from the files, bypassing the index: the
 // archives in order, then the hot segments, skipping hot records an
 // archive already holds.
-func fullScan(t *testing.T, dir string) []Change {
+// fataler is what fullScan needs of a test: *testing.T and *rapid.T both
+// are one, so a failure inside a property fails that property.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func fullScan(t fataler, dir string) []Change {
 	t.Helper()
 	var out []Change
 	as, err := loadArchives(filepath.Join(dir, archiveDirName))
@@ -190,19 +197,19 @@ func TestIndexedQueriesEqualAFullScan(t *testing.T) {
 		if _, err := j.RecordBatch(context.Background(), cs); err != nil {
 			t.Fatal(err)
 		}
-		checkQueries(t, j, fullScan(&testing.T{}, dir), base, "hot")
+		checkQueries(t, j, fullScan(t, dir), base, "hot")
 		if rapid.Bool().Draw(t, "compact") {
 			if _, err := j.Compact(context.Background(), CompactOptions{SealActive: rapid.Bool().Draw(t, "seal")}); err != nil {
 				t.Fatal(err)
 			}
-			checkQueries(t, j, fullScan(&testing.T{}, dir), base, "compacted")
+			checkQueries(t, j, fullScan(t, dir), base, "compacted")
 		}
 		j.Close()
 		j2, err := Open(dir, WithSegmentSize(64<<10), WithSync(SyncNone))
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkQueries(t, j2, fullScan(&testing.T{}, dir), base, "reopened with the checkpoint")
+		checkQueries(t, j2, fullScan(t, dir), base, "reopened with the checkpoint")
 		j2.Close()
 		if err := os.Remove(filepath.Join(dir, stateDirName, checkpointFileName)); err != nil {
 			t.Fatalf("the clean close wrote no checkpoint: %v", err)
@@ -212,12 +219,12 @@ func TestIndexedQueriesEqualAFullScan(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer j2.Close()
-		checkQueries(t, j2, fullScan(&testing.T{}, dir), base, "reopened without a checkpoint")
+		checkQueries(t, j2, fullScan(t, dir), base, "reopened without a checkpoint")
 		ro, err := Open(dir, ReadOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ro.Close()
-		checkQueries(t, ro, fullScan(&testing.T{}, dir), base, "read-only")
+		checkQueries(t, ro, fullScan(t, dir), base, "read-only")
 	})
 }
