@@ -87,3 +87,31 @@ func (s *Server) getHealthz(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, code, body)
 }
+
+// ReadyBody is the answer to GET /readyz.
+type ReadyBody struct {
+	Status       string `json:"status"` // ready, failed or draining
+	LastSequence uint64 `json:"last_sequence"`
+	Horizon      uint64 `json:"horizon"`
+	Error        string `json:"error,omitempty"`
+}
+
+// getReadyz answers 200 when the server can take traffic: the journal's
+// recovery and index load are done (the server only exists once
+// engine.Open finished them, and the listeners refuse connections
+// before), its write path has not failed, and the server is not
+// draining. Otherwise 503: a load balancer sends its traffic elsewhere.
+// /healthz answers the same states; /readyz also carries the horizon so
+// that a probe can tell a restored journal from an empty one.
+func (s *Server) getReadyz(w http.ResponseWriter, r *http.Request) {
+	st := s.j.Status()
+	body := ReadyBody{Status: "ready", LastSequence: st.LastSequence, Horizon: st.Horizon}
+	code := http.StatusOK
+	switch {
+	case st.Failed != "":
+		body.Status, body.Error, code = "failed", st.Failed, http.StatusServiceUnavailable
+	case s.draining.Load():
+		body.Status, code = "draining", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, body)
+}

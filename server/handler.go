@@ -21,9 +21,9 @@ const requestIDHeader = "X-Request-Id"
 type access int
 
 const (
-	accessOpen  access = iota // /healthz, /metrics: never need the token
-	accessRead                // need the token only beyond loopback
-	accessAdmin               // writes and admin calls: need the token whenever one is set
+	accessProbe   access = iota // /healthz, /readyz: never need the token
+	accessMetrics               // /metrics: needs the token unless Config.MetricsOpen
+	accessAPI                   // every /v1 endpoint: needs the token whenever one is set
 )
 
 type route struct {
@@ -46,21 +46,22 @@ func (s *Server) routes() http.Handler {
 		}
 		rt.routes[path][method] = route{access: a, handler: h}
 	}
-	add(http.MethodPost, "/v1/changes", accessAdmin, s.postChanges)
-	add(http.MethodGet, "/v1/changes", accessRead, s.getChanges)
-	add(http.MethodGet, "/v1/surfaces", accessRead, s.getSurfaces)
-	add(http.MethodGet, "/v1/status", accessRead, s.getStatus)
-	add(http.MethodPost, "/v1/validate", accessAdmin, s.postValidate)
-	add(http.MethodPost, "/v1/compact", accessAdmin, s.postCompact)
-	add(http.MethodGet, "/v1/stale", accessRead, s.getStale)
-	add(http.MethodGet, "/v1/invalidations", accessRead, s.getInvalidations)
-	add(http.MethodGet, "/healthz", accessOpen, s.getHealthz)
+	add(http.MethodPost, "/v1/changes", accessAPI, s.postChanges)
+	add(http.MethodGet, "/v1/changes", accessAPI, s.getChanges)
+	add(http.MethodGet, "/v1/surfaces", accessAPI, s.getSurfaces)
+	add(http.MethodGet, "/v1/status", accessAPI, s.getStatus)
+	add(http.MethodPost, "/v1/validate", accessAPI, s.postValidate)
+	add(http.MethodPost, "/v1/compact", accessAPI, s.postCompact)
+	add(http.MethodGet, "/v1/stale", accessAPI, s.getStale)
+	add(http.MethodGet, "/v1/invalidations", accessAPI, s.getInvalidations)
+	add(http.MethodGet, "/healthz", accessProbe, s.getHealthz)
+	add(http.MethodGet, "/readyz", accessProbe, s.getReadyz)
 	metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog:          promLogger{s},
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
 	})
-	add(http.MethodGet, "/metrics", accessOpen, metrics.ServeHTTP)
+	add(http.MethodGet, "/metrics", accessMetrics, metrics.ServeHTTP)
 	return rt
 }
 
@@ -121,18 +122,21 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rte.handler(rec, r)
 }
 
-// authorize applies the token rules (see the package doc).
+// authorize applies the token rules (see the package doc): once a token
+// is configured every TCP request needs it, except the probes and, with
+// Config.MetricsOpen, /metrics. The Unix socket is trusted: its mode 0600
+// admits only the owner, who can read the token file anyway.
 func (s *Server) authorize(r *http.Request, a access) error {
-	if a == accessOpen || s.cfg.Token == "" || transportOf(r) == transportUnix {
+	if a == accessProbe || s.cfg.Token == "" || transportOf(r) == transportUnix {
 		return nil
 	}
-	if a == accessRead && s.loopback {
+	if a == accessMetrics && s.cfg.MetricsOpen {
 		return nil
 	}
 	h := r.Header.Get("Authorization")
 	scheme, tok, found := strings.Cut(h, " ")
 	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") {
-		return errorf(CodeUnauthorized, "this endpoint needs a bearer token: send Authorization: Bearer <token> (the server's --token / STATE_JOURNAL_TOKEN)")
+		return errorf(CodeUnauthorized, "%s needs a bearer token: send Authorization: Bearer <token>, the token in the server's --token-file (env STATE_JOURNAL_TOKEN_FILE)", r.URL.Path)
 	}
 	sum := tokenDigest(strings.TrimSpace(tok))
 	if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {

@@ -28,10 +28,11 @@ type env struct {
 	j    *engine.Journal
 	srv  *Server
 	reg  *prometheus.Registry
-	tcp  *http.Client // over TCP
-	sock *http.Client // over the Unix socket
-	base string       // http://127.0.0.1:port
-	stop func() error // cancels Serve and waits for it
+	tcp  *http.Client      // over TCP
+	sock *http.Client      // over the Unix socket
+	base string            // http://127.0.0.1:port
+	auth map[string]string // the Authorization header of cfg.Token, or nil
+	stop func() error      // cancels Serve and waits for it
 }
 
 // start opens a journal in a new temp directory and serves it with cfg
@@ -57,6 +58,9 @@ func start(t *testing.T, cfg Config) *env {
 		t.Fatalf("new server: %v", err)
 	}
 	e := &env{t: t, j: j, srv: srv, reg: reg}
+	if cfg.Token != "" {
+		e.auth = map[string]string{"Authorization": "Bearer " + cfg.Token}
+	}
 	e.stop = serve(t, srv)
 	tcpTr := &http.Transport{}
 	e.tcp = &http.Client{Transport: tcpTr}
@@ -167,12 +171,12 @@ func do(t *testing.T, c *http.Client, method, url, contentType string, body []by
 
 func (e *env) get(path string) answer {
 	e.t.Helper()
-	return do(e.t, e.tcp, http.MethodGet, e.base+path, "", nil, nil)
+	return do(e.t, e.tcp, http.MethodGet, e.base+path, "", nil, e.auth)
 }
 
 func (e *env) post(path, contentType string, body []byte) answer {
 	e.t.Helper()
-	return do(e.t, e.tcp, http.MethodPost, e.base+path, contentType, body, nil)
+	return do(e.t, e.tcp, http.MethodPost, e.base+path, contentType, body, e.auth)
 }
 
 // lastSequence reads last_sequence from GET /v1/status.

@@ -56,9 +56,14 @@ type Config struct {
 	// Socket is the Unix socket path: "" means <data dir>/journal.sock,
 	// Disabled ("-") serves on TCP only.
 	Socket string
-	// Token is the bearer token. The CLI reads STATE_JOURNAL_TOKEN; this
-	// package reads no environment.
+	// Token is the bearer token. Once set, every endpoint over TCP but
+	// /healthz and /readyz needs it (and /metrics unless MetricsOpen).
+	// It is mandatory when Listen is beyond loopback. The CLI reads it
+	// from a file (ReadTokenFile); this package reads no environment.
 	Token string
+	// MetricsOpen leaves GET /metrics open without the token, for a
+	// scraper that cannot send one.
+	MetricsOpen bool
 	// MaxBodyBytes bounds a request body, default 8 MiB.
 	MaxBodyBytes int64
 	// MaxBatch bounds the changes in one POST /v1/changes, default 10000.
@@ -142,6 +147,9 @@ func New(j *engine.Journal, cfg Config) (*Server, error) {
 	}
 	s := &Server{j: j, cfg: cfg, log: cfg.Logger, drainc: make(chan struct{})}
 	if cfg.Token != "" {
+		if err := CheckToken(cfg.Token); err != nil {
+			return nil, err
+		}
 		s.tokenSum = tokenDigest(cfg.Token)
 	}
 	if cfg.Listen != Disabled {
@@ -150,7 +158,7 @@ func New(j *engine.Journal, cfg Config) (*Server, error) {
 			return nil, err
 		}
 		if !lb && cfg.Token == "" {
-			return nil, fmt.Errorf("%w: %s is not a loopback address; set --token or STATE_JOURNAL_TOKEN, or listen on 127.0.0.1", ErrInsecure, cfg.Listen)
+			return nil, fmt.Errorf("%w: %s is not a loopback address; put a token in a file (chmod 600) and pass --token-file or STATE_JOURNAL_TOKEN_FILE, or listen on 127.0.0.1", ErrInsecure, cfg.Listen)
 		}
 		s.loopback = lb
 	}

@@ -60,7 +60,8 @@ func TestTokenRules(t *testing.T) {
 			{"a write with the token is accepted", e.tcp, "POST", "/v1/changes", "Bearer " + token, 201},
 			{"validate without a token is unauthorized", e.tcp, "POST", "/v1/validate", "", 401},
 			{"validate with the token runs", e.tcp, "POST", "/v1/validate", "bearer " + token, 200},
-			{"a read without a token is open on loopback", e.tcp, "GET", "/v1/status", "", 200},
+			{"a read without a token is unauthorized on loopback too", e.tcp, "GET", "/v1/status", "", 401},
+			{"a read with the token is answered", e.tcp, "GET", "/v1/status", "Bearer " + token, 200},
 			{"a write over the Unix socket needs no token", e.sock, "POST", "/v1/changes", "", 201},
 		}
 		for _, tc := range cases {
@@ -109,7 +110,9 @@ func TestTokenRules(t *testing.T) {
 			{"surfaces without a token is unauthorized", "GET", "/v1/surfaces", false, 401},
 			{"status with the token is answered", "GET", "/v1/status", true, 200},
 			{"healthz stays open", "GET", "/healthz", false, 200},
-			{"metrics stay open", "GET", "/metrics", false, 200},
+			{"readyz stays open", "GET", "/readyz", false, 200},
+			{"metrics need the token", "GET", "/metrics", false, 401},
+			{"metrics with the token are answered", "GET", "/metrics", true, 200},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {

@@ -61,7 +61,10 @@ func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, 
 		if h == nil || (h.Socket == "" && h.Address == "") {
 			return engine.CompactReport{}, fmt.Errorf("the data directory is held by %s, which serves no API; stop it to compact", describeHolder(h))
 		}
-		c := server.Dial(h.Socket, h.Address, os.Getenv("STATE_JOURNAL_TOKEN"))
+		c, err := g.dial(h)
+		if err != nil {
+			return engine.CompactReport{}, err
+		}
 		defer c.Close()
 		req := server.CompactRequest{DryRun: dryRun, Coalesce: rf.coalesce}
 		if cmd.Flags().Changed("max-bytes") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/server"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -24,8 +25,12 @@ type globals struct {
 	root     string
 	json     bool
 	logLevel string
-	out      io.Writer
-	errOut   io.Writer
+	// tokenFile names the file holding the server's bearer token: serve
+	// guards its API with it, the other commands send it when they talk
+	// to a server.
+	tokenFile string
+	out       io.Writer
+	errOut    io.Writer
 }
 
 func envOr(key, def string) string {
@@ -41,6 +46,7 @@ func (g *globals) bind(root *cobra.Command) {
 	pf.StringVar(&g.surfaces, "surfaces", os.Getenv("STATE_JOURNAL_SURFACES"), "surface registry file, YAML or JSON (env STATE_JOURNAL_SURFACES; default: the embedded catalog)")
 	pf.StringVar(&g.root, "root", "", "runtime root that relative storage paths resolve against (default: the working directory)")
 	pf.BoolVar(&g.json, "json", false, "print stable JSON instead of tables")
+	pf.StringVar(&g.tokenFile, "token-file", os.Getenv("STATE_JOURNAL_TOKEN_FILE"), "file holding the server's bearer token, one line, chmod 600 (env STATE_JOURNAL_TOKEN_FILE); serve requires it on every endpoint but /healthz and /readyz, other commands send it to the server")
 	pf.StringVar(&g.logLevel, "log-level", envOr("STATE_JOURNAL_LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		g.out = cmd.OutOrStdout()
@@ -90,6 +96,34 @@ func (g *globals) openRead() (*engine.Journal, error) {
 		return nil, err
 	}
 	return engine.Open(g.dir, append(opts, engine.ReadOnly())...)
+}
+
+// token returns the bearer token of --token-file, or "" when none is
+// named. A token in the environment (the retired STATE_JOURNAL_TOKEN) is
+// refused rather than ignored, so an old setup fails loudly instead of
+// answering 401 later.
+func (g *globals) token() (string, error) {
+	if os.Getenv("STATE_JOURNAL_TOKEN") != "" {
+		return "", usageErr("STATE_JOURNAL_TOKEN is no longer read: write the token to a file (chmod 600) and set STATE_JOURNAL_TOKEN_FILE or pass --token-file")
+	}
+	if g.tokenFile == "" {
+		return "", nil
+	}
+	tok, err := server.ReadTokenFile(g.tokenFile)
+	if err != nil {
+		return "", usageErr("--token-file: %v", err)
+	}
+	return tok, nil
+}
+
+// dial returns a client of the server that holds the data directory,
+// sending the token of --token-file.
+func (g *globals) dial(h *engine.Holder) (*server.Client, error) {
+	tok, err := g.token()
+	if err != nil {
+		return nil, err
+	}
+	return server.Dial(h.Socket, h.Address, tok), nil
 }
 
 func (g *globals) printJSON(v any) error {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,7 +37,10 @@ func (g *globals) openWriter(sync string) (batchWriter, string, error) {
 		if h == nil || (h.Socket == "" && h.Address == "") {
 			return nil, "", fmt.Errorf("%w: held by %s, which serves no API to write through; stop it or wait", types.ErrLocked, describeHolder(h))
 		}
-		c := server.Dial(h.Socket, h.Address, os.Getenv("STATE_JOURNAL_TOKEN"))
+		c, err := g.dial(h)
+		if err != nil {
+			return nil, "", err
+		}
 		return clientWriter{c}, "server " + describeHolder(h), nil
 	}
 	if held, h := engine.LockHolder(g.dir); held {

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,29 +18,53 @@ import (
 
 func newServeCmd(g *globals) *cobra.Command {
 	var (
-		listen string
-		socket string
-		sync   string
-		token  string
-		rf     retentionFlags
-		noAuto bool
+		listen      string
+		socket      string
+		sync        string
+		token       string
+		metricsOpen bool
+		rf          retentionFlags
+		noAuto      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the journal server: HTTP on loopback and a Unix socket in the data directory",
-		Long: `Run the journal daemon. It takes the data directory's writer lock, serves the
-HTTP API (POST/GET /v1/changes, /v1/surfaces, /v1/status, /v1/validate,
-/v1/compact, /healthz, /metrics) on --listen and on a Unix socket (mode 0600) in the data
-directory, and on SIGTERM or SIGINT drains in-flight requests, commits and
-fsyncs what was accepted, and releases the lock.
+		Long: `Run the journal daemon. It takes the data directory's writer lock, recovers
+the journal and loads its index, then serves the HTTP API on --listen and on a
+Unix socket (mode 0600) in the data directory:
+
+  POST /v1/changes        record one change, a JSON array, or NDJSON (receipts)
+  GET  /v1/changes        query with the filters of state-journal; follow=true streams NDJSON
+  GET  /v1/surfaces       the registry's surfaces with live figures
+  GET  /v1/status         the journal's status
+  GET  /v1/stale          which snapshots to refetch since a cursor (resync below the horizon)
+  GET  /v1/invalidations  Server-Sent Events of snapshots to refetch
+  POST /v1/validate       check the data directory
+  POST /v1/compact        compact and apply retention (dry_run to preview)
+  GET  /metrics           Prometheus metrics
+  GET  /healthz           liveness: 200 while the journal accepts writes
+  GET  /readyz            readiness: 200 once recovery and the index load are done
+
+On SIGTERM or SIGINT it ends its streams with a final "shutdown" event, drains
+in-flight requests, commits and fsyncs what was accepted, and releases the lock.
 
 Sealed hot segments are compacted into zstd archives in the background and
 retention (--max-bytes, --max-age, --max-records) keeps the journal bounded.
 
-Listening beyond loopback needs a bearer token (--token or STATE_JOURNAL_TOKEN)
-for writes and admin calls.`,
+Access: with --token-file (env STATE_JOURNAL_TOKEN_FILE) every TCP request but
+/healthz and /readyz needs "Authorization: Bearer <token>", /metrics too unless
+--metrics-open. A token is mandatory when --listen is beyond loopback. The Unix
+socket is trusted (its mode admits only the owner). A token is never taken on
+the command line, where ps would show it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("token") {
+				return usageErr("--token is removed: a token on the command line is visible to every user in ps; write it to a file (chmod 600) and pass --token-file FILE or set STATE_JOURNAL_TOKEN_FILE")
+			}
+			token, err := g.token()
+			if err != nil {
+				return err
+			}
 			p, err := engine.ParseSyncPolicy(sync)
 			if err != nil {
 				return usageErr("--sync: %v", err)
@@ -64,14 +88,14 @@ for writes and admin calls.`,
 			if err != nil {
 				return g.fail(exitProblems, err)
 			}
-			srv, err := server.New(j, server.Config{Listen: listen, Socket: socket, Token: token, Logger: slog.Default(), Registry: preg})
+			srv, err := server.New(j, server.Config{Listen: listen, Socket: socket, Token: token, MetricsOpen: metricsOpen, Logger: slog.Default(), Registry: preg})
 			if err != nil {
 				j.Close()
 				return g.fail(exitUsage, err)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			fmt.Fprintf(g.errOut, "journalctl serve: data %s, listening on %s and %s (sync=%s)\n", j.Dir(), srv.Addr(), srv.SocketPath(), p)
+			fmt.Fprintf(g.errOut, "journalctl serve: data %s, %s (sync=%s, %s)\n", j.Dir(), listening(srv), p, access(token, metricsOpen))
 			serr := srv.Serve(ctx)
 			cerr := j.Close()
 			if err := errors.Join(serr, cerr); err != nil {
@@ -85,8 +109,34 @@ for writes and admin calls.`,
 	fl.StringVar(&listen, "listen", envOr("STATE_JOURNAL_LISTEN", "127.0.0.1:7766"), "HTTP listen address (env STATE_JOURNAL_LISTEN)")
 	fl.StringVar(&socket, "socket", "", "Unix socket path (default <dir>/journal.sock; - to disable)")
 	fl.StringVar(&sync, "sync", envOr("STATE_JOURNAL_SYNC", "always"), "sync policy: always (fsync before acknowledging), interval, none (env STATE_JOURNAL_SYNC)")
-	fl.StringVar(&token, "token", os.Getenv("STATE_JOURNAL_TOKEN"), "bearer token for writes and admin calls (env STATE_JOURNAL_TOKEN)")
+	fl.StringVar(&token, "token", "", "removed: use --token-file")
+	_ = fl.MarkHidden("token")
+	fl.BoolVar(&metricsOpen, "metrics-open", false, "with a token, leave GET /metrics open to scrapers without it")
 	fl.BoolVar(&noAuto, "no-auto-compact", false, "do not compact sealed hot segments in the background (retention then applies only on state-journal-compact)")
 	rf.bind(cmd)
 	return cmd
+}
+
+// listening says where the server answers, naming only the transports it
+// has.
+func listening(srv *server.Server) string {
+	var on []string
+	if a := srv.Addr(); a != "" {
+		on = append(on, a)
+	}
+	if p := srv.SocketPath(); p != "" {
+		on = append(on, "unix:"+p)
+	}
+	return "listening on " + strings.Join(on, " and ")
+}
+
+// access says which token rules apply.
+func access(token string, metricsOpen bool) string {
+	switch {
+	case token == "":
+		return "no token: every endpoint is open on loopback"
+	case metricsOpen:
+		return "token required but for /healthz, /readyz and /metrics"
+	}
+	return "token required but for /healthz and /readyz"
 }
