@@ -24,13 +24,8 @@ type ReceiptsBody struct {
 	Receipts []engine.Receipt `json:"receipts"`
 }
 
-// ChangesBody is the answer to GET /v1/changes: the engine's Result plus
-// the order used and, oldest first, the cursor to continue from.
-type ChangesBody struct {
-	engine.Result
-	Order      string  `json:"order"`
-	NextCursor *uint64 `json:"next_cursor,omitempty"`
-}
+// ChangesBody is the answer to GET /v1/changes (see List).
+type ChangesBody = List
 
 // Body shapes of POST /v1/changes.
 const (
@@ -259,8 +254,9 @@ func (s *Server) getChanges(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	cursor := r.URL.Query().Get("after") != ""
 	if f := r.URL.Query().Get("follow"); f == "1" || f == "true" {
-		if r.URL.Query().Get("after") == "" {
+		if !cursor {
 			q.After = s.j.Head()
 		}
 		if _, err := s.j.Query(r.Context(), engine.Query{After: q.After, Limit: 1}); errors.Is(err, engine.ErrCompacted) {
@@ -270,7 +266,8 @@ func (s *Server) getChanges(w http.ResponseWriter, r *http.Request) {
 		s.follow(w, r, q)
 		return
 	}
-	res, err := s.j.Query(r.Context(), q)
+	lq := ListQuery{Query: q, Cursor: cursor, OldestFirst: !q.NewestFirst}
+	res, err := s.j.Query(r.Context(), lq.Engine())
 	if err != nil {
 		if errors.Is(err, engine.ErrCompacted) {
 			s.writeCompacted(w, q.After, res.Horizon)
@@ -286,19 +283,7 @@ func (s *Server) getChanges(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	body := ChangesBody{Result: res, Order: "newest"}
-	if body.Changes == nil {
-		body.Changes = []engine.Change{}
-	}
-	if !q.NewestFirst {
-		body.Order = "oldest"
-		next := max(q.After, res.Head)
-		if res.More && len(res.Changes) > 0 {
-			next = res.Changes[len(res.Changes)-1].Sequence
-		}
-		body.NextCursor = &next
-	}
-	writeJSON(w, http.StatusOK, body)
+	writeJSON(w, http.StatusOK, NewList(lq, res))
 }
 
 // writeCompacted answers a cursor below the horizon with 410 and where to
@@ -307,16 +292,8 @@ func (s *Server) writeCompacted(w http.ResponseWriter, after, horizon uint64) {
 	if horizon == 0 {
 		horizon = s.j.Status().FirstSequence
 	}
-	resume := uint64(0)
-	if horizon > 0 {
-		resume = horizon - 1
-	}
-	e := APIError{
-		Code: "compacted",
-		Message: fmt.Sprintf("cursor %d is below the horizon %d: the records after it were compacted away; refetch your snapshots, then resume with after=%d",
-			after, horizon, resume),
-		Horizon: horizon, ResumeAfter: &resume, RequestID: w.Header().Get(requestIDHeader),
-	}
+	e := (&CompactedError{After: after, Horizon: horizon}).APIError()
+	e.RequestID = w.Header().Get(requestIDHeader)
 	writeErrorBody(w, http.StatusGone, e)
 }
 

@@ -245,28 +245,30 @@ func TestGetChangesFiltersOrdersAndPages(t *testing.T) {
 		return out
 	}
 	cases := []struct {
-		name  string
-		query string
-		want  []uint64
-		order string
-		next  uint64 // 0: no next_cursor expected
-		more  bool
+		name   string
+		query  string
+		want   []uint64
+		order  string
+		resume uint64 // resume_after
+		more   bool
 	}{
-		{"without after the newest come first", "", []uint64{7, 6, 5, 4, 3, 2, 1}, "newest", 0, false},
-		{"with after the oldest come first and next_cursor is the head", "after=2", []uint64{3, 4, 5, 6, 7}, "oldest", 7, false},
-		{"a limit cuts the answer and next_cursor continues after it", "after=0&order=oldest&limit=2", []uint64{1, 2}, "oldest", 2, true},
-		{"order=newest overrides the default for a cursor", "after=5&order=newest", []uint64{7, 6}, "newest", 0, false},
-		{"a filter with no match still advances next_cursor to the head", "after=1&surface=runtime_leases", nil, "oldest", 7, false},
-		{"surfaces may be comma-separated", "surface=runtime_agent_registry,runtime_leases", []uint64{6}, "newest", 0, false},
-		{"surfaces may be repeated", "surface=runtime_agent_registry&surface=runtime_work_session&limit=3", []uint64{7, 6, 5}, "newest", 0, true},
-		{"change types filter", "change_type=updated,created", []uint64{7, 6}, "newest", 0, false},
-		{"the aggregate filter needs type and id", "aggregate_type=work_session&aggregate_id=ws-0", []uint64{7, 1}, "newest", 0, false},
-		{"the correlation id filter", "correlation_id=corr-1", []uint64{6}, "newest", 0, false},
-		{"min_severity keeps that severity and above", "min_severity=warning", []uint64{7, 6}, "newest", 0, false},
-		{"since as a duration ago includes recent records", "since=1h", []uint64{7, 6, 5, 4, 3, 2, 1}, "newest", 0, false},
-		{"since as days ago includes recent records", "since=7d&limit=1", []uint64{7}, "newest", 0, true},
-		{"until in the past excludes everything", "until=2000-01-01T00:00:00Z", nil, "newest", 0, false},
-		{"an unescaped + in a time offset is read as a plus", "since=2000-01-01T02:00:00+02:00&limit=2", []uint64{7, 6}, "newest", 0, true},
+		{"without after the newest come first", "", []uint64{7, 6, 5, 4, 3, 2, 1}, "newest", 7, false},
+		{"with after the oldest come first and resume_after is the head", "after=2", []uint64{3, 4, 5, 6, 7}, "oldest", 7, false},
+		{"a limit cuts the answer and resume_after continues after it", "after=0&order=oldest&limit=2", []uint64{1, 2}, "oldest", 2, true},
+		{"without a cursor order=oldest keeps the newest, printed oldest first", "order=oldest&limit=3", []uint64{5, 6, 7}, "oldest", 7, true},
+		{"order=newest overrides the default for a cursor", "after=5&order=newest", []uint64{7, 6}, "newest", 7, false},
+		{"a filter with no match still advances resume_after to the head", "after=1&surface=runtime_leases", nil, "oldest", 7, false},
+		{"a cursor past the head answers the head and keeps the cursor", "after=99", nil, "oldest", 99, false},
+		{"surfaces may be comma-separated", "surface=runtime_agent_registry,runtime_leases", []uint64{6}, "newest", 7, false},
+		{"surfaces may be repeated", "surface=runtime_agent_registry&surface=runtime_work_session&limit=3", []uint64{7, 6, 5}, "newest", 7, true},
+		{"change types filter", "change_type=updated,created", []uint64{7, 6}, "newest", 7, false},
+		{"the aggregate filter needs type and id", "aggregate_type=work_session&aggregate_id=ws-0", []uint64{7, 1}, "newest", 7, false},
+		{"the correlation id filter", "correlation_id=corr-1", []uint64{6}, "newest", 7, false},
+		{"min_severity keeps that severity and above", "min_severity=warning", []uint64{7, 6}, "newest", 7, false},
+		{"since as a duration ago includes recent records", "since=1h", []uint64{7, 6, 5, 4, 3, 2, 1}, "newest", 7, false},
+		{"since as days ago includes recent records", "since=7d&limit=1", []uint64{7}, "newest", 7, true},
+		{"until in the past excludes everything", "until=2000-01-01T00:00:00Z", nil, "newest", 7, false},
+		{"an unescaped + in a time offset is read as a plus", "since=2000-01-01T02:00:00+02:00&limit=2", []uint64{7, 6}, "newest", 7, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,14 +276,11 @@ func TestGetChangesFiltersOrdersAndPages(t *testing.T) {
 			if fmt.Sprint(seqs(b)) != fmt.Sprint(tc.want) {
 				t.Fatalf("sequences %v, want %v", seqs(b), tc.want)
 			}
-			if b.Order != tc.order || b.More != tc.more || b.Head != 7 || b.Horizon != 1 {
-				t.Fatalf("order %q more %v head %d horizon %d", b.Order, b.More, b.Head, b.Horizon)
+			if b.Order != tc.order || b.More != tc.more || b.Head != 7 || b.Horizon != 1 || b.ResumeAfter != tc.resume {
+				t.Fatalf("order %q more %v head %d horizon %d resume_after %d", b.Order, b.More, b.Head, b.Horizon, b.ResumeAfter)
 			}
-			switch {
-			case tc.next == 0 && b.NextCursor != nil:
-				t.Fatalf("next_cursor %d, want none", *b.NextCursor)
-			case tc.next != 0 && (b.NextCursor == nil || *b.NextCursor != tc.next):
-				t.Fatalf("next_cursor %v, want %d", b.NextCursor, tc.next)
+			if withAfter := strings.Contains(tc.query, "after="); withAfter != (b.After != nil) {
+				t.Fatalf("after echoed %v, want %v", b.After, withAfter)
 			}
 		})
 	}
@@ -341,6 +340,7 @@ func TestACursorBelowTheHorizonIsGoneWithWhereToResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	if eb.Error.Code != "compacted" || eb.Error.Horizon != 10 || eb.Error.ResumeAfter == nil || *eb.Error.ResumeAfter != 9 ||
+		eb.Error.After == nil || *eb.Error.After != 3 ||
 		!strings.Contains(eb.Error.Message, "refetch") || eb.Error.RequestID != "rid-1" {
 		t.Fatalf("error = %+v", eb.Error)
 	}

@@ -31,8 +31,8 @@ type ErrorBody struct {
 // APIError is the error object of an HTTP answer. Code is stable and
 // machine-readable; Message is for people. Field, Value, Problem, Allowed,
 // Suggestion and Index come from a *types.FieldError (Index is present
-// only for a change inside an array or NDJSON body). Horizon and
-// ResumeAfter come with code "compacted". Value is redacted by the engine
+// only for a change inside an array or NDJSON body). After, Horizon and
+// ResumeAfter come with code "compacted" (see CompactedError). Value is redacted by the engine
 // before it reaches the server.
 type APIError struct {
 	Code        string   `json:"code"`
@@ -43,6 +43,7 @@ type APIError struct {
 	Allowed     []string `json:"allowed,omitempty"`
 	Suggestion  string   `json:"suggestion,omitempty"`
 	Index       *int     `json:"index,omitempty"`
+	After       *uint64  `json:"after,omitempty"`
 	Horizon     uint64   `json:"horizon,omitempty"`
 	ResumeAfter *uint64  `json:"resume_after,omitempty"`
 	RequestID   string   `json:"request_id,omitempty"`
@@ -96,6 +97,10 @@ func apiErrorOf(err error) APIError {
 	var ae *apiErr
 	if errors.As(err, &ae) {
 		return ae.e
+	}
+	var ce *CompactedError
+	if errors.As(err, &ce) {
+		return ce.APIError()
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return APIError{Code: CodeCanceled, Message: "the request was canceled before the journal answered: " + err.Error()}

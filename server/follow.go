@@ -16,16 +16,17 @@ import (
 	"github.com/agentruntime/statejournal/engine"
 )
 
-// followProgress is how often a quiet follow stream sends a progress line,
-// so a client tells a quiet stream from a dead one.
-const followProgress = 15 * time.Second
+// DefaultFollowProgress is how often a quiet follow stream sends a
+// progress line, so a client tells a quiet stream from a dead one.
+const DefaultFollowProgress = 15 * time.Second
 
-// FollowLine is one line of a follow stream (GET /v1/changes?follow=1,
-// application/x-ndjson): a change, or a progress line carrying the head
-// when nothing matched for a while.
-type FollowLine struct {
-	*engine.Change
+// FollowControl is a line of a follow stream (GET /v1/changes?follow=1,
+// application/x-ndjson) that is not a change: a progress line carrying
+// the head when nothing matched for a while, or the final shutdown line.
+// Every other line is one change, as in GET /v1/changes.
+type FollowControl struct {
 	Progress *FollowProgress `json:"progress,omitempty"`
+	Shutdown *Shutdown       `json:"shutdown,omitempty"`
 }
 
 // FollowProgress says the stream is alive and how far the journal is.
@@ -33,10 +34,31 @@ type FollowProgress struct {
 	Head uint64 `json:"head"`
 }
 
+// Shutdown is the last line of a follow stream and the last event of an
+// invalidation stream when the server stops: the stream did not end
+// because everything was said, so the client reconnects (to the next
+// server, or falls back to the files) from ResumeAfter.
+type Shutdown struct {
+	Reason      string `json:"reason"`
+	ResumeAfter uint64 `json:"resume_after"`
+}
+
+// shutdownReason is Shutdown.Reason when the server drains.
+const shutdownReason = "the server is shutting down; reconnect and resume"
+
+// ErrServerShutdown matches a stream that the server ended because it
+// is shutting down (its final shutdown line or event).
+var ErrServerShutdown = errors.New("server: the stream ended: the server is shutting down")
+
+// ErrStreamEnded matches a stream that ended without a final line: the
+// server died or the connection broke.
+var ErrStreamEnded = errors.New("server: the stream ended without a shutdown line")
+
 // follow streams the records after the cursor that match q as NDJSON,
 // oldest first, flushing after each, until the client goes away or the
-// server drains. A cursor that falls below the horizon (the follower was
-// too slow for compaction) ends the stream with a 'compacted' error line.
+// server drains, when the last line is a Shutdown. A cursor that falls
+// below the horizon (the follower was too slow for compaction) ends the
+// stream with a 'compacted' error line.
 func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream has no write deadline
@@ -58,12 +80,22 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) 
 	q.Limit = 1000
 	cursor := q.After
 	lastSent := time.Now()
+	defer func() {
+		if s.draining.Load() {
+			_ = enc.Encode(FollowControl{Shutdown: &Shutdown{Reason: shutdownReason, ResumeAfter: cursor}})
+			_ = bw.Flush()
+			_ = rc.Flush()
+		}
+	}()
 	for {
 		qq := q
 		qq.After = cursor
 		res, err := s.j.Query(ctx, qq)
 		if err != nil {
 			if ctx.Err() == nil {
+				if ce, ok := AsCompacted(err, cursor, res.Horizon); ok {
+					err = ce
+				}
 				_ = enc.Encode(ErrorBody{Error: apiErrorOf(err)})
 				_ = bw.Flush()
 				_ = rc.Flush()
@@ -71,15 +103,15 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) 
 			return
 		}
 		for i := range res.Changes {
-			_ = enc.Encode(FollowLine{Change: &res.Changes[i]})
+			_ = enc.Encode(&res.Changes[i])
 			cursor = res.Changes[i].Sequence
 		}
 		if !res.More {
 			cursor = max(cursor, res.Head)
 		}
-		if len(res.Changes) > 0 || time.Since(lastSent) >= followProgress {
+		if len(res.Changes) > 0 || time.Since(lastSent) >= s.cfg.FollowProgress {
 			if len(res.Changes) == 0 {
-				_ = enc.Encode(FollowLine{Progress: &FollowProgress{Head: res.Head}})
+				_ = enc.Encode(FollowControl{Progress: &FollowProgress{Head: res.Head}})
 			}
 			if bw.Flush() != nil || rc.Flush() != nil {
 				return
@@ -89,7 +121,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) 
 		if res.More {
 			continue
 		}
-		wctx, wcancel := context.WithTimeout(ctx, followProgress)
+		wctx, wcancel := context.WithTimeout(ctx, s.cfg.FollowProgress)
 		_, err = s.j.Wait(wctx, cursor)
 		wcancel()
 		if ctx.Err() != nil {
@@ -102,8 +134,10 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) 
 }
 
 // Follow streams the records after cursor that match q to fn, oldest
-// first, until ctx ends or fn returns false. Progress lines are not
-// passed on.
+// first, until ctx ends or fn returns false (nil then). Progress lines are
+// not passed on. A stream the server ends because it shuts down returns
+// ErrServerShutdown; one that ends without a word, ErrStreamEnded; a
+// cursor below the horizon, an error matching types.ErrCompacted.
 func (c *Client) Follow(ctx context.Context, q engine.Query, fn func(engine.Change) bool) error {
 	v := queryValues(q)
 	v.Set("follow", "1")
@@ -135,9 +169,13 @@ func (c *Client) Follow(ctx context.Context, q engine.Query, fn func(engine.Chan
 		var fl struct {
 			engine.Change
 			Progress *FollowProgress `json:"progress"`
+			Shutdown *Shutdown       `json:"shutdown"`
 		}
 		if err := json.Unmarshal(line, &fl); err != nil {
 			return fmt.Errorf("follow stream: %w", err)
+		}
+		if fl.Shutdown != nil {
+			return ErrServerShutdown
 		}
 		if fl.Progress != nil {
 			continue
@@ -146,10 +184,13 @@ func (c *Client) Follow(ctx context.Context, q engine.Query, fn func(engine.Chan
 			return nil
 		}
 	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("follow stream: %w", err)
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return ctx.Err()
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrStreamEnded, err)
+	}
+	return ErrStreamEnded
 }
 
 // getStale answers which snapshots and surfaces changed after ?since=N.
@@ -163,12 +204,15 @@ func (s *Server) getStale(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, queryError("since", v.Get("since"), "is not a sequence number"))
 		return
 	}
+	// Below the horizon the engine lists every snapshot and sets resync:
+	// that is the answer, not an error. After refetching what is listed
+	// the consumer is current as of the head.
 	st, err := s.j.Stale(since)
-	if err != nil && errors.Is(err, engine.ErrCompacted) {
-		s.writeCompacted(w, since, st.Horizon)
+	if err != nil && !errors.Is(err, engine.ErrCompacted) {
+		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, StaleBody{StaleSet: st, ResumeAfter: max(since, st.Head)})
 }
 
 // queryValues encodes q as GET /v1/changes parameters.

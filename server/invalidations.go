@@ -134,6 +134,17 @@ func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
 	}
 	pending := map[string]*pendingInvalidation{}
 	lastSent := time.Now()
+	defer func() {
+		if s.draining.Load() {
+			// The last word: what is pending is announced again by the
+			// stream the client opens next, from this cursor on.
+			resume := cursor
+			for _, q := range pending {
+				resume = min(resume, q.after)
+			}
+			send(0, "shutdown", Shutdown{Reason: shutdownReason, ResumeAfter: resume})
+		}
+	}()
 	for {
 		st, err := s.j.Stale(cursor)
 		if err != nil {

@@ -79,6 +79,10 @@ type Config struct {
 	// when they are absent, and its own HTTP metrics. Nil means a fresh
 	// registry holding only those.
 	Registry *prometheus.Registry
+	// FollowProgress is how often a quiet follow stream (GET
+	// /v1/changes?follow=1) sends a progress line, default
+	// DefaultFollowProgress.
+	FollowProgress time.Duration
 	// Invalidations tunes GET /v1/invalidations; zero fields take the
 	// defaults of DefaultInvalidations.
 	Invalidations InvalidationConfig
@@ -129,6 +133,9 @@ func New(j *engine.Journal, cfg Config) (*Server, error) {
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.FollowProgress <= 0 {
+		cfg.FollowProgress = DefaultFollowProgress
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
