@@ -36,7 +36,7 @@ func (e *CompactedError) ResumeAfter() uint64 {
 }
 
 func (e *CompactedError) Error() string {
-	return fmt.Sprintf("cursor %d is below the horizon %d: the records after it were compacted away; refetch your snapshots, then resume with after=%d",
+	return fmt.Sprintf("cursor %d is below the horizon %d: the records after it were compacted away; resync: refetch your snapshots, then resume with after=%d",
 		e.After, e.Horizon, e.ResumeAfter())
 }
 

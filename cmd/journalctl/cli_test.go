@@ -1027,10 +1027,29 @@ func TestCompactionArchivesEverythingAndRetentionAdvancesTheHorizon(t *testing.T
 		t.Fatalf("--after 1 --json: want exit 1 with code compacted, got %s", r)
 	}
 
+	// The CLI and HTTP name the same cursor vocabulary and resume point.
+	var cliErr struct {
+		Error map[string]any `json:"error"`
+	}
+	decode(t, r, &cliErr)
 	srv := startServer(t, dir)
 	code, body := srv.get(t, "/v1/changes?after=1")
 	if code != 410 || !strings.Contains(string(body), `"compacted"`) {
 		t.Errorf("GET /v1/changes?after=1: want 410 with code compacted, got %d %s", code, body)
+	}
+	var httpErr struct {
+		Error map[string]any `json:"error"`
+	}
+	if err := json.Unmarshal(body, &httpErr); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{"after": 1, "horizon": 21, "resume_after": 20} {
+		if cliErr.Error[k] != want || httpErr.Error[k] != want {
+			t.Errorf("%s: CLI %v, HTTP %v, want %v both\nCLI: %s\nHTTP: %s", k, cliErr.Error[k], httpErr.Error[k], want, r.stdout, body)
+		}
+	}
+	if cliErr.Error["message"] != httpErr.Error["message"] {
+		t.Errorf("the CLI says %q, HTTP %q", cliErr.Error["message"], httpErr.Error["message"])
 	}
 	if code, body := srv.get(t, "/v1/changes?after=20"); code != 200 {
 		t.Errorf("GET /v1/changes?after=20: want 200, got %d %s", code, body)

@@ -163,6 +163,11 @@ func errorBody(err error) map[string]any {
 		code = "usage"
 	}
 	b := map[string]any{"code": code, "message": strings.TrimPrefix(err.Error(), "journalctl: ")}
+	var ce *server.CompactedError
+	if errors.As(err, &ce) {
+		// The cursor vocabulary of the HTTP answer (server.CompactedError).
+		b["after"], b["horizon"], b["resume_after"] = ce.After, ce.Horizon, ce.ResumeAfter()
+	}
 	var fe *types.FieldError
 	if errors.As(err, &fe) {
 		b["field"] = fe.Field

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,52 +30,62 @@ type queryFlags struct {
 	correlation string
 	minSeverity string
 	oldestFirst bool
+	reverse     bool
 }
 
 func (f *queryFlags) bind(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.surfaces, "surface", nil, "only these surfaces (repeatable or comma-separated)")
 	fl.StringSliceVar(&f.changeTypes, "change-type", nil, "only these change types (repeatable or comma-separated)")
-	fl.Uint64Var(&f.after, "after", 0, "cursor: only records with a sequence greater than this (lists oldest first)")
-	fl.IntVarP(&f.limit, "limit", "n", 50, "at most this many records (0 for no limit)")
+	fl.Uint64Var(&f.after, "after", 0, "cursor: only records with a greater sequence, paged oldest first (as resume_after in the JSON answers)")
+	fl.IntVarP(&f.limit, "limit", "n", engine.DefaultQueryLimit, "at most this many records, the newest ones (with --after: the first ones after the cursor); 0 for no limit")
 	fl.StringVar(&f.since, "since", "", "only records that occurred at or after this time (RFC 3339, or an age such as 10m, 36h, 7d)")
 	fl.StringVar(&f.until, "until", "", "only records that occurred before this time (RFC 3339 or an age)")
 	fl.StringVar(&f.aggType, "aggregate-type", "", "only this aggregate type (with --aggregate-id)")
 	fl.StringVar(&f.aggID, "aggregate-id", "", "only this aggregate id (with --aggregate-type)")
 	fl.StringVar(&f.correlation, "correlation-id", "", "only this correlation id")
 	fl.StringVar(&f.minSeverity, "min-severity", "", "only records at or above this severity (debug, info, notice, warning, error, critical)")
-	fl.BoolVar(&f.oldestFirst, "oldest-first", false, "list oldest first (the default is newest first, except with --after)")
+	fl.BoolVar(&f.oldestFirst, "oldest-first", false, "print oldest first; -n still keeps the newest N unless --after is given (the default is newest first, except with --after)")
+	fl.BoolVarP(&f.reverse, "reverse", "r", false, "print newest first, also with --after (which then keeps the newest N after the cursor)")
 }
 
-func (f *queryFlags) query(now time.Time) (engine.Query, error) {
+// query returns the list query the flags describe. The limit always
+// selects from the newest end, as journalctl -n does, except after a
+// cursor, where it pages forward; the order flags only choose how the
+// selection is printed.
+func (f *queryFlags) query(cmd *cobra.Command, now time.Time) (server.ListQuery, error) {
 	q := engine.Query{
 		After: f.after, Surfaces: splitList(f.surfaces), ChangeTypes: splitList(f.changeTypes),
 		AggregateType: f.aggType, AggregateID: f.aggID, CorrelationID: f.correlation, MinSeverity: f.minSeverity,
-		NewestFirst: f.after == 0 && !f.oldestFirst,
 	}
+	lq := server.ListQuery{Query: q, Cursor: cmd.Flags().Changed("after")}
+	if f.oldestFirst && f.reverse {
+		return lq, usageErr("--oldest-first and --reverse contradict each other; give one")
+	}
+	lq.OldestFirst = f.oldestFirst || (lq.Cursor && !f.reverse)
 	switch {
 	case f.limit < 0:
-		return q, usageErr("--limit %d must be 0 (no limit) or positive", f.limit)
+		return lq, usageErr("--limit %d must be 0 (no limit) or positive", f.limit)
 	case f.limit == 0:
-		q.Limit = -1
+		lq.Limit = -1
 	default:
-		q.Limit = f.limit
+		lq.Limit = f.limit
 	}
 	if f.since != "" {
 		t, err := engine.ParseWhen(f.since, now)
 		if err != nil {
-			return q, usageErr("--since: %v", err)
+			return lq, usageErr("--since: %v", err)
 		}
-		q.Since = t
+		lq.Since = t
 	}
 	if f.until != "" {
 		t, err := engine.ParseWhen(f.until, now)
 		if err != nil {
-			return q, usageErr("--until: %v", err)
+			return lq, usageErr("--until: %v", err)
 		}
-		q.Until = t
+		lq.Until = t
 	}
-	return q, nil
+	return lq, nil
 }
 
 func splitList(in []string) []string {
@@ -95,10 +103,14 @@ func splitList(in []string) []string {
 // Output formats of state-journal.
 const (
 	outTable       = "table"
+	outShort       = "short"
 	outJSON        = "json"
 	outJSONL       = "jsonl"
 	outCloudEvents = "cloudevents"
 )
+
+// outputFormats are the values of -o, for errors and completion.
+var outputFormats = []string{outTable, outShort, outJSON, outJSONL, outCloudEvents}
 
 func newJournalCmd(g *globals) *cobra.Command {
 	var (
@@ -109,13 +121,34 @@ func newJournalCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "state-journal",
 		Short: "List journal records, newest first by default, with filters",
-		Long: `List journal records. Without --after it shows the newest --limit records,
-newest first; with --after SEQ it lists the records after that cursor, oldest
-first, like a consumer catching up. A cursor below the compaction horizon is an
-error (exit 1, code "compacted"): resync from a snapshot.`,
+		Long: `List journal records. Without --after it shows the newest --limit records
+(default ` + fmt.Sprint(engine.DefaultQueryLimit) + `, as over HTTP), newest first; --oldest-first prints the same
+newest records oldest first, as journalctl -n does. With --after SEQ it pages
+through the records after that cursor, oldest first, like a consumer catching
+up; -r/--reverse then keeps the newest ones after the cursor, newest first.
+
+A cursor below the compaction horizon is an error (exit 1, code "compacted")
+that names the cursor (after), the horizon and where to resume after
+refetching the snapshots (resume_after). The JSON answer carries the same
+cursor vocabulary as GET /v1/changes: changes, order, after, head, horizon,
+more, resume_after.
+
+-f/--follow prints the newest 10 records (or -n), then each new one as it
+commits: through the server's stream when a server holds the directory, else
+by tailing the files. When the server stops it says so on stderr and goes on
+tailing the files, and returns to the server's stream when one is up again;
+no record is missed or repeated across a switch. It exits 0 on SIGINT or
+SIGTERM and 1 only when it cannot go on (the cursor was compacted away, the
+journal cannot be read).
+
+Output (-o): table (aligned, fits the terminal; cut only on a terminal or
+with $COLUMNS), short (one line per record, like journalctl -o short), json
+(the list object; with -f, jsonl), jsonl (one record per line), cloudevents
+(CloudEvents 1.0 JSON, one per line; sequence is a zero-padded string).
+Times are RFC 3339 UTC: nine fractional digits in JSON, three in tables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			q, err := qf.query(time.Now())
+			lq, err := qf.query(cmd, time.Now())
 			if err != nil {
 				return err
 			}
@@ -125,52 +158,88 @@ error (exit 1, code "compacted"): resync from a snapshot.`,
 				if g.json {
 					output = outJSON
 				}
-			case outTable, outJSON, outJSONL, outCloudEvents:
+			case outTable, outShort, outJSON, outJSONL, outCloudEvents:
 			default:
-				return usageErr("-o %q is not an output format; allowed: table, json, jsonl, cloudevents", output)
+				return usageErr("-o %q is not an output format; allowed: %s", output, strings.Join(outputFormats, ", "))
 			}
 			if follow {
-				return runFollow(g, cmd, q, output, cmd.Flags().Changed("limit"))
+				if qf.reverse {
+					return usageErr("-f prints records as they commit, oldest first; --reverse does not apply")
+				}
+				return runFollow(g, cmd, lq, output, cmd.Flags().Changed("limit"))
 			}
 			j, err := g.openRead()
 			if err != nil {
 				return g.fail(exitProblems, err)
 			}
 			defer j.Close()
-			res, err := j.Query(context.Background(), q)
+			res, err := j.Query(context.Background(), lq.Engine())
 			if err != nil {
 				var fe *types.FieldError
 				if errors.As(err, &fe) {
 					return g.fail(exitUsage, err)
 				}
-				if errors.Is(err, types.ErrCompacted) {
-					return g.fail(exitProblems, fmt.Errorf("%w; refetch the snapshots and resume from sequence %d", err, res.Horizon))
+				if ce, ok := server.AsCompacted(err, lq.After, res.Horizon); ok {
+					return g.fail(exitProblems, ce)
 				}
 				return g.fail(exitProblems, err)
 			}
+			l := server.NewList(lq, res)
 			switch output {
 			case outJSON:
-				if res.Changes == nil {
-					res.Changes = []engine.Change{}
-				}
-				return g.printJSON(res)
-			case outJSONL, outCloudEvents:
+				return g.printJSON(l)
+			case outJSONL, outCloudEvents, outShort:
 				w := bufio.NewWriter(g.out)
-				for _, c := range res.Changes {
+				for _, c := range l.Changes {
 					writeLine(w, c, output)
 				}
 				return w.Flush()
 			}
-			return printChanges(g, res.Changes)
+			if len(l.Changes) == 0 {
+				_, err := fmt.Fprintf(g.out, "-- No entries (head %d, horizon %d) --\n", l.Head, l.Horizon)
+				return err
+			}
+			t := g.newTable(changeColumns...)
+			for _, c := range l.Changes {
+				t.add(changeCells(c)...)
+			}
+			return t.print(g.out)
 		},
 	}
 	qf.bind(cmd)
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "after the newest records, keep printing new ones as they commit (from the server when one runs, else by tailing the files)")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, jsonl (one record per line), cloudevents (CloudEvents 1.0 JSON, one per line)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "after the newest records, keep printing new ones as they commit (from the server when one runs, else by tailing the files; survives the server stopping)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: "+strings.Join(outputFormats, ", "))
+	completeJournalFlags(g, cmd)
 	return cmd
 }
 
-// cloudEvent is a record as a CloudEvents 1.0 JSON event.
+// changeColumns are the columns of a record table, in the table and in
+// -f alike.
+var changeColumns = []column{
+	{title: "SEQ"},
+	{title: "OCCURRED AT"},
+	{title: "SURFACE", elastic: true, min: 16},
+	{title: "CHANGE"},
+	{title: "AGGREGATE", elastic: true, min: 12},
+	{title: "SEVERITY"},
+	{title: "SOURCE", elastic: true, min: 10},
+	{title: "SNAPSHOT", elastic: true, min: 8},
+	{title: "EVENT ID", elastic: true, min: 8},
+}
+
+// followWidths are the column widths of -f, which cannot measure rows it
+// has not seen: wide enough for the usual values, then fitted to the
+// terminal like the table.
+var followWidths = []int{8, len(humanTimeLayout), 30, 10, 32, 8, 24, 20, 36}
+
+func changeCells(c engine.Change) []string {
+	return []string{strconv.FormatUint(c.Sequence, 10), humanTime(c.OccurredAt), c.Surface, c.ChangeType,
+		c.AggregateType + "/" + c.AggregateID, c.Severity, c.Source, orDash(c.SnapshotHint), c.EventID}
+}
+
+// cloudEvent is a record as a CloudEvents 1.0 JSON event. Sequence is the
+// sequence extension, a string (as the extension defines it), zero-padded
+// to 20 digits so that it orders lexicographically.
 type cloudEvent struct {
 	SpecVersion     string         `json:"specversion"`
 	ID              string         `json:"id"`
@@ -180,128 +249,49 @@ type cloudEvent struct {
 	Subject         string         `json:"subject"`
 	DataContentType string         `json:"datacontenttype"`
 	DataSchema      string         `json:"dataschema"`
-	Sequence        uint64         `json:"sequence"`
+	Sequence        string         `json:"sequence"`
 	Surface         string         `json:"surface"`
 	Data            *engine.Change `json:"data"`
 }
 
 // toCloudEvent maps a record: id ← event_id, source ← source, type ←
 // runtime.state.<change_type>, time ← occurred_at, subject ←
-// surface/aggregate_type/aggregate_id; the record itself is the data.
+// surface/aggregate_type/aggregate_id, sequence ← sequence; the record
+// itself is the data.
 func toCloudEvent(c engine.Change) cloudEvent {
 	return cloudEvent{
 		SpecVersion: "1.0", ID: c.EventID, Source: c.Source, Type: "runtime.state." + c.ChangeType,
-		Time: c.OccurredAt.UTC().Format(engine.TimeLayout), Subject: c.Surface + "/" + c.AggregateType + "/" + c.AggregateID,
-		DataContentType: "application/json", DataSchema: engine.SchemaVersion, Sequence: c.Sequence, Surface: c.Surface, Data: &c,
+		Time: types.FormatTime(c.OccurredAt), Subject: c.Surface + "/" + c.AggregateType + "/" + c.AggregateID,
+		DataContentType: "application/json", DataSchema: engine.SchemaVersion, Sequence: fmt.Sprintf("%020d", c.Sequence),
+		Surface: c.Surface, Data: &c,
 	}
+}
+
+// shortLine is a record in -o short, modelled on journalctl's short
+// format (time ident[pid]: message): time source[sequence]: surface
+// change aggregate severity, and the snapshot hint when there is one.
+func shortLine(c engine.Change) string {
+	s := fmt.Sprintf("%s %s[%d]: %s %s %s/%s %s", humanTime(c.OccurredAt), c.Source, c.Sequence, c.Surface, c.ChangeType,
+		c.AggregateType, c.AggregateID, c.Severity)
+	if c.SnapshotHint != "" {
+		s += " snapshot=" + c.SnapshotHint
+	}
+	return s
 }
 
 // writeLine writes one record in a line format.
 func writeLine(w *bufio.Writer, c engine.Change, format string) {
 	var b []byte
-	if format == outCloudEvents {
+	switch format {
+	case outShort:
+		w.WriteString(shortLine(c))
+		w.WriteByte('\n')
+		return
+	case outCloudEvents:
 		b, _ = json.Marshal(toCloudEvent(c))
-	} else {
+	default:
 		b, _ = json.Marshal(c)
 	}
 	w.Write(b)
 	w.WriteByte('\n')
-}
-
-// followLine prints one followed record in the chosen format.
-func followLine(w *bufio.Writer, c engine.Change, format string) {
-	switch format {
-	case outTable:
-		fmt.Fprintf(w, "%-8d %s  %-30s %-12s %s/%s  %s  %s\n", c.Sequence, c.OccurredAt.Format("2006-01-02T15:04:05.000Z07:00"),
-			c.Surface, c.ChangeType, c.AggregateType, c.AggregateID, c.Severity, c.Source)
-	default:
-		writeLine(w, c, format)
-	}
-}
-
-// runFollow prints the newest records (10 unless -n was given), then
-// every new matching record as it commits, like journalctl -f.
-func runFollow(g *globals, cmd *cobra.Command, q engine.Query, format string, limitSet bool) error {
-	if format == outJSON {
-		format = outJSONL // a stream is one object per line
-	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	w := bufio.NewWriter(g.out)
-	defer w.Flush()
-	emit := func(c engine.Change) bool {
-		followLine(w, c, format)
-		return w.Flush() == nil
-	}
-	// The backlog: the newest n, printed oldest first.
-	first := q
-	if !limitSet {
-		first.Limit = 10
-	}
-	j, err := g.openRead()
-	if err != nil {
-		return g.fail(exitProblems, err)
-	}
-	defer j.Close()
-	cursor := q.After
-	if q.After == 0 {
-		first.NewestFirst = true
-		res, err := j.Query(ctx, first)
-		if err != nil {
-			return g.fail(exitProblems, err)
-		}
-		for i := len(res.Changes) - 1; i >= 0; i-- {
-			emit(res.Changes[i])
-		}
-		cursor = res.Head
-	}
-	q.After, q.NewestFirst, q.Limit = cursor, false, 1000
-	if held, h := engine.LockHolder(g.dir); held && h != nil && (h.Socket != "" || h.Address != "") {
-		c := server.Dial(h.Socket, h.Address, os.Getenv("STATE_JOURNAL_TOKEN"))
-		defer c.Close()
-		err := c.Follow(ctx, q, emit)
-		if err == nil || ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, types.ErrCompacted) {
-			return g.fail(exitProblems, err)
-		}
-		// The server went away: keep following the files.
-		fmt.Fprintf(g.errOut, "journalctl: follow through the server ended (%v); tailing the files\n", err)
-	}
-	for {
-		res, err := j.Query(ctx, q)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return g.fail(exitProblems, err)
-		}
-		for _, c := range res.Changes {
-			if !emit(c) {
-				return nil
-			}
-			q.After = c.Sequence
-		}
-		if res.More {
-			continue
-		}
-		q.After = max(q.After, res.Head)
-		if _, err := j.Wait(ctx, q.After); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return g.fail(exitProblems, err)
-		}
-	}
-}
-
-func printChanges(g *globals, cs []engine.Change) error {
-	tw := g.table()
-	fmt.Fprintln(tw, "SEQ\tOCCURRED AT\tSURFACE\tCHANGE\tAGGREGATE\tSEVERITY\tSOURCE\tSNAPSHOT\tEVENT ID")
-	for _, c := range cs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", c.Sequence, c.OccurredAt.Format("2006-01-02T15:04:05.000Z07:00"),
-			c.Surface, c.ChangeType, c.AggregateType, c.AggregateID, c.Severity, c.Source, c.SnapshotHint, c.EventID)
-	}
-	return tw.Flush()
 }

@@ -77,7 +77,9 @@ The journal records that a runtime surface changed (runtime-state-change-v1
 records); it is a notification aid, never the source of truth.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("journalctl {{.Version}}\n")
 	g.bind(root)
 	cmds := func() []*cobra.Command {
 		return []*cobra.Command{
@@ -97,6 +99,7 @@ records); it is a notification aid, never the source of truth.`,
 	}
 	rt.AddCommand(cmds()...)
 	root.AddCommand(rt)
+	registerCompletions(g, root)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})

@@ -1,0 +1,36 @@
+package types
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TimeLayout is the one way a time is written in JSON, by the CLI and the
+// HTTP API alike: RFC 3339 in UTC with exactly nine fractional digits
+// (nanoseconds), so that times compare as strings and never lose
+// precision. Any RFC 3339 time is accepted on input.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// FormatTime writes t in TimeLayout.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// FormatDuration is the one way a duration is written, in JSON and for
+// people: a string in the syntax every duration flag and parameter
+// accepts. A whole number of days is written in days ("30d", "1d");
+// anything else in Go's syntax without its zero units ("36h", "1h30m",
+// "1m30s", "250ms"). Zero is "0s".
+func FormatDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d != 0 && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
