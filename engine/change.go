@@ -15,8 +15,9 @@ import (
 // SchemaVersion is the record contract every change follows.
 const SchemaVersion = "runtime-state-change-v1"
 
-// TimeLayout is how occurred_at is written: RFC 3339, UTC, nanoseconds.
-const TimeLayout = "2006-01-02T15:04:05.000000000Z"
+// TimeLayout is how occurred_at, and every other time in JSON, is
+// written: RFC 3339, UTC, nine fractional digits (types.TimeLayout).
+const TimeLayout = types.TimeLayout
 
 // Change is one runtime-state-change-v1 record: the fact that a surface
 // changed. It says *that* something changed, never the new state; the

@@ -21,7 +21,7 @@ import (
 // compacted, so retention needs compaction to run.
 type Retention struct {
 	MaxBytes   int64         `json:"max_bytes"`   // hot + archive bytes on disk
-	MaxAge     time.Duration `json:"max_age"`     // archives whose newest record is older go
+	MaxAge     time.Duration `json:"max_age"`     // archives whose newest record is older go; JSON: a duration string
 	MaxRecords uint64        `json:"max_records"` // readable records
 }
 
@@ -61,7 +61,7 @@ type CompactReport struct {
 	Removed       []RemovedArchive `json:"removed"`
 	HorizonBefore uint64           `json:"horizon_before"`
 	HorizonAfter  uint64           `json:"horizon_after"`
-	Duration      time.Duration    `json:"duration_ns"`
+	Duration      time.Duration    `json:"duration"` // written as a duration string (jsonformat.go)
 	Message       string           `json:"message"`
 }
 
@@ -614,7 +614,7 @@ type CompactionSummary struct {
 
 func (j *Journal) noteCompaction(rep CompactReport) {
 	st := CompactionSummary{At: time.Now().UTC(), Archives: len(rep.Archives), Records: rep.Records, Coalesced: rep.Coalesced,
-		Ratio: rep.Ratio, Removed: len(rep.Removed), Horizon: rep.HorizonAfter, Duration: rep.Duration.String()}
+		Ratio: rep.Ratio, Removed: len(rep.Removed), Horizon: rep.HorizonAfter, Duration: types.FormatDuration(rep.Duration)}
 	b, _ := json.Marshal(st)
 	if err := fsx.WriteFileAtomic(filepath.Join(j.dir, stateDirName, compactFileName), append(b, '\n'), 0o644); err != nil {
 		j.log.Warn("could not record last compaction", "err", err)

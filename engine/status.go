@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // Status is a snapshot of the journal's state, stable as JSON.
@@ -73,7 +74,7 @@ func (j *Journal) Status() Status {
 		Appended:        j.appended.Load(),
 		AsyncDropped:    j.asyncDropped.Load(),
 		DurableSequence: j.durableSeq.Load(),
-		DedupeWindow:    j.opts.dedupeWindow.String(),
+		DedupeWindow:    types.FormatDuration(j.opts.dedupeWindow),
 		DedupeIDs:       int(j.dedupeIDs.Load()),
 		IndexBytes:      int64(cap(v.entries)) * int64(unsafe.Sizeof(hotEntry{})),
 		LastRecovery:    j.recovery,

@@ -17,7 +17,7 @@ func hb(id string) engine.Change {
 }
 
 func TestClientRoundTrip(t *testing.T) {
-	const token = "client-token"
+	const token = "client-token-for-tests"
 	e := start(t, Config{Token: token})
 	ctx := context.Background()
 	at := time.Date(2026, 11, 26, 17, 51, 57, 123456789, time.UTC)
@@ -71,8 +71,8 @@ func TestClientRoundTrip(t *testing.T) {
 }
 
 func TestClientRebuildsTheServersErrors(t *testing.T) {
-	e := start(t, Config{Token: "t0ken", MaxBatch: 3})
-	c := Dial("", e.srv.Addr(), "t0ken")
+	e := start(t, Config{Token: "t0ken-long-enough-1", MaxBatch: 3})
+	c := Dial("", e.srv.Addr(), "t0ken-long-enough-1")
 	defer c.Close()
 	ctx := context.Background()
 	bad := func(mod func(*engine.Change)) engine.Change {

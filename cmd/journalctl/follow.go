@@ -32,7 +32,9 @@ type tailer struct {
 	cursor uint64
 	w      *bufio.Writer
 	format string
-	widths []int // table columns of -f
+	keep   []int // table columns of -f: which are printed
+	widths []int // and how wide
+	fitted bool  // the widths fit a terminal: cut longer cells
 }
 
 // emit prints c unless it is at or below the cursor, and reports whether
@@ -43,7 +45,12 @@ func (f *tailer) emit(c engine.Change) bool {
 	}
 	f.cursor = c.Sequence
 	if f.format == outTable {
-		f.w.WriteString(line(changeCells(c), f.widths))
+		cells := pick(changeCells(c), f.keep)
+		if f.fitted {
+			f.w.WriteString(line(cells, f.widths))
+		} else {
+			f.w.WriteString(lineWhole(cells, f.widths))
+		}
 		f.w.WriteByte('\n')
 	} else {
 		writeLine(f.w, c, f.format)
@@ -71,12 +78,13 @@ func runFollow(g *globals, cmd *cobra.Command, lq server.ListQuery, format strin
 	f := &tailer{g: g, q: lq.Query, w: bufio.NewWriter(g.out), format: format}
 	defer f.w.Flush()
 	if format == outTable {
-		f.widths = fit(changeColumns, append([]int(nil), followWidths...), g.width())
+		f.keep, f.widths = layout(changeColumns, followWidths, g.width())
+		f.fitted = g.width() > 0
 		titles := make([]string, len(changeColumns))
 		for i, c := range changeColumns {
 			titles[i] = c.title
 		}
-		f.w.WriteString(line(titles, f.widths))
+		f.w.WriteString(line(pick(titles, f.keep), f.widths))
 		f.w.WriteByte('\n')
 	}
 	j, err := g.openRead()

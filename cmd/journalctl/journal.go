@@ -218,13 +218,13 @@ Times are RFC 3339 UTC: nine fractional digits in JSON, three in tables.`,
 var changeColumns = []column{
 	{title: "SEQ"},
 	{title: "OCCURRED AT"},
-	{title: "SURFACE", elastic: true, min: 16},
+	{title: "SURFACE", shrink: 1, min: 14},
 	{title: "CHANGE"},
-	{title: "AGGREGATE", elastic: true, min: 12},
+	{title: "AGGREGATE", shrink: 2, min: 10},
 	{title: "SEVERITY"},
-	{title: "SOURCE", elastic: true, min: 10},
-	{title: "SNAPSHOT", elastic: true, min: 8},
-	{title: "EVENT ID", elastic: true, min: 8},
+	{title: "SOURCE", shrink: 3, min: 10, drop: 1},
+	{title: "SNAPSHOT", shrink: 4, min: 8, drop: 2},
+	{title: "EVENT ID", shrink: 5, min: 8, drop: 3},
 }
 
 // followWidths are the column widths of -f, which cannot measure rows it

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -22,8 +21,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if g.json {
 				return g.printJSON(st)
 			}
-			tw := g.table()
-			row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+			var rows [][2]string
+			row := func(k string, v any) { rows = append(rows, [2]string{k, fmt.Sprint(v)}) }
 			row("Directory", st.Dir)
 			row("First sequence (horizon)", st.FirstSequence)
 			row("Last sequence", st.LastSequence)
@@ -35,11 +34,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			if st.LastCompaction != nil {
 				lc := st.LastCompaction
-				row("Last compaction", fmt.Sprintf("%s: %d archive(s), %d records, %d coalesced, %.1fx, %d removed, took %s", lc.At.Format(time.RFC3339), lc.Archives, lc.Records, lc.Coalesced, lc.Ratio, lc.Removed, lc.Duration))
+				row("Last compaction", fmt.Sprintf("%s: %d archive(s), %d records, %d coalesced, %.1fx, %d removed, took %s", humanTime(lc.At), lc.Archives, lc.Records, lc.Coalesced, lc.Ratio, lc.Removed, lc.Duration))
 			} else {
 				row("Last compaction", "never")
 			}
-			row("Retention", fmt.Sprintf("max %s, max age %s, max %d records", humanBytes(st.Retention.MaxBytes), st.Retention.MaxAge, st.Retention.MaxRecords))
+			row("Retention", fmt.Sprintf("max %s, max age %s, max %d records", humanBytes(st.Retention.MaxBytes), humanDuration(st.Retention.MaxAge), st.Retention.MaxRecords))
 			row("Sync policy", st.SyncPolicy)
 			row("Index memory", humanBytes(st.IndexBytes))
 			if st.Writer != nil {
@@ -50,28 +49,28 @@ func newStatusCmd(g *globals) *cobra.Command {
 			row("Dedupe window", st.DedupeWindow)
 			if st.LastRecovery != nil {
 				r := st.LastRecovery
-				row("Last recovery", r.At.Format(time.RFC3339))
+				row("Last recovery", humanTime(r.At))
 				for _, c := range r.Cuts {
 					row("  cut", fmt.Sprintf("%s in %s at offset %d: %d bytes from sequence %d kept in %s", c.Cause, c.Segment, c.Offset, c.Bytes, c.Sequence, c.Quarantine))
 				}
 			} else {
 				row("Last recovery", "none")
 			}
-			if err := tw.Flush(); err != nil {
+			if err := g.keyValues(rows); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.out)
-			tw = g.table()
-			fmt.Fprintln(tw, "SURFACE\tRECORDS\tLAST SEQ\tLAST CHANGE\tLAST AT")
+			t := g.newTable(column{title: "SURFACE", shrink: 1, min: 16}, column{title: "RECORDS"}, column{title: "LAST SEQ"},
+				column{title: "LAST CHANGE"}, column{title: "LAST AT"})
 			for _, s := range st.Surfaces {
 				at, seq := "-", "-"
 				if s.LastAt != nil {
-					at = s.LastAt.Format(time.RFC3339Nano)
+					at = humanTime(*s.LastAt)
 					seq = fmt.Sprint(s.LastSequence)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", s.ID, s.Records, seq, orDash(s.LastChangeType), at)
+				t.add(s.ID, fmt.Sprint(s.Records), seq, orDash(s.LastChangeType), at)
 			}
-			return tw.Flush()
+			return t.print(g.out)
 		},
 	}
 }

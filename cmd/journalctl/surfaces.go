@@ -54,8 +54,15 @@ func newSurfacesCmd(g *globals) *cobra.Command {
 			if g.json {
 				return g.printJSON(map[string]any{"registry_digest": reg.Digest(), "surfaces": out})
 			}
-			tw := g.table()
-			fmt.Fprintln(tw, "SURFACE\tOWNER\tTRUTH\tHEALTH\tPANEL\tAUTHORITY\tSNAPSHOT\tJOURNAL\tSTORAGE\tRECORDS\tLAST SEQ\tLAST CHANGE")
+			t := g.newTable(
+				// The first to give up width are the least read columns.
+				// The first to give up width, then to be left out, are the
+				// least read columns; --json has them all.
+				column{title: "SURFACE", shrink: 1, min: 20}, column{title: "OWNER", shrink: 5, min: 8, drop: 6},
+				column{title: "TRUTH", shrink: 6, min: 9, drop: 5}, column{title: "HEALTH", drop: 3}, column{title: "PANEL", drop: 4},
+				column{title: "AUTHORITY", shrink: 2, min: 9, drop: 2}, column{title: "SNAPSHOT", shrink: 3, min: 10},
+				column{title: "JOURNAL"}, column{title: "STORAGE", shrink: 7, min: 8, drop: 7}, column{title: "RECORDS"},
+				column{title: "LAST SEQ", drop: 1}, column{title: "LAST CHANGE", shrink: 4, min: 12})
 			for _, v := range out {
 				s := v.Surface
 				storage := s.Storage.Kind
@@ -68,16 +75,16 @@ func newSurfacesCmd(g *globals) *cobra.Command {
 				}
 				last := "-"
 				if v.Live.LastAt != nil {
-					last = fmt.Sprintf("%s %s ago", v.Live.LastChangeType, time.Since(*v.Live.LastAt).Round(time.Second))
+					last = fmt.Sprintf("%s %s ago", v.Live.LastChangeType, humanDuration(time.Since(*v.Live.LastAt).Round(time.Second)))
 				}
 				lastSeq := "-"
 				if v.Live.LastSequence > 0 {
 					lastSeq = fmt.Sprint(v.Live.LastSequence)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.Owner, truth, yesNo(s.AffectsHealth),
-					yesNo(s.AffectsActionPanel), s.Authority, s.SnapshotHint, s.Journal.Mode, storage, v.Live.Records, lastSeq, last)
+				t.add(s.ID, s.Owner, truth, yesNo(s.AffectsHealth), yesNo(s.AffectsActionPanel), s.Authority, s.SnapshotHint,
+					string(s.Journal.Mode), storage, fmt.Sprint(v.Live.Records), lastSeq, last)
 			}
-			return tw.Flush()
+			return t.print(g.out)
 		},
 	}
 }

@@ -30,10 +30,15 @@ func humanDuration(d time.Duration) string { return types.FormatDuration(d) }
 // column is one column of a table.
 type column struct {
 	title string
-	// elastic columns give up width, down to min, when the table is wider
-	// than the terminal; their cells are cut with "…".
-	elastic bool
-	min     int
+	// shrink > 0 makes the column give up width, down to min, when the
+	// table is wider than the terminal; the highest shrink gives first.
+	// Cut cells end in "…". 0 keeps the column whole.
+	shrink int
+	min    int
+	// drop > 0 lets the column be left out when the table does not fit
+	// even with every shrinkable column at its minimum; the highest drop
+	// goes first.
+	drop int
 }
 
 // table collects rows and prints them aligned, fitting width (0: no
@@ -68,9 +73,8 @@ func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
 
 const colGap = 2
 
-// widths returns each column's width: its widest cell, shrunk so that the
-// table fits t.width by narrowing elastic columns, widest first.
-func (t *table) widths() []int {
+// natural returns each column's width: its widest cell.
+func (t *table) natural() []int {
 	w := make([]int, len(t.cols))
 	for i, c := range t.cols {
 		w[i] = utf8.RuneCountInString(c.title)
@@ -82,7 +86,56 @@ func (t *table) widths() []int {
 			}
 		}
 	}
-	return fit(t.cols, w, t.width)
+	return w
+}
+
+// layout decides which columns to print (their indexes) and how wide:
+// it shrinks the shrinkable columns, and when that is not enough leaves
+// out droppable ones, until the row fits width (0: no limit).
+func layout(cols []column, natural []int, width int) (keep []int, w []int) {
+	for i := range cols {
+		keep = append(keep, i)
+	}
+	for {
+		kc := make([]column, len(keep))
+		w = make([]int, len(keep))
+		for k, i := range keep {
+			kc[k], w[k] = cols[i], natural[i]
+		}
+		w = fit(kc, w, width)
+		if width <= 0 || rowWidth(w) <= width {
+			return keep, w
+		}
+		drop := -1
+		for k, i := range keep {
+			if cols[i].drop > 0 && (drop < 0 || cols[i].drop > cols[keep[drop]].drop) {
+				drop = k
+			}
+		}
+		if drop < 0 {
+			return keep, w
+		}
+		keep = append(keep[:drop:drop], keep[drop+1:]...)
+	}
+}
+
+func rowWidth(w []int) int {
+	n := colGap * (len(w) - 1)
+	for _, x := range w {
+		n += x
+	}
+	return n
+}
+
+// pick returns the cells of the kept columns.
+func pick(cells []string, keep []int) []string {
+	out := make([]string, 0, len(keep))
+	for _, i := range keep {
+		if i < len(cells) {
+			out = append(out, cells[i])
+		}
+	}
+	return out
 }
 
 // fit narrows the elastic columns of w until the row fits width.
@@ -90,17 +143,10 @@ func fit(cols []column, w []int, width int) []int {
 	if width <= 0 {
 		return w
 	}
-	total := func() int {
-		n := 0
-		for _, x := range w {
-			n += x
-		}
-		return n + colGap*(len(w)-1)
-	}
-	for total() > width {
+	for rowWidth(w) > width {
 		best := -1
 		for i, c := range cols {
-			if c.elastic && w[i] > max(c.min, utf8.RuneCountInString(c.title)) && (best < 0 || w[i] > w[best]) {
+			if c.shrink > 0 && w[i] > max(c.min, utf8.RuneCountInString(c.title)) && (best < 0 || c.shrink > cols[best].shrink) {
 				best = i
 			}
 		}
@@ -112,18 +158,26 @@ func fit(cols []column, w []int, width int) []int {
 	return w
 }
 
-// line renders one row at the given widths; the last column is not
-// padded.
-func line(cells []string, w []int) string {
+// line renders one row at the given widths, cutting longer cells; the
+// last column is not padded.
+func line(cells []string, w []int) string { return render(cells, w, true) }
+
+// lineWhole renders one row at the given widths without cutting: a
+// longer cell pushes the rest of its row right.
+func lineWhole(cells []string, w []int) string { return render(cells, w, false) }
+
+func render(cells []string, w []int, cutCells bool) string {
 	var b strings.Builder
 	for i, cell := range cells {
 		if i >= len(w) {
 			break
 		}
-		cell = cut(cell, w[i])
+		if cutCells {
+			cell = cut(cell, w[i])
+		}
 		b.WriteString(cell)
 		if i < len(cells)-1 {
-			b.WriteString(strings.Repeat(" ", w[i]-utf8.RuneCountInString(cell)+colGap))
+			b.WriteString(strings.Repeat(" ", max(w[i]-utf8.RuneCountInString(cell), 0)+colGap))
 		}
 	}
 	return strings.TrimRight(b.String(), " ")
@@ -142,16 +196,16 @@ func cut(s string, n int) string {
 
 // print writes the header and the rows.
 func (t *table) print(out io.Writer) error {
-	w := t.widths()
+	keep, w := layout(t.cols, t.natural(), t.width)
 	titles := make([]string, len(t.cols))
 	for i, c := range t.cols {
 		titles[i] = c.title
 	}
-	if _, err := fmt.Fprintln(out, line(titles, w)); err != nil {
+	if _, err := fmt.Fprintln(out, line(pick(titles, keep), w)); err != nil {
 		return err
 	}
 	for _, r := range t.rows {
-		if _, err := fmt.Fprintln(out, line(r, w)); err != nil {
+		if _, err := fmt.Fprintln(out, line(pick(r, keep), w)); err != nil {
 			return err
 		}
 	}

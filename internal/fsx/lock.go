@@ -156,3 +156,13 @@ func HeldBy(dir string) (bool, *Holder) {
 	}
 	return true, h
 }
+
+// MarshalJSON writes started_at in types.TimeLayout, the one time format
+// of the journal's JSON.
+func (h Holder) MarshalJSON() ([]byte, error) {
+	type plain Holder
+	return json.Marshal(struct {
+		plain
+		StartedAt string `json:"started_at"`
+	}{plain(h), types.FormatTime(h.StartedAt)})
+}
