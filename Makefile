@@ -11,9 +11,13 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/journalctl
 
-## run: the journal server on the embedded defaults (data in .tmp/state-journal, 127.0.0.1:7766)
-run:
-	$(GO) run ./cmd/journalctl serve
+## run: build, then the journal server in the foreground on the embedded defaults (data in
+## .tmp/state-journal, 127.0.0.1:7766); ARGS adds flags, e.g. make run ARGS="--listen 127.0.0.1:0".
+## exec replaces the recipe's shell, so the server is make's own child: SIGTERM or SIGINT to make
+## reaches it (make forwards SIGTERM to its children) and it drains; `go run` would leave it orphaned.
+ARGS ?=
+run: build
+	exec ./$(BIN) serve $(ARGS)
 
 ## test: every test, with the race detector (includes short crash and fault campaigns)
 test:
