@@ -11,15 +11,15 @@
 // file is removed only when nothing answers on it. Requests over the
 // socket are trusted: the file mode is the access control.
 //
-// Over TCP a bearer token (Config.Token) guards the API:
+// Over TCP a bearer token (Config.Token; the CLI reads it from a file
+// with ReadTokenFile, never from the command line) guards the API:
 //
 //   - listening on loopback without a token, every endpoint is open;
-//   - listening on loopback with a token, writes and admin calls
-//     (POST /v1/changes, POST /v1/validate) need `Authorization: Bearer
-//     <token>`; reads stay open;
+//   - once a token is set, every endpoint needs `Authorization: Bearer
+//     <token>` except the probes /healthz and /readyz, and /metrics when
+//     Config.MetricsOpen;
 //   - listening beyond loopback, a token is mandatory (New refuses to
-//     start without one) and every /v1 endpoint needs it; /healthz and
-//     /metrics stay open.
+//     start without one).
 //
 // Tokens are compared in constant time (of their SHA-256 digests, so the
 // length does not leak either). Because a loopback daemon without a token
@@ -32,11 +32,16 @@
 // # Endpoints
 //
 //	POST /v1/changes      one change object, a JSON array, or NDJSON → 201 {"receipts":[...]}
-//	GET  /v1/changes      query the journal → engine.Result (+ next_cursor, order)
+//	GET  /v1/changes      query the journal → List (changes, order, after, head, horizon, more, resume_after)
+//	GET  /v1/changes?follow=1  NDJSON stream of changes, progress lines, a final shutdown line
+//	GET  /v1/stale        StaleBody: snapshots to refetch since a cursor; resync below the horizon
+//	GET  /v1/invalidations  Server-Sent Events (invalidate, resync, progress, shutdown)
 //	GET  /v1/surfaces     the registry's surfaces with their live figures
 //	GET  /v1/status       engine.Status
 //	POST /v1/validate     engine.ValidateDir on the data directory → the report
-//	GET  /healthz         200 {"status":"ok","last_sequence":N}, 503 when failed
+//	POST /v1/compact      compaction and retention (dry_run previews)
+//	GET  /healthz         200 {"status":"ok","last_sequence":N}, 503 when failed or draining
+//	GET  /readyz          200 {"status":"ready",...} once the journal is open, 503 when failed or draining
 //	GET  /metrics         Prometheus exposition of Config.Registry
 //
 // A POST /v1/changes body is all-or-nothing: every change is parsed and
@@ -60,12 +65,21 @@
 //	order           newest or oldest
 //
 // The default order is newest first when no `after` is given (show me the
-// latest) and oldest first when it is (follow from my cursor). Oldest
-// first, the answer carries next_cursor: pass it as `after` to continue.
-// It is the last returned sequence when the limit cut the answer short,
-// otherwise the head at query time (every record up to it was considered).
-// A cursor below the horizon answers 410 with code "compacted": the
-// client must refetch its snapshots and resume from resume_after.
+// latest) and oldest first when it is (follow from my cursor). Without a
+// cursor the limit keeps the newest records whatever the order, as
+// journalctl -n does; with one it pages forward (order=newest: the newest
+// after the cursor). Every list answer carries the cursor vocabulary
+// (see cursor.go): resume_after is the cursor to pass as `after` next —
+// the last returned sequence when the limit cut a forward page short,
+// otherwise the head at query time (every record up to it was
+// considered). A cursor below the horizon answers 410 with code
+// "compacted", the cursor (after), the horizon and resume_after: the
+// client refetches its snapshots and resumes from there. GET /v1/stale
+// below the horizon is not an error: 200 with resync true and every
+// snapshot listed.
+//
+// Times in every answer are RFC 3339 UTC with nine fractional digits;
+// durations are strings in the flag syntax ("30d", "36h").
 //
 // # Errors
 //
@@ -87,7 +101,9 @@
 // New binds the listeners (so a busy port or a live socket fails there)
 // and registers the server's metrics. Serve records the addresses in the
 // journal's lock file, serves until its context is cancelled, then
-// drains: it stops accepting, lets in-flight requests finish (bounded by
+// drains: it ends every follow and invalidation stream with a final
+// shutdown line or event (so clients reconnect rather than take the end
+// for a normal one), stops accepting, lets in-flight requests finish (bounded by
 // Config.DrainTimeout), removes the socket file and unregisters its
 // metrics. The caller closes the journal after Serve returns; Close
 // commits and fsyncs.
