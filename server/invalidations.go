@@ -67,6 +67,9 @@ type Resync struct {
 	Reason  string `json:"reason"`
 	Horizon uint64 `json:"horizon"`
 	Head    uint64 `json:"head"`
+	// ResumeAfter is the cursor the stream goes on from (the head): after
+	// refetching every snapshot the client is current as of it.
+	ResumeAfter uint64 `json:"resume_after"`
 }
 
 // pendingInvalidation is a snapshot waiting out its debounce.
@@ -154,7 +157,7 @@ func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
 			// Below the horizon: nothing can be said precisely.
 			clear(pending)
 			cursor = st.Head
-			if !send(st.Head, "resync", Resync{Reason: "compacted", Horizon: st.Horizon, Head: st.Head}) {
+			if !send(st.Head, "resync", Resync{Reason: "compacted", Horizon: st.Horizon, Head: st.Head, ResumeAfter: st.Head}) {
 				return
 			}
 			lastSent = time.Now()

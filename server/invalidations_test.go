@@ -172,7 +172,7 @@ func TestACursorBelowTheHorizonGetsAResync(t *testing.T) {
 	defer stop()
 	ev := nextEvent(t, ch, "resync", 2*time.Second)
 	var rs Resync
-	if err := json.Unmarshal([]byte(ev.data), &rs); err != nil || rs.Reason != "compacted" || rs.Head != e.j.Head() {
+	if err := json.Unmarshal([]byte(ev.data), &rs); err != nil || rs.Reason != "compacted" || rs.Head != e.j.Head() || rs.ResumeAfter != rs.Head {
 		t.Fatalf("resync %+v (%v)", rs, err)
 	}
 }

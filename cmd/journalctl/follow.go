@@ -73,6 +73,11 @@ func runFollow(g *globals, cmd *cobra.Command, lq server.ListQuery, format strin
 	if format == outJSON {
 		format = outJSONL // a stream is one object per line
 	}
+	// A token file that cannot be read would otherwise only show as
+	// never reaching the server.
+	if _, err := g.token(); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	f := &tailer{g: g, q: lq.Query, w: bufio.NewWriter(g.out), format: format}

@@ -118,7 +118,7 @@ func TestFollowSurvivesTheServerStoppingAndStartingAgain(t *testing.T) {
 	if c := srv.stop(t); c != 0 {
 		t.Fatalf("server exit %d", c)
 	}
-	f.waitStderr(t, "tailing the files from sequence 4")
+	f.waitStderr(t, "the server is shutting down; tailing the files from sequence 4")
 	// No server: the CLI writes the files itself and the follower tails them.
 	recordOne(t, dir, "e")
 	recordOne(t, dir, "f")
