@@ -97,12 +97,12 @@ type ReadyBody struct {
 }
 
 // getReadyz answers 200 when the server can take traffic: the journal's
-// recovery and index load are done (the server only exists once
-// engine.Open finished them, and the listeners refuse connections
-// before), its write path has not failed, and the server is not
-// draining. Otherwise 503: a load balancer sends its traffic elsewhere.
-// /healthz answers the same states; /readyz also carries the horizon so
-// that a probe can tell a restored journal from an empty one.
+// recovery and index load are done (a Server exists only once
+// engine.Open finished them; before, Starting answers 503 "starting" on
+// the same address), its write path has not failed, and the server is
+// not draining. Otherwise 503: a load balancer sends its traffic
+// elsewhere. /readyz also carries the horizon so that a probe can tell a
+// restored journal from an empty one.
 func (s *Server) getReadyz(w http.ResponseWriter, r *http.Request) {
 	st := s.j.Status()
 	body := ReadyBody{Status: "ready", LastSequence: st.LastSequence, Horizon: st.Horizon}

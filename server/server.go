@@ -53,6 +53,10 @@ type Config struct {
 	// Listen is the TCP address, default DefaultListen; Disabled ("-")
 	// serves on the socket only. A port of 0 picks a free port (see Addr).
 	Listen string
+	// Listener, when set, is the bound TCP listener to serve on instead of
+	// binding Listen (Starting.Handoff returns one); its address replaces
+	// Listen. New takes it over: on error it is closed.
+	Listener net.Listener
 	// Socket is the Unix socket path: "" means <data dir>/journal.sock,
 	// Disabled ("-") serves on TCP only.
 	Socket string
@@ -118,7 +122,15 @@ type Server struct {
 // beyond loopback without a token, and (ErrSocketInUse) to replace a
 // socket a live server answers on. Call Serve to run the server, or Close
 // to release what New took without serving.
-func New(j *engine.Journal, cfg Config) (*Server, error) {
+func New(j *engine.Journal, cfg Config) (_ *Server, err error) {
+	if cfg.Listener != nil {
+		// New owns a given listener: it is the server's or closed.
+		defer func() {
+			if err != nil {
+				cfg.Listener.Close()
+			}
+		}()
+	}
 	if j == nil {
 		return nil, errors.New("server: nil journal")
 	}
@@ -149,6 +161,9 @@ func New(j *engine.Journal, cfg Config) (*Server, error) {
 	case Disabled:
 		cfg.Socket = ""
 	}
+	if cfg.Listener != nil {
+		cfg.Listen = cfg.Listener.Addr().String()
+	}
 	if cfg.Listen == Disabled && cfg.Socket == "" {
 		return nil, errors.New("server: both TCP (Listen) and the Unix socket (Socket) are disabled; enable at least one")
 	}
@@ -160,14 +175,10 @@ func New(j *engine.Journal, cfg Config) (*Server, error) {
 		s.tokenSum = tokenDigest(cfg.Token)
 	}
 	if cfg.Listen != Disabled {
-		lb, err := isLoopback(cfg.Listen)
-		if err != nil {
+		if err := CheckListen(cfg.Listen, cfg.Token); err != nil {
 			return nil, err
 		}
-		if !lb && cfg.Token == "" {
-			return nil, fmt.Errorf("%w: %s is not a loopback address; put a token in a file (chmod 600) and pass --token-file or STATE_JOURNAL_TOKEN_FILE, or listen on 127.0.0.1", ErrInsecure, cfg.Listen)
-		}
-		s.loopback = lb
+		s.loopback, _ = isLoopback(cfg.Listen)
 	}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
@@ -175,7 +186,10 @@ func New(j *engine.Journal, cfg Config) (*Server, error) {
 	}
 	s.metrics = m
 	s.handler = s.routes()
-	if cfg.Listen != Disabled {
+	switch {
+	case cfg.Listener != nil:
+		s.tcp = cfg.Listener
+	case cfg.Listen != Disabled:
 		l, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			s.metrics.unregister()
@@ -324,6 +338,23 @@ func (s *Server) Close() error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// CheckListen refuses what New would refuse about a TCP address and a
+// token — a malformed address, one beyond loopback without a token — so
+// that a caller can check before it opens the journal.
+func CheckListen(listen, token string) error {
+	if listen == Disabled {
+		return nil
+	}
+	lb, err := isLoopback(listen)
+	if err != nil {
+		return err
+	}
+	if !lb && token == "" {
+		return fmt.Errorf("%w: %s is not a loopback address; put a token in a file (chmod 600) and pass --token-file or STATE_JOURNAL_TOKEN_FILE, or listen on 127.0.0.1", ErrInsecure, listen)
+	}
+	return nil
 }
 
 // isLoopback reports whether a listen address binds loopback only. An

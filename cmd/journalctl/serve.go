@@ -30,8 +30,9 @@ func newServeCmd(g *globals) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the journal server: HTTP on loopback and a Unix socket in the data directory",
 		Long: `Run the journal daemon. It takes the data directory's writer lock, recovers
-the journal and loads its index, then serves the HTTP API on --listen and on a
-Unix socket (mode 0600) in the data directory:
+the journal and loads its index (meanwhile --listen answers /healthz 200 and
+/readyz 503 "starting"), then serves the HTTP API on --listen and on a Unix
+socket (mode 0600) in the data directory:
 
   POST /v1/changes        record one change, a JSON array, or NDJSON (receipts)
   GET  /v1/changes        query with the filters of state-journal; follow=true streams NDJSON
@@ -81,14 +82,40 @@ the command line, where ps would show it.`,
 			if err != nil {
 				return err
 			}
+			if err := server.CheckListen(listen, token); err != nil {
+				return g.fail(exitUsage, err)
+			}
+			if token != "" {
+				if err := server.CheckToken(token); err != nil {
+					return usageErr("--token-file: %v", err)
+				}
+			}
+			// While the journal opens (recovery, index load) the TCP
+			// address already answers the probes: /healthz "starting"
+			// (alive), /readyz 503. When another process holds the lock,
+			// Open's error names it; binding first would only say the
+			// port is busy.
+			var starting *server.Starting
+			if held, _ := engine.LockHolder(g.dir); !held && listen != server.Disabled {
+				if starting, err = server.ListenStarting(listen); err != nil {
+					return g.fail(exitProblems, err)
+				}
+			}
 			preg := prometheus.NewRegistry()
 			j, err := engine.Open(g.dir, append(opts, engine.WithSync(p), engine.WithRegisterer(preg),
 				engine.WithHolder("journalctl serve"), engine.WithRetention(ret),
 				engine.WithAutoCompact(engine.AutoCompact{Enabled: !noAuto, Coalesce: window}))...)
 			if err != nil {
+				if starting != nil {
+					starting.Close()
+				}
 				return g.fail(exitProblems, err)
 			}
-			srv, err := server.New(j, server.Config{Listen: listen, Socket: socket, Token: token, MetricsOpen: metricsOpen, Logger: slog.Default(), Registry: preg})
+			cfg := server.Config{Listen: listen, Socket: socket, Token: token, MetricsOpen: metricsOpen, Logger: slog.Default(), Registry: preg}
+			if starting != nil {
+				cfg.Listener = starting.Handoff()
+			}
+			srv, err := server.New(j, cfg)
 			if err != nil {
 				j.Close()
 				return g.fail(exitUsage, err)
