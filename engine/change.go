@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/agentruntime/statejournal/internal/parse"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -278,7 +279,7 @@ func ParseChange(data []byte) (Change, error) {
 		c.MutatesAuthorityState = *w.MutatesAuthorityState
 	}
 	if w.OccurredAt != "" {
-		t, err := ParseTime(w.OccurredAt)
+		t, err := parse.Timestamp(w.OccurredAt)
 		if err != nil {
 			return Change{}, &types.FieldError{Kind: types.ErrInvalid, Field: "occurred_at", Value: w.OccurredAt, Problem: "is not an RFC 3339 timestamp (e.g. 2026-11-26T17:51:57.123Z)", Index: -1}
 		}
@@ -294,16 +295,6 @@ func ParseChange(data []byte) (Change, error) {
 		c.Metadata = m
 	}
 	return c, nil
-}
-
-// ParseTime parses an RFC 3339 timestamp (with or without fractional
-// seconds, any offset) and returns it in UTC.
-func ParseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return t.UTC(), nil
 }
 
 func jsonFieldError(err error) error {

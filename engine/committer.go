@@ -141,6 +141,12 @@ func (j *Journal) add(r *request, c Change, index int) error {
 	return nil
 }
 
+// CountRejected counts a change refused before it reached the journal
+// by a layer above it (the server: a body that does not parse, a wrong
+// type, an unknown field, a body over its bound, an unsupported
+// encoding) in state_journal_rejected_total, under the error's code.
+func (j *Journal) CountRejected(err error) { j.countReject(err) }
+
 func (j *Journal) countReject(err error) {
 	if j.metrics != nil {
 		j.metrics.rejected.WithLabelValues(types.Code(err)).Inc()

@@ -650,24 +650,3 @@ func (j *Journal) inCommitter(f func() error) error {
 		return types.ErrClosed
 	}
 }
-
-// ParseSize parses a byte size such as 512, 64KiB, 64MiB, 1GiB, 10MB or
-// 2GB (binary units for KiB/MiB/GiB/TiB, decimal for KB/MB/GB/TB).
-func ParseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	num, mult := s, int64(1)
-	for _, u := range units {
-		if len(s) > len(u.suffix) && s[len(s)-len(u.suffix):] == u.suffix {
-			num, mult = s[:len(s)-len(u.suffix)], u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size like 512, 64KiB, 64MiB, 1GiB or 10MB", s)
-	}
-	return n * mult, nil
-}

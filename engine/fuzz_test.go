@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentruntime/statejournal/internal/parse"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -159,8 +160,8 @@ func TestOccurredAtOutsideTheRFC3339YearsIsRefusedOrReadable(t *testing.T) {
 		name string
 		at   func() (time.Time, error)
 	}{
-		{"year 0000 with a positive offset is year -1 in UTC", func() (time.Time, error) { return ParseTime("0000-01-01T00:00:00+01:00") }},
-		{"year 9999 with a negative offset is year 10000 in UTC", func() (time.Time, error) { return ParseTime("9999-12-31T23:59:59-23:59") }},
+		{"year 0000 with a positive offset is year -1 in UTC", func() (time.Time, error) { return parse.Timestamp("0000-01-01T00:00:00+01:00") }},
+		{"year 9999 with a negative offset is year 10000 in UTC", func() (time.Time, error) { return parse.Timestamp("9999-12-31T23:59:59-23:59") }},
 		{"a Go caller's time in year 12000", func() (time.Time, error) { return time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC), nil }},
 	}
 	for _, tc := range cases {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agentruntime/statejournal/internal/parse"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -49,7 +50,7 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 		*d = 0
 		return nil
 	}
-	v, err := ParseAge(s)
+	v, err := parse.Duration(s)
 	if err != nil {
 		return err
 	}

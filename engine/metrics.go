@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentruntime/statejournal/types"
 )
 
 // metrics holds the journal's Prometheus collectors. They are registered
@@ -135,7 +137,7 @@ func newMetrics(j *Journal, reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
-	for _, r := range []string{"unknown_surface", "invalid_change", "policy_violation", "journal_failed", "closed"} {
+	for _, r := range []string{types.CodeUnknownSurface, types.CodeInvalidChange, types.CodePolicyViolation, types.CodeJournalFailed, types.CodeClosed, types.CodeTooLarge, types.CodeUnsupportedMediaType} {
 		m.rejected.WithLabelValues(r)
 	}
 	return m, nil

@@ -531,31 +531,3 @@ func (r *hotReader) close() {
 		}
 	}
 }
-
-// ParseWhen parses a point in time given as RFC 3339 or as an age
-// relative to now: a Go duration ("90s", "10m", "36h") or a number of days
-// ("7d"). Ages count back from now.
-func ParseWhen(s string, now time.Time) (time.Time, error) {
-	if t, err := ParseTime(s); err == nil {
-		return t, nil
-	}
-	if d, err := ParseAge(s); err == nil {
-		return now.Add(-d).UTC(), nil
-	}
-	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-26T17:00:00Z) nor an age (90s, 10m, 36h, 7d)", s)
-}
-
-// ParseAge parses a Go duration or a whole number of days ("7d").
-func ParseAge(s string) (time.Duration, error) {
-	if n := len(s); n > 1 && s[n-1] == 'd' {
-		var days int
-		if _, err := fmt.Sscanf(s[:n-1], "%d", &days); err == nil && days >= 0 && fmt.Sprint(days) == s[:n-1] {
-			return time.Duration(days) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration like 90s, 10m, 36h or 7d", s)
-	}
-	return d, nil
-}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/internal/parse"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -35,20 +36,31 @@ const (
 )
 
 // postChanges records one change, an array or NDJSON, all or nothing.
+// A body refused before it reaches the engine (its type or encoding, its
+// size, JSON that does not parse, a wrong type, an unknown field) is
+// counted in state_journal_rejected_total under its code, like the
+// changes the engine refuses.
 func (s *Server) postChanges(w http.ResponseWriter, r *http.Request) {
-	ndjsonType, err := checkContentType(r)
-	if err != nil {
+	refuse := func(err error) {
+		s.j.CountRejected(err)
 		s.writeError(w, r, err)
+	}
+	ndjsonType, err := checkContentType(r)
+	if err == nil {
+		err = checkContentEncoding(r)
+	}
+	if err != nil {
+		refuse(err)
 		return
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {
-		s.writeError(w, r, err)
+		refuse(err)
 		return
 	}
 	changes, shape, err := s.parseChanges(body, ndjsonType)
 	if err != nil {
-		s.writeError(w, r, err)
+		refuse(err)
 		return
 	}
 	var receipts []engine.Receipt
@@ -89,6 +101,25 @@ func checkContentType(r *http.Request) (ndjson bool, err error) {
 	return false, errorf(CodeUnsupportedMediaType, "Content-Type %s is not accepted; send application/json (one change or an array) or application/x-ndjson (one change per line)", clip(shown))
 }
 
+// checkContentEncoding refuses a compressed body with 415: the body
+// bound applies to the bytes the server parses, and inflating a
+// client's gzip would let a small request become a large one.
+func checkContentEncoding(r *http.Request) error {
+	for _, v := range r.Header.Values("Content-Encoding") {
+		for _, enc := range strings.Split(v, ",") {
+			if enc = strings.TrimSpace(enc); enc != "" && !strings.EqualFold(enc, "identity") {
+				return errorf(CodeUnsupportedMediaType, "Content-Encoding %s is not accepted; send the body uncompressed (Content-Encoding identity or none)", clip(enc))
+			}
+		}
+	}
+	return nil
+}
+
+// utf8BOM is the UTF-8 byte order mark. RFC 8259 lets a parser ignore one
+// at the start of a JSON text; some Windows tools write it, so it is
+// stripped there rather than refused as "not a JSON object".
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
 // readBody reads the request body up to MaxBodyBytes.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	max := s.cfg.MaxBodyBytes
@@ -110,7 +141,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 // engine.ParseChange. Errors name the change's index in an array or
 // NDJSON body.
 func (s *Server) parseChanges(body []byte, ndjsonType bool) ([]engine.Change, int, error) {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := bytes.TrimSpace(bytes.TrimPrefix(body, utf8BOM))
 	if len(trimmed) == 0 {
 		return nil, 0, bodyError("is empty; send one change object, an array of them, or NDJSON")
 	}
@@ -255,7 +286,12 @@ func (s *Server) getChanges(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cursor := r.URL.Query().Get("after") != ""
-	if f := r.URL.Query().Get("follow"); f == "1" || f == "true" {
+	follow, _, err := boolParam(r.URL.Query(), "follow")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if follow {
 		if !cursor {
 			q.After = s.j.Head()
 		}
@@ -300,28 +336,15 @@ func (s *Server) writeCompacted(w http.ResponseWriter, after, horizon uint64) {
 // parseQuery turns GET /v1/changes parameters into an engine.Query.
 func parseQuery(v url.Values, now time.Time) (engine.Query, error) {
 	var q engine.Query
-	for k := range v {
-		if !slices.Contains(queryParams, k) {
-			return q, queryError(k, "", "is not a query parameter", queryParams...)
-		}
-	}
-	one := func(name string) (string, error) {
-		vals := v[name]
-		if len(vals) > 1 {
-			return "", queryError(name, "", "is given more than once; give it once")
-		}
-		if len(vals) == 0 {
-			return "", nil
-		}
-		return strings.TrimSpace(vals[0]), nil
-	}
+	// Unknown parameters were refused by checkParams before the handler.
+	one := func(name string) (string, error) { return oneParam(v, name) }
 	afterGiven := false
 	if a, err := one("after"); err != nil {
 		return q, err
 	} else if a != "" {
-		n, err := strconv.ParseUint(a, 10, 64)
+		n, err := sequenceParam("after", a)
 		if err != nil {
-			return q, queryError("after", a, "is not a sequence (a non-negative integer)")
+			return q, err
 		}
 		q.After, afterGiven = n, true
 	}
@@ -339,12 +362,13 @@ func parseQuery(v url.Values, now time.Time) (engine.Query, error) {
 		// An unescaped "+01:00" offset arrives as " 01:00"; no valid
 		// value holds a space, so put the plus back.
 		t = strings.ReplaceAll(t, " ", "+")
-		if *p.dst, err = parseWhen(t, now); err != nil {
-			return q, queryError(p.name, t, "is neither an RFC 3339 time (2026-11-26T17:51:57Z) nor a duration ago (15m, 36h, 7d, 2w)")
+		if *p.dst, err = parse.Time(t, now); err != nil {
+			return q, queryError(p.name, t, parseProblem(err))
 		}
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
-		return q, queryError("until", v.Get("until"), "is not after since")
+		return q, queryError("until", v.Get("until"), fmt.Sprintf("is not after since %q (%s is not before %s): the range would match nothing; swap them",
+			v.Get("since"), q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano)))
 	}
 	q.Surfaces = splitList(v["surface"])
 	q.ChangeTypes = splitList(v["change_type"])
@@ -393,39 +417,6 @@ func parseQuery(v url.Values, now time.Time) (engine.Query, error) {
 		}
 	}
 	return q, nil
-}
-
-// parseWhen parses an RFC 3339 time, or a duration meaning that long
-// before now: Go durations ("90m", "36h") plus whole days ("7d") and
-// weeks ("2w").
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if t, err := engine.ParseTime(s); err == nil {
-		return t, nil
-	}
-	var d time.Duration
-	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
-		k, err := strconv.ParseUint(s[:n-1], 10, 32)
-		if err != nil {
-			return time.Time{}, err
-		}
-		unit := 24 * time.Hour
-		if s[n-1] == 'w' {
-			unit *= 7
-		}
-		if k > uint64(100*365*24*time.Hour/unit) {
-			return time.Time{}, errors.New("too long ago")
-		}
-		d = time.Duration(k) * unit
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return time.Time{}, err
-		}
-	}
-	if d < 0 {
-		return time.Time{}, errors.New("negative duration")
-	}
-	return now.Add(-d).UTC(), nil
 }
 
 // splitList flattens repeated and comma-separated values.

@@ -88,37 +88,8 @@ func (e *Error) Error() string {
 // Unwrap returns the sentinel matching the code, or nil.
 func (e *Error) Unwrap() error { return sentinelOf(e.Code) }
 
-func sentinelOf(code string) error {
-	switch code {
-	case "invalid_change", CodeInvalidQuery:
-		return types.ErrInvalid
-	case "unknown_surface":
-		return types.ErrUnknownSurface
-	case "policy_violation":
-		return types.ErrPolicy
-	case "compacted":
-		return types.ErrCompacted
-	case "closed":
-		return types.ErrClosed
-	case "read_only":
-		return types.ErrReadOnly
-	case "journal_failed":
-		return types.ErrFailed
-	case "queue_full":
-		return types.ErrQueueFull
-	case "locked":
-		return types.ErrLocked
-	case "bad_registry":
-		return types.ErrBadRegistry
-	case CodeUnauthorized:
-		return ErrUnauthorized
-	case CodeTooLarge:
-		return ErrTooLarge
-	case CodeCanceled:
-		return context.Canceled
-	}
-	return nil
-}
+// sentinelOf is the sentinel a code stands for (types.Codes).
+func sentinelOf(code string) error { return types.Sentinel(code) }
 
 // Record posts changes as one JSON array and returns their receipts in
 // order. The batch is all or nothing: on a bad change the error is a
@@ -169,9 +140,9 @@ func (c *Client) Healthz(ctx context.Context) error {
 	var e *Error
 	if errors.As(err, &e) && e.StatusCode == http.StatusServiceUnavailable && e.Code == "" {
 		// /healthz answers 503 with a HealthBody, not an ErrorBody.
-		e.Code, e.Message = "draining", "the server is shutting down"
+		e.Code, e.Message = types.CodeDraining, "the server is shutting down"
 		if h.Status == "failed" {
-			e.Code, e.Message = "journal_failed", h.Error
+			e.Code, e.Message = types.CodeJournalFailed, h.Error
 		}
 	}
 	return err
@@ -197,12 +168,15 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("reach journal server at %s: %w", c.target, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("reach journal server at %s: %w", c.target, err)
+		}
+		return fmt.Errorf("%w at %s: %w", types.ErrUnavailable, c.target, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return fmt.Errorf("read journal server answer: %w", err)
+		return fmt.Errorf("%w: read the answer of %s: %w", types.ErrUnavailable, c.target, err)
 	}
 	if resp.StatusCode/100 == 2 {
 		if out != nil {
@@ -233,7 +207,7 @@ func decodeError(status int, data []byte) error {
 	}
 	e := eb.Error
 	switch e.Code {
-	case "invalid_change", CodeInvalidQuery, "unknown_surface", "policy_violation":
+	case types.CodeInvalidChange, CodeInvalidQuery, types.CodeUnknownSurface, types.CodePolicyViolation, types.CodeEventIDConflict:
 		if e.Field != "" {
 			fe := &types.FieldError{
 				Kind: sentinelOf(e.Code), Field: e.Field, Value: e.Value, Problem: e.Problem,

@@ -50,12 +50,27 @@
 // recognised by its content type (application/x-ndjson) or by its shape:
 // a first line that is a complete JSON object followed by further lines.
 // Bodies are bounded by Config.MaxBodyBytes and the number of changes by
-// Config.MaxBatch (413 beyond either).
+// Config.MaxBatch (413 beyond either). A Content-Encoding other than
+// identity is 415 (bodies are never inflated); a leading UTF-8 byte
+// order mark is ignored. Every body refused before the engine (415, 413,
+// JSON that does not parse, a wrong type, an unknown field) is counted
+// in state_journal_rejected_total under its code.
 //
-// GET /v1/changes takes these query parameters (unknown ones are refused):
+// Every endpoint refuses a query parameter it does not take (400
+// invalid_query naming it and listing the allowed ones; endpointParams).
+// Values are read by internal/parse, the CLI's parser: durations 30s,
+// 15m, 36h, 7d, 2w; times as RFC 3339, a date or a duration ago; sizes
+// 64M, 64MiB, 1.5GiB (K/M/G binary, KB/MB/GB decimal); booleans true,
+// false, 1, 0 only. POST /v1/compact takes dry_run, coalesce, max_bytes,
+// max_age and max_records as a JSON body or as query parameters, not
+// the same one in both. GET /v1/stale and GET /v1/invalidations take
+// since.
+//
+// GET /v1/changes takes these query parameters:
 //
 //	after           cursor: only records with a greater sequence
-//	since, until    RFC 3339 time, or a duration ago ("15m", "36h", "7d", "2w")
+//	since, until    RFC 3339 time, a date (2026-12-01), or a duration ago ("15m", "36h", "7d", "2w"); since < until
+//	follow          true or 1: stream NDJSON (false or 0: a plain answer)
 //	surface         surface ids, repeatable or comma-separated
 //	change_type     change types, repeatable or comma-separated
 //	aggregate_type, aggregate_id   both or neither
@@ -89,12 +104,13 @@
 //	  "value":"...","problem":"...","allowed":[...],"suggestion":"...",
 //	  "index":3,"request_id":"..."}}
 //
-// Codes and statuses: invalid_change, invalid_query and unknown_surface
-// 400; unauthorized 401; forbidden_host 403; not_found 404;
-// method_not_allowed 405 (with Allow); read_only and locked 409;
-// compacted 410; too_large 413; unsupported_media_type 415;
-// policy_violation 422; internal 500; journal_failed, closed, queue_full
-// and canceled 503. Field values come from the engine already redacted.
+// Codes and statuses come from the one table, types.Codes:
+// invalid_change, invalid_query and unknown_surface 400; unauthorized
+// 401; forbidden_host 403; not_found 404; method_not_allowed 405 (with
+// Allow); read_only, locked and event_id_conflict 409; compacted 410;
+// too_large 413; unsupported_media_type 415; policy_violation 422;
+// internal 500; journal_failed, closed, queue_full, canceled and
+// draining 503. Field values come from the engine already redacted.
 //
 // # Lifecycle
 //

@@ -10,17 +10,18 @@ import (
 	"github.com/agentruntime/statejournal/types"
 )
 
-// Error codes the server adds to those of types.Code.
+// Error codes of the server's answers. They are types' codes: the one
+// table of codes, HTTP statuses and exit codes is types.Codes.
 const (
-	CodeInvalidQuery         = "invalid_query"
-	CodeUnauthorized         = "unauthorized"
-	CodeForbiddenHost        = "forbidden_host"
-	CodeNotFound             = "not_found"
-	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeTooLarge             = "too_large"
-	CodeUnsupportedMediaType = "unsupported_media_type"
-	CodeCanceled             = "canceled"
-	CodeInternal             = "internal"
+	CodeInvalidQuery         = types.CodeInvalidQuery
+	CodeUnauthorized         = types.CodeUnauthorized
+	CodeForbiddenHost        = types.CodeForbiddenHost
+	CodeNotFound             = types.CodeNotFound
+	CodeMethodNotAllowed     = types.CodeMethodNotAllowed
+	CodeTooLarge             = types.CodeTooLarge
+	CodeUnsupportedMediaType = types.CodeUnsupportedMediaType
+	CodeCanceled             = types.CodeCanceled
+	CodeInternal             = types.CodeInternal
 )
 
 // ErrorBody is the JSON shape of every error answer: {"error": {...}}.
@@ -49,34 +50,8 @@ type APIError struct {
 	RequestID   string   `json:"request_id,omitempty"`
 }
 
-// statusOf maps an error code to its HTTP status.
-func statusOf(code string) int {
-	switch code {
-	case "invalid_change", CodeInvalidQuery, "unknown_surface", "bad_registry":
-		return http.StatusBadRequest
-	case CodeUnauthorized:
-		return http.StatusUnauthorized
-	case CodeForbiddenHost:
-		return http.StatusForbidden
-	case CodeNotFound:
-		return http.StatusNotFound
-	case CodeMethodNotAllowed:
-		return http.StatusMethodNotAllowed
-	case "read_only", "locked":
-		return http.StatusConflict
-	case "compacted":
-		return http.StatusGone
-	case CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case CodeUnsupportedMediaType:
-		return http.StatusUnsupportedMediaType
-	case "policy_violation":
-		return http.StatusUnprocessableEntity
-	case "journal_failed", "closed", "queue_full", CodeCanceled:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// statusOf maps an error code to its HTTP status (types.Codes).
+func statusOf(code string) int { return types.HTTPStatus(code) }
 
 // apiErrorOf turns an engine or server error into its API form. Errors
 // that are not part of the contract become code "internal" with a message
@@ -116,6 +91,10 @@ func apiErrorOf(err error) APIError {
 type apiErr struct{ e APIError }
 
 func (a *apiErr) Error() string { return a.e.Code + ": " + a.e.Message }
+
+// Unwrap returns the sentinel of the code (types.Codes), so that
+// types.Code and errors.Is see a ready answer's kind too.
+func (a *apiErr) Unwrap() error { return types.Sentinel(a.e.Code) }
 
 func errorf(code, format string, args ...any) error {
 	return &apiErr{e: APIError{Code: code, Message: fmt.Sprintf(format, args...)}}

@@ -119,6 +119,14 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(rec, r, err)
 		return
 	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	if err := checkParams(r, method); err != nil {
+		s.writeError(rec, r, err)
+		return
+	}
 	rte.handler(rec, r)
 }
 

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/agentruntime/statejournal/engine"
@@ -92,14 +90,19 @@ type pendingInvalidation struct {
 func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
 	cfg := s.cfg.Invalidations.withDefaults()
 	cursor := s.j.Head()
-	from := r.Header.Get("Last-Event-ID")
+	from, name := r.Header.Get("Last-Event-ID"), "Last-Event-ID"
 	if from == "" {
-		from = r.URL.Query().Get("since")
+		var err error
+		if from, err = oneParam(r.URL.Query(), "since"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		name = "since"
 	}
 	if from != "" {
-		n, err := strconv.ParseUint(strings.TrimSpace(from), 10, 64)
+		n, err := sequenceParam(name, from)
 		if err != nil {
-			s.writeError(w, r, queryError("since", from, "is not a sequence number (Last-Event-ID or ?since=)"))
+			s.writeError(w, r, err)
 			return
 		}
 		cursor = n

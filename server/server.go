@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // Defaults of Config.
@@ -41,9 +42,9 @@ var (
 	// socket path.
 	ErrSocketInUse = errors.New("server: another server answers on the socket")
 	// ErrUnauthorized matches a 401 answer on the client side.
-	ErrUnauthorized = errors.New("server: unauthorized")
+	ErrUnauthorized = types.ErrUnauthorized
 	// ErrTooLarge matches a 413 answer on the client side.
-	ErrTooLarge = errors.New("server: request too large")
+	ErrTooLarge = types.ErrTooLarge
 	// ErrServeCalled is returned by a second call to Serve.
 	ErrServeCalled = errors.New("server: Serve already called")
 )

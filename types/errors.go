@@ -1,8 +1,10 @@
 package types
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 )
 
@@ -41,6 +43,39 @@ var (
 	ErrLocked = errors.New("data directory is locked by another writer")
 	// ErrBadRegistry marks a surface registry file that does not validate.
 	ErrBadRegistry = errors.New("invalid surface registry")
+	// ErrEventIDConflict marks a change whose event_id is already stored
+	// with different content: a conflict, never a silent duplicate.
+	ErrEventIDConflict = errors.New("event_id already recorded with different content")
+	// ErrNoJournal is returned by reading commands when the data
+	// directory does not exist or holds no journal.
+	ErrNoJournal = errors.New("no journal in the data directory")
+	// ErrUsage marks a command line that is wrong: an unknown command or
+	// flag, a missing or bad flag value.
+	ErrUsage = errors.New("usage error")
+	// ErrInvalidQuery marks a bad query parameter or request option
+	// (HTTP), the API form of a bad flag value.
+	ErrInvalidQuery = errors.New("invalid query")
+	// ErrUnauthorized marks a request without the bearer token it needs.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbiddenHost marks a request whose Host header names no
+	// loopback host on a loopback listener (DNS rebinding).
+	ErrForbiddenHost = errors.New("forbidden host")
+	// ErrNotFound marks a request for a path the server does not serve.
+	ErrNotFound = errors.New("not found")
+	// ErrMethodNotAllowed marks a request with a method its path does not
+	// accept.
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrTooLarge marks a request body, a batch or an input line over its
+	// bound.
+	ErrTooLarge = errors.New("too large")
+	// ErrUnsupportedMediaType marks a request body in a Content-Type or
+	// Content-Encoding the server does not accept.
+	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	// ErrUnavailable marks a journal server that could not be reached or
+	// stopped answering (the client side of a dead server).
+	ErrUnavailable = errors.New("journal server unreachable")
+	// ErrDraining is answered while the server shuts down.
+	ErrDraining = errors.New("server is shutting down")
 )
 
 // FieldError names the field of a change (or registry entry) that is
@@ -86,31 +121,129 @@ func (e *FieldError) Unwrap() error { return e.Kind }
 // HTTP error bodies and CLI --json output.
 func (e *FieldError) Code() string { return Code(e) }
 
-// Code maps an error to a stable machine-readable code.
-func Code(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrUnknownSurface):
-		return "unknown_surface"
-	case errors.Is(err, ErrPolicy):
-		return "policy_violation"
-	case errors.Is(err, ErrInvalid):
-		return "invalid_change"
-	case errors.Is(err, ErrCompacted):
-		return "compacted"
-	case errors.Is(err, ErrClosed):
-		return "closed"
-	case errors.Is(err, ErrReadOnly):
-		return "read_only"
-	case errors.Is(err, ErrFailed):
-		return "journal_failed"
-	case errors.Is(err, ErrQueueFull):
-		return "queue_full"
-	case errors.Is(err, ErrLocked):
-		return "locked"
-	case errors.Is(err, ErrBadRegistry):
-		return "bad_registry"
+// Stable error codes. They appear as "code" in HTTP error bodies and in
+// journalctl --json errors; a script branches on them, so they never
+// change meaning.
+const (
+	CodeUnknownSurface       = "unknown_surface"
+	CodePolicyViolation      = "policy_violation"
+	CodeEventIDConflict      = "event_id_conflict"
+	CodeInvalidChange        = "invalid_change"
+	CodeCompacted            = "compacted"
+	CodeClosed               = "closed"
+	CodeReadOnly             = "read_only"
+	CodeJournalFailed        = "journal_failed"
+	CodeQueueFull            = "queue_full"
+	CodeLocked               = "locked"
+	CodeBadRegistry          = "bad_registry"
+	CodeNoJournal            = "no_journal"
+	CodeUsage                = "usage"
+	CodeInvalidQuery         = "invalid_query"
+	CodeUnauthorized         = "unauthorized"
+	CodeForbiddenHost        = "forbidden_host"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeTooLarge             = "too_large"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeCanceled             = "canceled"
+	CodeDraining             = "draining"
+	CodeUnavailable          = "unavailable"
+	CodeInternal             = "internal"
+)
+
+// Exit codes of journalctl (SPEC section 7).
+const (
+	ExitOK      = 0 // success
+	ExitFailure = 1 // refused input, problems found, or a failure
+	ExitUsage   = 2 // unknown command or flag, missing or bad flag value
+)
+
+// CodeInfo is one row of the error-code table: the code, the sentinel it
+// stands for, the HTTP status of an answer with it and journalctl's exit
+// code for it.
+type CodeInfo struct {
+	Code    string
+	Err     error // matched with errors.Is; nil only for CodeInternal
+	HTTP    int   // HTTP status
+	Exit    int   // journalctl exit code (ExitFailure or ExitUsage)
+	Meaning string
+}
+
+// Codes is the single table of error codes. Code, HTTPStatus, ExitCode
+// and Sentinel read it; the server, its client and journalctl derive
+// their answers from it and have no table of their own. The order is the
+// order Code tries the sentinels: more specific kinds first.
+var Codes = []CodeInfo{
+	{CodeUnknownSurface, ErrUnknownSurface, http.StatusBadRequest, ExitFailure, "the change names a surface the registry does not declare (with a suggestion)"},
+	{CodePolicyViolation, ErrPolicy, http.StatusUnprocessableEntity, ExitFailure, "the migration policy refuses the change (journal disabled, not an owner source, mutates_authority_state where not allowed)"},
+	{CodeEventIDConflict, ErrEventIDConflict, http.StatusConflict, ExitFailure, "the event_id is already recorded with different content"},
+	{CodeInvalidChange, ErrInvalid, http.StatusBadRequest, ExitFailure, "the change (or the body) breaks the record contract; field, problem and allowed values are named"},
+	{CodeCompacted, ErrCompacted, http.StatusGone, ExitFailure, "the cursor is below the compaction horizon; refetch snapshots and resume after resume_after"},
+	{CodeClosed, ErrClosed, http.StatusServiceUnavailable, ExitFailure, "the journal is closed"},
+	{CodeReadOnly, ErrReadOnly, http.StatusConflict, ExitFailure, "the journal was opened read-only"},
+	{CodeJournalFailed, ErrFailed, http.StatusServiceUnavailable, ExitFailure, "a hot-log write or fsync failed; the journal refuses writes until reopened"},
+	{CodeQueueFull, ErrQueueFull, http.StatusServiceUnavailable, ExitFailure, "the RecordAsync queue is full; the change was dropped and counted"},
+	{CodeLocked, ErrLocked, http.StatusConflict, ExitFailure, "another process holds the data directory's writer lock (the holder is named)"},
+	{CodeBadRegistry, ErrBadRegistry, http.StatusBadRequest, ExitUsage, "the surface registry file does not validate"},
+	{CodeNoJournal, ErrNoJournal, http.StatusNotFound, ExitFailure, "the data directory does not exist or holds no journal"},
+	{CodeUsage, ErrUsage, http.StatusBadRequest, ExitUsage, "the command line is wrong: unknown command or flag, missing or bad flag value"},
+	{CodeInvalidQuery, ErrInvalidQuery, http.StatusBadRequest, ExitUsage, "a query parameter or request option is unknown or has a bad value"},
+	{CodeUnauthorized, ErrUnauthorized, http.StatusUnauthorized, ExitFailure, "the request lacks the bearer token, or it does not match"},
+	{CodeForbiddenHost, ErrForbiddenHost, http.StatusForbidden, ExitFailure, "the Host header names no loopback host on a loopback listener"},
+	{CodeNotFound, ErrNotFound, http.StatusNotFound, ExitFailure, "no endpoint at this path"},
+	{CodeMethodNotAllowed, ErrMethodNotAllowed, http.StatusMethodNotAllowed, ExitFailure, "the endpoint does not accept this method (Allow lists those it does)"},
+	{CodeTooLarge, ErrTooLarge, http.StatusRequestEntityTooLarge, ExitFailure, "a body, batch or input line is over its bound"},
+	{CodeUnsupportedMediaType, ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, ExitFailure, "the body's Content-Type or Content-Encoding is not accepted"},
+	{CodeCanceled, context.Canceled, http.StatusServiceUnavailable, ExitFailure, "the request was canceled or timed out before the journal answered"},
+	{CodeDraining, ErrDraining, http.StatusServiceUnavailable, ExitFailure, "the server is shutting down"},
+	{CodeUnavailable, ErrUnavailable, http.StatusServiceUnavailable, ExitFailure, "the journal server could not be reached or stopped answering (client side)"},
+	{CodeInternal, nil, http.StatusInternalServerError, ExitFailure, "anything else; the server log or the message has the details"},
+}
+
+// codeInfo returns the table row of code, or the CodeInternal row.
+func codeInfo(code string) CodeInfo {
+	for _, c := range Codes {
+		if c.Code == code {
+			return c
+		}
 	}
-	return "internal"
+	return Codes[len(Codes)-1]
+}
+
+// Code maps an error to its stable code: the first row of Codes whose
+// sentinel the error matches (context.DeadlineExceeded counts as
+// canceled), else CodeInternal; "" for nil.
+func Code(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, c := range Codes {
+		if c.Err != nil && errors.Is(err, c.Err) {
+			return c.Code
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return CodeCanceled
+	}
+	return CodeInternal
+}
+
+// HTTPStatus is the HTTP status of an error answer with code (500 for a
+// code not in the table).
+func HTTPStatus(code string) int { return codeInfo(code).HTTP }
+
+// ExitCode is journalctl's exit code for code (1 for a code not in the
+// table).
+func ExitCode(code string) int { return codeInfo(code).Exit }
+
+// Sentinel is the sentinel error a code stands for, nil for CodeInternal
+// and codes not in the table. A client rebuilding an error answer wraps
+// it so that errors.Is works across the wire.
+func Sentinel(code string) error {
+	for _, c := range Codes {
+		if c.Code == code {
+			return c.Err
+		}
+	}
+	return nil
 }

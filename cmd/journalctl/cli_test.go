@@ -421,10 +421,10 @@ func TestRecordedChangesCarryEveryRequiredFieldWithGaplessSequences(t *testing.T
 		}
 	}
 
-	// Plain receipts name the same four facts.
+	// Plain receipts name the same four facts, after the input line.
 	r = jcIn(t, dir, heartbeat("ws-plain")+"\n", "state-journal-record", "--stdin")
-	if r.code != 0 || !regexp.MustCompile(`^sequence=52 event_id=\S+ redactions=0 durable=true\n$`).MatchString(r.stdout) {
-		t.Fatalf("plain --stdin receipt: want %q, got %s", "sequence=52 event_id=... redactions=0 durable=true", r)
+	if r.code != 0 || !regexp.MustCompile(`^line=1 sequence=52 event_id=\S+ redactions=0 durable=true\n$`).MatchString(r.stdout) {
+		t.Fatalf("plain --stdin receipt: want %q, got %s", "line=1 sequence=52 event_id=... redactions=0 durable=true", r)
 	}
 
 	// Over HTTP: one object, then an array.
@@ -496,6 +496,10 @@ func TestBadRecordInputExitsNonZeroWithASpecificMessageAndWritesNothing(t *testi
 	record := func(args ...string) []string { return append([]string{"state-journal-record"}, args...) }
 	ws := []string{"--surface", "runtime_work_session"}
 	hb := []string{"--surface", "runtime_work_session", "--change-type", "heartbeat"}
+	// A value given on a flag that the record contract refuses (an
+	// unknown --surface, a bad --severity) is a bad flag value: exit 2,
+	// like a bad --sync (SPEC 7), with the contract's code under --json.
+	// A policy refusal of valid values is refused input: exit 1.
 	tests := []struct {
 		name     string
 		args     []string
@@ -504,17 +508,17 @@ func TestBadRecordInputExitsNonZeroWithASpecificMessageAndWritesNothing(t *testi
 		jsonCode string // code of the --json error object; "" when not checked here
 	}{
 		{"an unknown surface suggests the registered one", record("--surface", "runtime_work_sesion", "--change-type", "heartbeat"),
-			1, []string{`"runtime_work_sesion"`, `did you mean "runtime_work_session"`}, "unknown_surface"},
+			2, []string{`"runtime_work_sesion"`, `did you mean "runtime_work_session"`}, "unknown_surface"},
 		{"a missing --surface is a usage error", record("--change-type", "heartbeat"),
 			2, []string{"--surface is required"}, ""},
 		{"a missing --change-type is a usage error that lists the change types", record(ws...),
 			2, []string{"--change-type is required", "created, updated, deleted, heartbeat, transitioned, expired, invalidated"}, ""},
 		{"a change type that does not exist lists the allowed values", record(append(ws, "--change-type", "exploded")...),
-			1, []string{"change_type", `"exploded"`, "allowed: created, updated, deleted, heartbeat, transitioned, expired, invalidated"}, "invalid_change"},
+			2, []string{"change_type", `"exploded"`, "allowed: created, updated, deleted, heartbeat, transitioned, expired, invalidated"}, "invalid_change"},
 		{"a change type the surface narrows away lists the surface's values", record(append(ws, "--change-type", "invalidated")...),
-			1, []string{"change_type", `"invalidated"`, "runtime_work_session", "allowed: created, updated, heartbeat, transitioned, expired, deleted"}, "invalid_change"},
+			2, []string{"change_type", `"invalidated"`, "runtime_work_session", "allowed: created, updated, heartbeat, transitioned, expired, deleted"}, "invalid_change"},
 		{"a bad severity lists the severities", record(append(hb, "--severity", "loud")...),
-			1, []string{"severity", `"loud"`, "allowed: debug, info, notice, warning, error, critical"}, "invalid_change"},
+			2, []string{"severity", `"loud"`, "allowed: debug, info, notice, warning, error, critical"}, "invalid_change"},
 		{"a bad --occurred-at names the flag and the format", record(append(hb, "--occurred-at", "yesterday")...),
 			2, []string{"--occurred-at", `"yesterday"`, "RFC 3339"}, ""},
 		{"metadata without '=' is not key=value", record(append(hb, "--metadata", "novalue")...),

@@ -17,6 +17,7 @@ import (
 func newCompactCmd(g *globals) *cobra.Command {
 	var (
 		dryRun bool
+		wait   time.Duration
 		rf     retentionFlags
 	)
 	cmd := &cobra.Command{
@@ -28,7 +29,8 @@ retention limits and advance the horizon (the oldest readable sequence).
 
 --dry-run reports what would be compacted, coalesced and removed, and the
 expected size, and changes nothing. A progress bar is drawn on a terminal.
-When a server holds the data directory, the server compacts.`,
+When a server holds the data directory, the server compacts; when another
+journalctl holds the writer lock, this command waits for it up to --wait.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ret, err := rf.retention()
@@ -39,7 +41,7 @@ When a server holds the data directory, the server compacts.`,
 			if err != nil {
 				return err
 			}
-			rep, err := compact(g, cmd, dryRun, ret, window, &rf)
+			rep, err := compact(g, cmd, dryRun, ret, window, &rf, wait)
 			if err != nil {
 				return g.fail(exitProblems, err)
 			}
@@ -50,17 +52,18 @@ When a server holds the data directory, the server compacts.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be compacted, coalesced and removed, and change nothing")
+	boolVar(cmd.Flags(), &dryRun, "dry-run", "", false, "report what would be compacted, coalesced and removed, and change nothing")
+	cmd.Flags().Var(newDurationFlag(&wait, DefaultLockWait), "wait", "how long to wait for the writer lock another journalctl holds (e.g. 30s; 0 fails at once)")
 	rf.bind(cmd)
 	return cmd
 }
 
-func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, window time.Duration, rf *retentionFlags) (engine.CompactReport, error) {
+func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, window time.Duration, rf *retentionFlags, wait time.Duration) (engine.CompactReport, error) {
 	ctx := context.Background()
-	if held, h := engine.LockHolder(g.dir); held {
-		if h == nil || (h.Socket == "" && h.Address == "") {
-			return engine.CompactReport{}, fmt.Errorf("the data directory is held by %s, which serves no API; stop it to compact", describeHolder(h))
-		}
+	if err := g.checkJournalDir(); err != nil {
+		return engine.CompactReport{}, err
+	}
+	viaServer := func(h *engine.Holder) (engine.CompactReport, error) {
 		c, err := g.dial(h)
 		if err != nil {
 			return engine.CompactReport{}, err
@@ -83,14 +86,25 @@ func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, 
 		return engine.CompactReport{}, err
 	}
 	opts = append(opts, engine.WithRetention(ret), engine.WithHolder("journalctl state-journal-compact"))
+	var j *engine.Journal
 	if dryRun {
-		// A dry run changes nothing, so it needs no lock either.
-		if _, err := os.Stat(g.dir); err != nil {
-			return engine.CompactReport{}, fmt.Errorf("no journal at %s: %w", g.dir, err)
+		// A dry run changes nothing, so it needs no lock; a server that
+		// holds the directory answers it with its own retention.
+		if held, h := engine.LockHolder(g.dir); held && h != nil && (h.Socket != "" || h.Address != "") {
+			return viaServer(h)
 		}
-		opts = append(opts, engine.ReadOnly())
+		j, err = engine.Open(g.dir, append(opts, engine.ReadOnly())...)
+	} else {
+		var h *engine.Holder
+		h, err = g.waitForLock(wait, func() error {
+			var err error
+			j, err = engine.Open(g.dir, opts...)
+			return err
+		})
+		if err == nil && h != nil {
+			return viaServer(h)
+		}
 	}
-	j, err := engine.Open(g.dir, opts...)
 	if err != nil {
 		return engine.CompactReport{}, err
 	}

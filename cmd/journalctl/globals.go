@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -45,7 +46,7 @@ func (g *globals) bind(root *cobra.Command) {
 	pf.StringVar(&g.dir, "dir", envOr("STATE_JOURNAL_DIR", engine.DefaultDir), "journal data directory (env STATE_JOURNAL_DIR)")
 	pf.StringVar(&g.surfaces, "surfaces", os.Getenv("STATE_JOURNAL_SURFACES"), "surface registry file, YAML or JSON (env STATE_JOURNAL_SURFACES; default: the embedded catalog)")
 	pf.StringVar(&g.root, "root", "", "runtime root that relative storage paths resolve against (default: the working directory)")
-	pf.BoolVar(&g.json, "json", false, "print stable JSON instead of tables")
+	boolVar(pf, &g.json, "json", "", false, "print stable JSON instead of tables")
 	pf.StringVar(&g.tokenFile, "token-file", os.Getenv("STATE_JOURNAL_TOKEN_FILE"), "file holding the server's bearer token, one line, chmod 600 (env STATE_JOURNAL_TOKEN_FILE); serve requires it on every endpoint but /healthz and /readyz, other commands send it to the server")
 	pf.StringVar(&g.logLevel, "log-level", envOr("STATE_JOURNAL_LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
@@ -67,7 +68,7 @@ func (g *globals) registry() (*registry.Registry, error) {
 	}
 	r, err := registry.Load(g.surfaces)
 	if err != nil {
-		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--surfaces %s: %w", g.surfaces, err)}
+		return nil, usageErr("--surfaces %s: %w", g.surfaces, err)
 	}
 	return r, nil
 }
@@ -86,10 +87,11 @@ func (g *globals) engineOptions() ([]engine.Option, error) {
 }
 
 // openRead opens the journal read-only: no lock, no file changed, so it
-// works beside a running server.
+// works beside a running server. A data directory that does not exist is
+// types.ErrNoJournal (code no_journal), not an internal error.
 func (g *globals) openRead() (*engine.Journal, error) {
-	if _, err := os.Stat(g.dir); err != nil {
-		return nil, fmt.Errorf("no journal at %s (set --dir or STATE_JOURNAL_DIR): %w", g.dir, err)
+	if err := g.checkJournalDir(); err != nil {
+		return nil, err
 	}
 	opts, err := g.engineOptions()
 	if err != nil {
@@ -126,6 +128,38 @@ func (g *globals) dial(h *engine.Holder) (*server.Client, error) {
 	return server.Dial(h.Socket, h.Address, tok), nil
 }
 
+// checkJournalDir refuses, with types.ErrNoJournal, a data directory
+// that does not exist or is not a directory: reading commands never
+// create one.
+func (g *globals) checkJournalDir() error {
+	fi, err := os.Stat(g.dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &noJournalError{dir: g.dir, reason: "the directory does not exist (set --dir or STATE_JOURNAL_DIR, or write a record first)"}
+	case err != nil:
+		return &noJournalError{dir: g.dir, reason: err.Error()}
+	case !fi.IsDir():
+		return &noJournalError{dir: g.dir, reason: "it is not a directory (set --dir or STATE_JOURNAL_DIR)"}
+	}
+	return nil
+}
+
+// checkWritableDir refuses a data directory path that names something
+// other than a directory; a missing one is created by the writer.
+func (g *globals) checkWritableDir() error {
+	if fi, err := os.Stat(g.dir); err == nil && !fi.IsDir() {
+		return &noJournalError{dir: g.dir, reason: "it is not a directory (set --dir or STATE_JOURNAL_DIR)"}
+	}
+	return nil
+}
+
+// noJournalError is a data directory a reading command cannot read. It
+// matches types.ErrNoJournal (code no_journal).
+type noJournalError struct{ dir, reason string }
+
+func (e *noJournalError) Error() string { return fmt.Sprintf("no journal at %s: %s", e.dir, e.reason) }
+func (e *noJournalError) Unwrap() error { return types.ErrNoJournal }
+
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.out)
 	enc.SetIndent("", "  ")
@@ -137,30 +171,28 @@ func (g *globals) table() *tabwriter.Writer {
 	return tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
 }
 
-// fail reports err (as JSON on stdout with --json, else on stderr) and
-// returns an exitError with code.
+// fail returns err with exit code code; run prints it (as one JSON
+// object on standard output with --json, else on standard error). A
+// usage error (exit 2) stays one, whoever reports it.
 func (g *globals) fail(code int, err error) error {
 	var inner *exitError
 	if errors.As(err, &inner) {
-		// A usage error (exit 2) stays one, whoever reports it.
-		code = inner.code
-		if errors.Is(inner.err, errReported) {
-			return inner
-		}
+		return inner
 	}
-	if g.json {
-		_ = g.printJSON(map[string]any{"error": errorBody(err)})
-		return &exitError{code: code, err: errReported}
+	if types.ExitCode(types.Code(err)) == exitUsage {
+		code = exitUsage // bad_registry, invalid_query: the command line was wrong
 	}
 	return &exitError{code: code, err: err}
 }
 
-// errorBody is the stable JSON shape of an error.
+// errorBody is the stable JSON shape of an error: code (types.Codes),
+// message, and for a field error field, value, problem, allowed,
+// suggestion and index.
 func errorBody(err error) map[string]any {
 	code := types.Code(err)
 	var ee *exitError
-	if code == "internal" && errors.As(err, &ee) && ee.code == exitUsage {
-		code = "usage"
+	if code == types.CodeInternal && errors.As(err, &ee) && ee.code == exitUsage {
+		code = types.CodeUsage
 	}
 	b := map[string]any{"code": code, "message": strings.TrimPrefix(err.Error(), "journalctl: ")}
 	var ce *server.CompactedError

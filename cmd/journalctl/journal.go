@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/internal/parse"
 	"github.com/agentruntime/statejournal/server"
 	"github.com/agentruntime/statejournal/types"
 )
@@ -39,14 +40,14 @@ func (f *queryFlags) bind(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.changeTypes, "change-type", nil, "only these change types (repeatable or comma-separated)")
 	fl.Uint64Var(&f.after, "after", 0, "cursor: only records with a greater sequence, paged oldest first (as resume_after in the JSON answers)")
 	fl.IntVarP(&f.limit, "limit", "n", engine.DefaultQueryLimit, "at most this many records, the newest ones (with --after: the first ones after the cursor); 0 for no limit")
-	fl.StringVar(&f.since, "since", "", "only records that occurred at or after this time (RFC 3339, or an age such as 10m, 36h, 7d)")
-	fl.StringVar(&f.until, "until", "", "only records that occurred before this time (RFC 3339 or an age)")
+	fl.StringVar(&f.since, "since", "", "only records that occurred at or after this time: RFC 3339 (2026-12-01T10:00:00Z), a date (2026-12-01, midnight UTC) or a duration ago (30s, 15m, 36h, 7d, 2w)")
+	fl.StringVar(&f.until, "until", "", "only records that occurred before this time (the forms of --since); must be after --since")
 	fl.StringVar(&f.aggType, "aggregate-type", "", "only this aggregate type (with --aggregate-id)")
 	fl.StringVar(&f.aggID, "aggregate-id", "", "only this aggregate id (with --aggregate-type)")
 	fl.StringVar(&f.correlation, "correlation-id", "", "only this correlation id")
 	fl.StringVar(&f.minSeverity, "min-severity", "", "only records at or above this severity (debug, info, notice, warning, error, critical)")
-	fl.BoolVar(&f.oldestFirst, "oldest-first", false, "print oldest first; -n still keeps the newest N unless --after is given (the default is newest first, except with --after)")
-	fl.BoolVarP(&f.reverse, "reverse", "r", false, "print newest first, also with --after (which then keeps the newest N after the cursor)")
+	boolVar(fl, &f.oldestFirst, "oldest-first", "", false, "print oldest first; -n still keeps the newest N unless --after is given (the default is newest first, except with --after)")
+	boolVar(fl, &f.reverse, "reverse", "r", false, "print newest first, also with --after (which then keeps the newest N after the cursor)")
 }
 
 // query returns the list query the flags describe. The limit always
@@ -72,18 +73,22 @@ func (f *queryFlags) query(cmd *cobra.Command, now time.Time) (server.ListQuery,
 		lq.Limit = f.limit
 	}
 	if f.since != "" {
-		t, err := engine.ParseWhen(f.since, now)
+		t, err := parse.Time(f.since, now)
 		if err != nil {
-			return lq, usageErr("--since: %v", err)
+			return lq, usageErr("--since %v", err)
 		}
 		lq.Since = t
 	}
 	if f.until != "" {
-		t, err := engine.ParseWhen(f.until, now)
+		t, err := parse.Time(f.until, now)
 		if err != nil {
-			return lq, usageErr("--until: %v", err)
+			return lq, usageErr("--until %v", err)
 		}
 		lq.Until = t
+	}
+	if !lq.Since.IsZero() && !lq.Until.IsZero() && !lq.Until.After(lq.Since) {
+		return lq, usageErr("--since %q (%s) is not before --until %q (%s): the range matches nothing; swap them",
+			f.since, lq.Since.Format(time.RFC3339Nano), f.until, lq.Until.Format(time.RFC3339Nano))
 	}
 	return lq, nil
 }
@@ -207,7 +212,7 @@ Times are RFC 3339 UTC: nine fractional digits in JSON, three in tables.`,
 		},
 	}
 	qf.bind(cmd)
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "after the newest records, keep printing new ones as they commit (from the server when one runs, else by tailing the files; survives the server stopping)")
+	boolVar(cmd.Flags(), &follow, "follow", "f", false, "after the newest records, keep printing new ones as they commit (from the server when one runs, else by tailing the files; survives the server stopping)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: "+strings.Join(outputFormats, ", "))
 	completeJournalFlags(g, cmd)
 	return cmd

@@ -82,6 +82,9 @@ the command line, where ps would show it.`,
 			if err != nil {
 				return err
 			}
+			if err := g.checkWritableDir(); err != nil {
+				return g.fail(exitProblems, err)
+			}
 			if err := server.CheckListen(listen, token); err != nil {
 				return g.fail(exitUsage, err)
 			}
@@ -138,8 +141,8 @@ the command line, where ps would show it.`,
 	fl.StringVar(&sync, "sync", envOr("STATE_JOURNAL_SYNC", "always"), "sync policy: always (fsync before acknowledging), interval, none (env STATE_JOURNAL_SYNC)")
 	fl.StringVar(&token, "token", "", "removed: use --token-file")
 	_ = fl.MarkHidden("token")
-	fl.BoolVar(&metricsOpen, "metrics-open", false, "with a token, leave GET /metrics open to scrapers without it")
-	fl.BoolVar(&noAuto, "no-auto-compact", false, "do not compact sealed hot segments in the background (retention then applies only on state-journal-compact)")
+	boolVar(fl, &metricsOpen, "metrics-open", "", false, "with a token, leave GET /metrics open to scrapers without it")
+	boolVar(fl, &noAuto, "no-auto-compact", "", false, "do not compact sealed hot segments in the background (retention then applies only on state-journal-compact)")
 	rf.bind(cmd)
 	return cmd
 }

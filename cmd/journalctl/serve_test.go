@@ -213,10 +213,11 @@ func TestWhileAServerRunsRecordWritesThroughItAndReadersReadTheFiles(t *testing.
 		t.Fatalf("GET /v1/status: want the server to have appended 11 records, got %d %s", code, body)
 	}
 
-	// A record the policy refuses is refused through the server too, with the same message.
+	// A record the registry refuses is refused through the server too, with the same
+	// message and the same exit code as without a server (2: a bad --surface value).
 	r = jc(t, dir, "state-journal-record", "--surface", "runtime_work_sesion", "--change-type", "heartbeat")
-	if r.code != 1 || !strings.Contains(r.stderr, `did you mean "runtime_work_session"`) {
-		t.Errorf("unknown surface via the server: want exit 1 with a suggestion, got %s", r)
+	if r.code != 2 || !strings.Contains(r.stderr, `did you mean "runtime_work_session"`) {
+		t.Errorf("unknown surface via the server: want exit 2 with a suggestion, got %s", r)
 	}
 	r = jcIn(t, dir, heartbeat("ok-1")+"\n"+strings.Replace(heartbeat("bad"), "runtime_work_session", "runtime_approvals", 1)+"\n",
 		"state-journal-record", "--stdin")

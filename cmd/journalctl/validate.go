@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/types"
 )
 
 func newValidateCmd(g *globals) *cobra.Command {
-	var repair bool
+	var (
+		repair bool
+		wait   time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "state-journal-validate",
 		Short: "Check frames, checksums, sequences, schema and registry conformance (exit 0 clean, 1 problems, 2 usage)",
@@ -33,13 +38,24 @@ Exit codes: 0 clean, 1 problems found (or repaired), 2 usage error.`,
 				return err
 			}
 			ctx := context.Background()
+			if err := g.checkJournalDir(); err != nil {
+				return g.fail(exitProblems, err)
+			}
 			var repaired *engine.RepairReport
 			if repair {
 				opts, err := g.engineOptions()
 				if err != nil {
 					return err
 				}
-				r, err := engine.Repair(ctx, g.dir, opts...)
+				var r engine.RepairReport
+				h, err := g.waitForLock(wait, func() error {
+					var err error
+					r, err = engine.Repair(ctx, g.dir, opts...)
+					return err
+				})
+				if err == nil && h != nil {
+					err = fmt.Errorf("%w: held by %s; stop the server to repair", types.ErrLocked, describeHolder(h))
+				}
 				if err != nil {
 					return g.fail(exitProblems, fmt.Errorf("repair: %w", err))
 				}
@@ -91,6 +107,7 @@ Exit codes: 0 clean, 1 problems found (or repaired), 2 usage error.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&repair, "repair", false, "quarantine damaged entries (needs the writer lock)")
+	boolVar(cmd.Flags(), &repair, "repair", "", false, "quarantine damaged entries (needs the writer lock)")
+	cmd.Flags().Var(newDurationFlag(&wait, DefaultLockWait), "wait", "with --repair: how long to wait for the writer lock another journalctl holds (0 fails at once)")
 	return cmd
 }
