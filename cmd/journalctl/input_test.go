@@ -458,13 +458,19 @@ func TestEveryCommandExitCodesAndJSONErrors(t *testing.T) {
 			table.WriteString("\n")
 		}
 	}
-	// Unknown commands, bare and after runtime.
-	for _, args := range [][]string{{"state-jornal"}, {"runtime", "state-jornal"}, {"runtime"}} {
-		name := strings.Join(args, " ")
-		cell := walkOne(t, name, walkClass{"usage", 2}, walkCase{good, nil}, args)
-		jcell := walkOne(t, name, walkClass{"json usage", 2}, walkCase{good, nil}, args)
-		fmt.Fprintf(&table, "%-38s %-22s %-22s\n", name+" (no such command)", "n/a", jcell)
-		_ = cell
+	// Unknown and missing commands, bare and after runtime.
+	for _, c := range []struct {
+		label string
+		args  []string
+	}{
+		{"state-jornal (no such command)", []string{"state-jornal"}},
+		{"runtime state-jornal (no such command)", []string{"runtime", "state-jornal"}},
+		{"(no command)", []string{}},
+		{"runtime (no command)", []string{"runtime"}},
+	} {
+		jcell := walkOne(t, c.label, walkClass{"json usage", 2}, walkCase{good, nil}, c.args)
+		cell := walkOne(t, c.label, walkClass{"usage", 2}, walkCase{good, nil}, c.args)
+		fmt.Fprintf(&table, "%-38s %-22s %-22s %-22s\n", c.label, "n/a", jcell, cell)
 	}
 	t.Log(table.String())
 }
