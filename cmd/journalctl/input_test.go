@@ -154,6 +154,31 @@ func TestStdinReceiptsAndErrorsComeInInputOrderWithTheirLineDirectAndThroughASer
 	})
 }
 
+// Through a server, a line just under the line bound is recorded too,
+// whatever batch it shares with its neighbours: a batch the server finds
+// too large is halved (nothing of a refused batch was written), never
+// reported as a failure of the lines around it.
+func TestStdinThroughAServerRecordsALineNearTheBoundAndItsNeighbours(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	startServer(t, dir)
+	input := heartbeat("n-1") + "\n" + bigHeartbeat("n-2", (8<<20)-400) + "\n" + heartbeat("n-3") + "\n"
+	r := jcIn(t, dir, input, "state-journal-record", "--stdin", "--json")
+	if r.code != 0 {
+		t.Fatalf("want exit 0, got %s", r)
+	}
+	var got []int
+	for _, l := range stdinLines(t, r.stdout) {
+		if l.Error != nil {
+			t.Fatalf("line %d refused: %+v", *l.Line, l.Error)
+		}
+		got = append(got, *l.Line)
+	}
+	if !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("receipts for lines %v, want 1, 2, 3", got)
+	}
+}
+
 // When the server dies mid-stream, the output stays one JSON object per
 // line, and the last one names the first line not recorded: every line
 // from it on, read or not, is not recorded.

@@ -468,12 +468,15 @@ func (r *stdinRun) commit(ctx context.Context, items []*stdinItem) error {
 			items[pos[k]].err = err
 			continue
 		}
-		if errors.Is(err, types.ErrTooLarge) {
+		if refusedWhole(err) {
 			if len(pos) == 1 {
-				items[pos[0]].err = err // one line over the server's body bound
+				items[pos[0]].err = err // e.g. one line over the server's body bound
 				continue
 			}
-			// The server takes smaller bodies than this batch: halve it.
+			// The batch was refused whole without naming a line (a body
+			// over a server's smaller bound, a refusal without an index):
+			// nothing was written, so halving it is safe and finds the
+			// line.
 			mid := pos[len(pos)/2]
 			if err := r.commit(ctx, items[:mid]); err != nil {
 				return err
@@ -482,6 +485,17 @@ func (r *stdinRun) commit(ctx context.Context, items []*stdinItem) error {
 		}
 		return err
 	}
+}
+
+// refusedWhole reports whether err refuses a batch for its content (so
+// nothing of it was written), as opposed to a failure of the write path
+// whose outcome is unknown.
+func refusedWhole(err error) bool {
+	switch types.Code(err) {
+	case types.CodeTooLarge, types.CodeInvalidChange, types.CodeUnknownSurface, types.CodePolicyViolation, types.CodeEventIDConflict:
+		return true
+	}
+	return false
 }
 
 // report prints each item in order until the first one that has neither
