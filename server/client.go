@@ -96,6 +96,8 @@ func sentinelOf(code string) error {
 		return types.ErrUnknownSurface
 	case "policy_violation":
 		return types.ErrPolicy
+	case "event_id_conflict":
+		return types.ErrEventIDConflict
 	case "compacted":
 		return types.ErrCompacted
 	case "closed":
@@ -233,7 +235,7 @@ func decodeError(status int, data []byte) error {
 	}
 	e := eb.Error
 	switch e.Code {
-	case "invalid_change", CodeInvalidQuery, "unknown_surface", "policy_violation":
+	case "invalid_change", CodeInvalidQuery, "unknown_surface", "policy_violation", "event_id_conflict":
 		if e.Field != "" {
 			fe := &types.FieldError{
 				Kind: sentinelOf(e.Code), Field: e.Field, Value: e.Value, Problem: e.Problem,

@@ -62,7 +62,7 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case "read_only", "locked":
+	case "read_only", "locked", "event_id_conflict":
 		return http.StatusConflict
 	case "compacted":
 		return http.StatusGone

@@ -39,6 +39,11 @@ var (
 	// ErrLocked is returned when another process holds the data
 	// directory's writer lock.
 	ErrLocked = errors.New("data directory is locked by another writer")
+	// ErrEventIDConflict marks a change whose writer-supplied event_id
+	// already names a stored record with other content. An event_id names
+	// one record: a retry must send the same change, a new change needs a
+	// new id. The error is a *FieldError naming the stored sequence.
+	ErrEventIDConflict = errors.New("event_id already names a record with other content")
 	// ErrBadRegistry marks a surface registry file that does not validate.
 	ErrBadRegistry = errors.New("invalid surface registry")
 )
@@ -47,7 +52,7 @@ var (
 // wrong, what is wrong with its value, and what is allowed. It matches its
 // Kind sentinel with errors.Is.
 type FieldError struct {
-	Kind       error    // ErrInvalid, ErrUnknownSurface, ErrPolicy or ErrBadRegistry
+	Kind       error    // ErrInvalid, ErrUnknownSurface, ErrPolicy, ErrEventIDConflict or ErrBadRegistry
 	Field      string   // JSON field name, e.g. "change_type"
 	Value      string   // the offending value, already redacted where needed
 	Problem    string   // what is wrong, e.g. "is not one of the allowed values"
@@ -97,6 +102,8 @@ func Code(err error) string {
 		return "policy_violation"
 	case errors.Is(err, ErrInvalid):
 		return "invalid_change"
+	case errors.Is(err, ErrEventIDConflict):
+		return "event_id_conflict"
 	case errors.Is(err, ErrCompacted):
 		return "compacted"
 	case errors.Is(err, ErrClosed):
