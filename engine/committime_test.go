@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -194,5 +197,29 @@ func TestCommittedAtIsTheJournalsAndNeverTheWriters(t *testing.T) {
 	rb, _ := json.Marshal(rc)
 	if !strings.Contains(string(rb), `"committed_at"`) {
 		t.Fatalf("receipt JSON %s", rb)
+	}
+}
+
+// An archive written by an earlier release holds occurred_at as its
+// records' time; one dated in the future counts as committed no later
+// than its file was written, so it cannot pin age retention.
+func TestAnArchiveDatedInTheFutureCountsFromItsFileTime(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "archive-1-2.sjar")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(p, written, written); err != nil {
+		t.Fatal(err)
+	}
+	now := written.Add(40 * 24 * time.Hour).UnixNano()
+	a := &archiveSeg{path: p, footer: segment.ArchiveFooter{MaxTime: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()}}
+	if got := a.newestCommit(now); got != written.UnixNano() {
+		t.Fatalf("future MaxTime: newest commit %s, want the file's mtime %s", time.Unix(0, got).UTC(), written)
+	}
+	past := written.Add(-time.Hour).UnixNano()
+	a.footer.MaxTime = past
+	if got := a.newestCommit(now); got != past {
+		t.Fatalf("a past MaxTime is the commit time itself: got %d, want %d", got, past)
 	}
 }
