@@ -271,10 +271,10 @@ func (c *committerState) checkpointDedupe() []ckptDedupe {
 	out := make([]ckptDedupe, 0, len(c.dedupe.ids))
 	for _, it := range c.dedupe.order[c.dedupe.head:] {
 		e, ok := c.dedupe.ids[it.id]
-		if !ok || e.rc.Sequence != it.seq {
+		if !ok || e.seq != it.seq {
 			continue
 		}
-		out = append(out, ckptDedupe{ID: it.id, Seq: e.rc.Sequence, At: e.committed, Occurred: e.occurred, Hash: e.hash, Srf: e.rc.Surface})
+		out = append(out, ckptDedupe{ID: it.id, Seq: e.seq, At: e.committed, Occurred: e.occurred, Hash: e.hash, Srf: e.surface})
 	}
 	return out
 }

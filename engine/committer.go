@@ -546,15 +546,11 @@ func (j *Journal) commit() {
 			}
 			if it.writerID {
 				if e, ok := c.dedupe.get(id); ok {
-					rc := e.rc
-					rc.Duplicate = true
-					r.receipts = append(r.receipts, rc)
+					r.receipts = append(r.receipts, e.receipt(id))
 					continue
 				}
 				if e, ok := c.inBatch[id]; ok {
-					rc := e.rc
-					rc.Duplicate = true
-					r.receipts = append(r.receipts, rc)
+					r.receipts = append(r.receipts, e.receipt(id))
 					continue
 				}
 				flags = segment.FlagWriterEventID
@@ -591,7 +587,8 @@ func (j *Journal) commit() {
 			rc := Receipt{Sequence: seq, EventID: id, OccurredAt: it.change.OccurredAt, CommittedAt: time.Unix(0, it.committed).UTC(),
 				Surface: it.change.Surface, Redactions: it.redactions, MetadataTrimmed: it.trimmed}
 			if it.writerID {
-				e := dedupeEntry{rc: rc, hash: it.hash, occurred: it.change.OccurredAt.UnixNano(), committed: it.committed}
+				e := dedupeEntry{seq: seq, surface: it.surface.ID, hash: it.hash, occurred: it.change.OccurredAt.UnixNano(), committed: it.committed,
+					redactions: int32(min(it.redactions, 1<<31-1)), trimmed: it.trimmed}
 				c.inBatch[id] = e
 				c.dedupe.put(id, e, j.opts.now().UnixNano())
 			}
@@ -694,7 +691,7 @@ func (j *Journal) conflictLocked(r *request) error {
 				// retry of the first (same content) or a conflict.
 				if !e.sameContent(it.hash, occ, it.occSupplied) {
 					fe := conflictError(id, 0)
-					fe.Problem = fmt.Sprintf("is given to change %d of this batch too, with other content; an event_id names one record", e.rc.Sequence)
+					fe.Problem = fmt.Sprintf("is given to change %d of this batch too, with other content; an event_id names one record", e.seq)
 					if r.batch {
 						fe.Index = i
 					}
@@ -706,11 +703,11 @@ func (j *Journal) conflictLocked(r *request) error {
 			if !it.occSupplied {
 				occ = stamp
 			}
-			c.inReq[id] = dedupeEntry{rc: Receipt{Sequence: uint64(i)}, hash: it.hash, occurred: occ, committed: stamp}
+			c.inReq[id] = dedupeEntry{seq: uint64(i), hash: it.hash, occurred: occ, committed: stamp}
 			continue
 		}
 		if !e.sameContent(it.hash, occ, it.occSupplied) {
-			fe := conflictError(id, e.rc.Sequence)
+			fe := conflictError(id, e.seq)
 			if r.batch {
 				fe.Index = i
 			}

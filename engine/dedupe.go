@@ -12,7 +12,7 @@ import (
 // `window` after its record's commit time, never after the writer's
 // occurred_at (a writer whose clock is days behind must not escape it).
 // At most `max` ids are kept, oldest forgotten first, which bounds memory
-// (about 200 bytes an id). It survives restarts: the index checkpoint
+// (about 150 bytes an id with its map and FIFO slots). It survives restarts: the index checkpoint
 // holds it, and when the checkpoint is not used Open rebuilds it from the
 // hot log and the archives, covering the whole window. It never outlives
 // retention: ids of records removed by retention are forgotten with them.
@@ -24,13 +24,25 @@ type dedupe struct {
 	head   int
 }
 
-// dedupeEntry is what the window keeps of one record: its receipt and
-// what "same content" compares.
+// dedupeEntry is what the window keeps of one record: enough for its
+// first receipt, and what "same content" compares. It is kept small (56
+// bytes; the surface string is the registry's, shared) because the window
+// holds up to a million of them.
 type dedupeEntry struct {
-	rc        Receipt
-	hash      uint64 // contentHash of the stored encoding after occurred_at
-	occurred  int64  // unix nanos
-	committed int64  // unix nanos
+	seq        uint64
+	surface    string
+	hash       uint64 // contentHash of the stored encoding after occurred_at
+	occurred   int64  // unix nanos
+	committed  int64  // unix nanos
+	redactions int32
+	trimmed    bool
+}
+
+// receipt is the first receipt of the record, marked as a duplicate.
+// Durable is filled by the committer when it answers.
+func (e *dedupeEntry) receipt(id string) Receipt {
+	return Receipt{Sequence: e.seq, EventID: id, OccurredAt: time.Unix(0, e.occurred).UTC(), CommittedAt: time.Unix(0, e.committed).UTC(),
+		Surface: e.surface, Duplicate: true, Redactions: int(e.redactions), MetadataTrimmed: e.trimmed}
 }
 
 // occSupplied reports whether the writer supplied occurred_at: the
@@ -66,7 +78,7 @@ func (d *dedupe) put(id string, e dedupeEntry, now int64) {
 		return
 	}
 	d.ids[id] = e
-	d.order = append(d.order, dedupeItem{id: id, exp: exp, seq: e.rc.Sequence})
+	d.order = append(d.order, dedupeItem{id: id, exp: exp, seq: e.seq})
 	d.expire(now, 0)
 }
 
@@ -78,7 +90,7 @@ func (d *dedupe) expire(now int64, horizon uint64) {
 		if len(d.order)-d.head <= d.max && it.exp > now && it.seq >= horizon {
 			break
 		}
-		if e, ok := d.ids[it.id]; ok && e.rc.Sequence == it.seq {
+		if e, ok := d.ids[it.id]; ok && e.seq == it.seq {
 			delete(d.ids, it.id)
 		}
 		d.order[d.head] = dedupeItem{}

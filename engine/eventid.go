@@ -336,7 +336,7 @@ func (j *Journal) generatedRecordIn(v *view, id string, low uint64, ms int64, ha
 	if st.id != id {
 		return nil, nil
 	}
-	e := dedupeEntry{hash: st.hash, occurred: st.occurred, committed: committed}
+	e := dedupeEntry{seq: seq, hash: st.hash, occurred: st.occurred, committed: committed}
 	if !e.sameContent(hash, occurred, supplied) {
 		return nil, conflictError(id, seq)
 	}

@@ -130,7 +130,6 @@ type dedupeSeed struct {
 func (j *Journal) loadDedupe() {
 	now := j.opts.now().UnixNano()
 	for _, s := range j.seed {
-		s.e.rc.Durable = true
 		j.c.dedupe.put(s.id, s.e, now)
 	}
 	j.seed = nil
@@ -138,13 +137,21 @@ func (j *Journal) loadDedupe() {
 
 // storedSeed describes a stored record with a writer-supplied id for the
 // dedupe window.
-func storedSeed(seq uint64, committed int64, surface string, payload []byte) (dedupeSeed, error) {
+func (j *Journal) storedSeed(seq uint64, committed int64, surface string, payload []byte) (dedupeSeed, error) {
 	st, err := parseStoredIdentity(payload)
 	if err != nil {
 		return dedupeSeed{}, err
 	}
-	rc := Receipt{Sequence: seq, EventID: st.id, OccurredAt: time.Unix(0, st.occurred).UTC(), CommittedAt: time.Unix(0, committed).UTC(), Surface: surface}
-	return dedupeSeed{id: st.id, e: dedupeEntry{rc: rc, hash: st.hash, occurred: st.occurred, committed: committed}}, nil
+	return dedupeSeed{id: st.id, e: dedupeEntry{seq: seq, surface: j.surfaceName(surface), hash: st.hash, occurred: st.occurred, committed: committed}}, nil
+}
+
+// surfaceName returns the registry's copy of a surface id, so the dedupe
+// window shares one string per surface.
+func (j *Journal) surfaceName(s string) string {
+	if sf, ok := j.opts.registry.Lookup(s); ok {
+		return sf.ID
+	}
+	return s
 }
 
 // seedFromArchives adds to the dedupe seeds, before those of the hot log,
@@ -192,7 +199,7 @@ func (j *Journal) seedFromArchives(v *view) error {
 			if r.Time < cutoff || isTombstone(r.Payload) {
 				return true
 			}
-			s, err := storedSeed(r.Seq, r.Time, r.Label, r.Payload)
+			s, err := j.storedSeed(r.Seq, r.Time, r.Label, r.Payload)
 			if err != nil {
 				bad = fmt.Errorf("archive %s record %d: %w", a.name, r.Seq, err)
 				return false
@@ -610,8 +617,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			v, startIdx, startOff, startSeq, fromCk = ck.v, ck.segIdx, ck.off, ck.seq, true
 			if !readOnly {
 				for _, d := range ck.dedupe {
-					rc := Receipt{Sequence: d.Seq, EventID: d.ID, OccurredAt: time.Unix(0, d.Occurred).UTC(), CommittedAt: time.Unix(0, d.At).UTC(), Surface: d.Srf}
-					j.seed = append(j.seed, dedupeSeed{id: d.ID, e: dedupeEntry{rc: rc, hash: d.Hash, occurred: d.Occurred, committed: d.At}})
+					j.seed = append(j.seed, dedupeSeed{id: d.ID, e: dedupeEntry{seq: d.Seq, surface: j.surfaceName(d.Srf), hash: d.Hash, occurred: d.Occurred, committed: d.At}})
 				}
 			}
 		case errors.Is(err, os.ErrNotExist):
@@ -742,7 +748,7 @@ func (j *Journal) indexEntry(v *view, he segment.HotEntry, segMtime int64) (hotE
 	v.noteSurface(e, seq)
 	v.notePost(e, seq)
 	if !j.opts.readOnly && he.Flags&segment.FlagWriterEventID != 0 {
-		s, err := storedSeed(seq, committed, c.Surface, payload)
+		s, err := j.storedSeed(seq, committed, c.Surface, payload)
 		if err != nil {
 			return hotEntry{}, err
 		}
