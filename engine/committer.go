@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -142,11 +143,11 @@ func (j *Journal) add(r *request, c Change, index int) error {
 	}
 	r.enc = enc
 	if p.writerID {
-		st, ok := canonicalIdentity(enc[start:])
+		h, ok := newContentHash(enc[start:], len(p.change.EventID))
 		if !ok {
 			return fmt.Errorf("encode change: event_id %q does not encode canonically", clip(p.change.EventID))
 		}
-		p.hash = st.hash
+		p.hash = h
 		// An id of the journal-generated form may name a stored record:
 		// one lookup tells (see eventid.go).
 		dup, err := j.generatedRecord(p.change.EventID, p.hash, p.change.OccurredAt.UnixNano(), p.occSupplied)
@@ -201,7 +202,7 @@ func (j *Journal) submit(ctx context.Context, r *request, internal bool) error {
 	}
 	<-r.done
 	if r.err != nil {
-		if types.Code(r.err) == "event_id_conflict" {
+		if errors.Is(r.err, types.ErrEventIDConflict) {
 			j.countReject(r.err)
 		}
 		return r.err
@@ -353,9 +354,12 @@ func (j *Journal) syncGroup(group []*syncBatch) {
 	}
 	for _, b := range group {
 		for _, r := range b.reqs {
-			if err != nil {
+			if r.err != nil {
+				// Refused before anything of it was written (a conflict):
+				// that answer stands.
+			} else if err != nil {
 				r.err = err
-			} else if r.err == nil {
+			} else {
 				for i := range r.receipts {
 					if !r.receipts[i].Duplicate {
 						r.receipts[i].Durable = true
@@ -761,7 +765,9 @@ func (j *Journal) observe(r *request) {
 
 func (j *Journal) answerAll(err error) {
 	for _, r := range j.c.pending {
-		r.err = err
+		if r.err == nil { // a request refused before writing keeps its answer
+			r.err = err
+		}
 		r.done <- struct{}{}
 	}
 }

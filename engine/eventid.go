@@ -227,6 +227,18 @@ func canonicalIdentity(b []byte) (identity, bool) {
 	return identity{id: id, occurred: t.UnixNano(), hash: contentHash(rest[len(TimeLayout)+1:])}, true
 }
 
+// newContentHash is the content hash of an encoding AppendJSON just
+// wrote for an event_id of idLen bytes (token characters, never
+// escaped), found by position instead of parsing.
+func newContentHash(b []byte, idLen int) (uint64, bool) {
+	at := eventIDOffset + idLen
+	end := at + len(occurredKey) + len(TimeLayout) + 1
+	if len(b) < end || string(b[at:at+len(occurredKey)]) != string(occurredKey) || b[end-1] != '"' {
+		return 0, false
+	}
+	return contentHash(b[end:]), true
+}
+
 // contentHash is FNV-1a 64 of the stored encoding after occurred_at.
 func contentHash(b []byte) uint64 {
 	h := fnv.New64a()

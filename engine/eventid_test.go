@@ -570,3 +570,26 @@ func TestVersion1EnvelopesReadWithOccurredAtAsCommitTime(t *testing.T) {
 		t.Fatalf("record after the v1 entries: %+v, %v", rc, err)
 	}
 }
+
+// The hash found by position when writing equals the one parsed from the
+// stored record when rebuilding the window, or dedupe would call every
+// retry after a restart a conflict.
+func TestTheContentHashIsTheSameWrittenAndRead(t *testing.T) {
+	j := openT(t, t.TempDir())
+	for _, c := range []Change{writerChange("a", "ws-1"), writerChange("a-much-longer:id/with.every_char-1", "ws-2")} {
+		c.Metadata = map[string]any{"k": "v", "n": 1}
+		p, err := j.prepare(c, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := p.change.AppendJSON(nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok := newContentHash(enc, len(p.change.EventID))
+		st, err := parseStoredIdentity(enc)
+		if !ok || err != nil || st.hash != h || st.id != c.EventID || st.occurred != p.change.OccurredAt.UnixNano() {
+			t.Fatalf("written hash %x (%v), parsed %+v (%v)", h, ok, st, err)
+		}
+	}
+}
