@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -591,5 +592,45 @@ func TestTheContentHashIsTheSameWrittenAndRead(t *testing.T) {
 		if !ok || err != nil || st.hash != h || st.id != c.EventID || st.occurred != p.change.OccurredAt.UnixNano() {
 			t.Fatalf("written hash %x (%v), parsed %+v (%v)", h, ok, st, err)
 		}
+	}
+}
+
+// A damaged archive leaves a hole in the rebuilt window, logged with its
+// name; the journal still opens and the other archives' ids are kept.
+func TestADamagedArchiveLeavesALoggedHoleInTheRebuiltWindow(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		for k := 0; k < 20; k++ {
+			if _, err := j.Record(ctx, writerChange(fmt.Sprintf("a%d-%d", i, k), "ws-1")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := j.Compact(ctx, CompactOptions{SealActive: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older := j.view.Load().archives[0].path
+	j.Close()
+	b, err := os.ReadFile(older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0xff // inside the records, not the footer
+	if err := os.WriteFile(older, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, stateDirName, checkpointFileName))
+	var logs syncBuffer
+	j = openT(t, dir, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if !strings.Contains(logs.String(), "dedupe window incomplete") || !strings.Contains(logs.String(), filepath.Base(older)) {
+		t.Fatalf("the hole is not logged with the archive's name:\n%s", logs.String())
+	}
+	if rc, err := j.Record(ctx, writerChange("a1-7", "ws-1")); err != nil || !rc.Duplicate {
+		t.Fatalf("id of the intact archive: %+v, %v", rc, err)
 	}
 }

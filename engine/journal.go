@@ -162,7 +162,7 @@ func (j *Journal) surfaceName(s string) string {
 // between a compaction and its checkpoint, or with the checkpoint lost.
 // Archives carry no writer-id flag: an id is taken as journal-generated,
 // and skipped, when it names its own record (eventid.go).
-func (j *Journal) seedFromArchives(v *view) error {
+func (j *Journal) seedFromArchives(v *view) {
 	window := j.opts.dedupeWindow
 	max := j.opts.dedupeMax
 	if max <= 0 {
@@ -170,16 +170,25 @@ func (j *Journal) seedFromArchives(v *view) error {
 	}
 	budget := max - len(j.seed)
 	if window <= 0 || budget <= 0 {
-		return nil
+		return
 	}
 	now := j.opts.now().UnixNano()
 	cutoff := now - int64(window)
 	floor := v.horizon()
 	var got []dedupeSeed // newest first
+	// An archive that cannot be read leaves a hole in the window, not a
+	// journal that cannot open: the hole is logged with the archive's
+	// name (its records' retries may be stored again), and the archive's
+	// damage is reported by every read that reaches it and by validate.
+	incomplete := func(a *archiveSeg, err error) {
+		j.log.Warn("dedupe window incomplete: the ids of an unreadable archive are not remembered; retries of its records may be stored again",
+			"archive", a.name, "first", a.first, "last", a.last, "err", err)
+	}
 	for i := len(v.archives) - 1; i >= 0 && len(got) < budget; i-- {
 		a := v.archives[i]
 		if a.err != nil {
-			return fmt.Errorf("rebuild the dedupe window: archive %s: %w", a.name, a.err)
+			incomplete(a, a.err)
+			continue
 		}
 		if a.footer.Records == 0 {
 			continue
@@ -189,7 +198,8 @@ func (j *Journal) seedFromArchives(v *view) error {
 		}
 		ar, release, err := j.archives.get(a.path)
 		if err != nil {
-			return fmt.Errorf("rebuild the dedupe window: %w", err)
+			incomplete(a, err)
+			continue
 		}
 		var bad error
 		err = ar.ScanReverse(0, nil, func(r segment.ArchiveRecord) bool {
@@ -201,8 +211,8 @@ func (j *Journal) seedFromArchives(v *view) error {
 			}
 			s, err := j.storedSeed(r.Seq, r.Time, r.Label, r.Payload)
 			if err != nil {
-				bad = fmt.Errorf("archive %s record %d: %w", a.name, r.Seq, err)
-				return false
+				bad = fmt.Errorf("record %d: %w", r.Seq, err)
+				return true
 			}
 			if isGeneratedFor(s.id, r.Seq, r.Time) {
 				return true
@@ -215,16 +225,15 @@ func (j *Journal) seedFromArchives(v *view) error {
 			err = bad
 		}
 		if err != nil {
-			return fmt.Errorf("rebuild the dedupe window: %w", err)
+			incomplete(a, err)
 		}
 	}
 	if len(got) == 0 {
-		return nil
+		return
 	}
 	slices.Reverse(got)
 	j.seed = append(got, j.seed...)
 	j.log.Info("rebuilt the dedupe window from the archives", "ids", len(got), "window", window.String())
-	return nil
 }
 
 // Recovery describes what Open repaired. It is logged, kept in
@@ -558,9 +567,7 @@ func (j *Journal) openWriter() (err error) {
 		// The checkpoint holds the dedupe window; without it the window
 		// is rebuilt from the hot log (seeded by loadHot) and the
 		// archives.
-		if err := j.seedFromArchives(v); err != nil {
-			return err
-		}
+		j.seedFromArchives(v)
 	}
 	j.view.Store(v)
 	j.durableSeq.Store(v.last())
