@@ -341,6 +341,9 @@ func (j *Journal) generatedRecordIn(v *view, id string, low uint64, ms int64, ha
 			return nil, nil // coalesced away, or another millisecond
 		}
 	}
+	if isTombstone(payload) {
+		return nil, nil // a repaired loss holds no id
+	}
 	st, err := parseStoredIdentity(payload)
 	if err != nil {
 		return nil, fmt.Errorf("check event_id %s against sequence %d: %w", id, seq, err)
