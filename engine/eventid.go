@@ -320,6 +320,9 @@ func (j *Journal) generatedRecordIn(v *view, id string, low uint64, ms int64, ha
 			return nil, nil
 		}
 		a := v.archives[i]
+		if a.err == nil && (ms < a.footer.MinTime/int64(time.Millisecond) || ms > a.footer.MaxTime/int64(time.Millisecond)) {
+			return nil, nil // no record of that millisecond there: no block to read
+		}
 		if a.err != nil {
 			return nil, fmt.Errorf("check event_id %s against sequence %d: archive %s: %w", id, seq, a.name, a.err)
 		}
