@@ -223,3 +223,15 @@ func TestAnArchiveDatedInTheFutureCountsFromItsFileTime(t *testing.T) {
 		t.Fatalf("a past MaxTime is the commit time itself: got %d, want %d", got, past)
 	}
 }
+
+func TestReceiptJSONWritesCommittedAtInTheOneTimeLayout(t *testing.T) {
+	rc := Receipt{Sequence: 1, OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), CommittedAt: time.Date(2026, 1, 2, 3, 4, 5, 7, time.UTC)}
+	b, err := json.Marshal(rc)
+	if err != nil || !strings.Contains(string(b), `"committed_at":"2026-01-02T03:04:05.000000007Z"`) || !strings.Contains(string(b), `"occurred_at":"2026-01-02T03:04:05.000000006Z"`) {
+		t.Fatalf("receipt JSON %s, %v", b, err)
+	}
+	var back Receipt
+	if err := json.Unmarshal(b, &back); err != nil || !back.CommittedAt.Equal(rc.CommittedAt) {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+}
