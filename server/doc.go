@@ -55,7 +55,8 @@
 // GET /v1/changes takes these query parameters (unknown ones are refused):
 //
 //	after           cursor: only records with a greater sequence
-//	since, until    RFC 3339 time, or a duration ago ("15m", "36h", "7d", "2w")
+//	since, until    commit-time range (the journal's clock, not occurred_at): RFC 3339
+//	                time, or a duration ago ("15m", "36h", "7d", "2w")
 //	surface         surface ids, repeatable or comma-separated
 //	change_type     change types, repeatable or comma-separated
 //	aggregate_type, aggregate_id   both or neither
@@ -91,7 +92,9 @@
 //
 // Codes and statuses: invalid_change, invalid_query and unknown_surface
 // 400; unauthorized 401; forbidden_host 403; not_found 404;
-// method_not_allowed 405 (with Allow); read_only and locked 409;
+// method_not_allowed 405 (with Allow); read_only, locked and
+// event_id_conflict (an event_id that names a stored record with other
+// content; nothing of the body is written) 409;
 // compacted 410; too_large 413; unsupported_media_type 415;
 // policy_violation 422; internal 500; journal_failed, closed, queue_full
 // and canceled 503. Field values come from the engine already redacted.
