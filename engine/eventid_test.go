@@ -634,3 +634,81 @@ func TestADamagedArchiveLeavesALoggedHoleInTheRebuiltWindow(t *testing.T) {
 		t.Fatalf("id of the intact archive: %+v, %v", rc, err)
 	}
 }
+
+// testdata/step4-dir was written by the previous release (bb26393):
+// version 1 envelopes, a version 1 checkpoint, an archive whose record
+// times are occurred_at. 40 heartbeats, occurred_at 2026-11-30T12:00:00Z
+// plus i seconds, every third with writer id old-<i>; 1..30 archived,
+// 31..40 hot. It must open, keep every identity and continue in the new
+// format.
+func TestAStep4DirectoryOpensKeepsItsIdentitiesAndContinuesInVersion2(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "step4-dir"), dir)
+	base := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	clock := newFakeClock(base.Add(time.Hour))
+	var logs syncBuffer
+	j, err := Open(dir, WithSegmentSize(64<<10), WithClock(clock.Now), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.fromCheckpoint || !strings.Contains(logs.String(), "index checkpoint not used") {
+		t.Fatalf("the version 1 checkpoint: fromCheckpoint %v, log:\n%s", j.fromCheckpoint, logs.String())
+	}
+	res, err := j.Query(ctx, Query{Limit: -1})
+	if err != nil || len(res.Changes) != 40 {
+		t.Fatalf("%d records, %v", len(res.Changes), err)
+	}
+	for i, c := range res.Changes {
+		want := base.Add(time.Duration(i+1) * time.Second)
+		if c.Sequence != uint64(i+1) || !c.OccurredAt.Equal(want) || !c.CommittedAt.Equal(want) {
+			t.Fatalf("record %d: occurred %s committed %s, want both %s (no commit time: occurred_at stands in)", c.Sequence, c.OccurredAt, c.CommittedAt, want)
+		}
+	}
+	old := func(i int, agg string) Change {
+		c := heartbeat(agg)
+		c.EventID, c.OccurredAt = fmt.Sprintf("old-%d", i), base.Add(time.Duration(i)*time.Second)
+		return c
+	}
+	for _, i := range []int{3, 30, 33} { // archived, archived, hot
+		rc, err := j.Record(ctx, old(i, fmt.Sprintf("ws-%d", i%5)))
+		if err != nil || !rc.Duplicate || rc.Sequence != uint64(i) {
+			t.Fatalf("retry of old-%d: %+v, %v", i, rc, err)
+		}
+	}
+	if _, err := j.Record(ctx, old(3, "ws-9")); !errors.Is(err, ErrEventIDConflict) {
+		t.Fatalf("old-3 with other content: %v", err)
+	}
+	rc, err := j.Record(ctx, heartbeat("ws-new"))
+	if err != nil || rc.Sequence != 41 || !rc.CommittedAt.Equal(clock.Now()) {
+		t.Fatalf("new record: %+v, %v", rc, err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The segment now holds both versions; every scan reads both.
+	var versions []byte
+	seg := segment.HotSegment{Path: filepath.Join(dir, hotDirName, segment.HotSegmentName(31)), FirstSeq: 31}
+	if _, err := segment.ScanHotSegmentEntries(seg, 0, 31, func(e segment.HotEntry) bool {
+		versions = append(versions, e.Version)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 11 || versions[0] != segment.EnvelopeVersion1 || versions[10] != segment.EnvelopeVersion2 {
+		t.Fatalf("envelope versions in the continued segment: %v", versions)
+	}
+	if probs := validateClean(t, "continued step 4 directory", dir); len(probs) > 0 {
+		t.Fatalf("validate: %+v", probs)
+	}
+	j = openT(t, dir, WithSegmentSize(64<<10), WithClock(clock.Now))
+	if !j.fromCheckpoint {
+		t.Fatal("the version 2 checkpoint written at close was not used")
+	}
+	if rc, err := j.Record(ctx, old(6, "ws-1")); err != nil || !rc.Duplicate || rc.Sequence != 6 {
+		t.Fatalf("retry of old-6 from the new checkpoint: %+v, %v", rc, err)
+	}
+	if got, err := j.Query(ctx, Query{Since: base.Add(35 * time.Second), Limit: -1}); err != nil || len(got.Changes) != 7 {
+		t.Fatalf("since 12:00:35: %d records, %v; want 35..41", len(got.Changes), err)
+	}
+}
