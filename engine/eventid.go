@@ -203,6 +203,19 @@ func parseStoredIdentity(payload []byte) (identity, error) {
 
 var occurredKey = []byte(`","occurred_at":"`)
 
+// canonicalEventID returns the event_id of a canonical stored encoding
+// without parsing the rest.
+func canonicalEventID(b []byte) (string, bool) {
+	if len(b) < eventIDOffset || string(b[:eventIDOffset]) != `{"schema_version":"`+SchemaVersion+`","event_id":"` {
+		return "", false
+	}
+	end := bytes.IndexByte(b[eventIDOffset:], '"')
+	if end < 0 {
+		return "", false
+	}
+	return string(b[eventIDOffset : eventIDOffset+end]), true
+}
+
 // canonicalIdentity parses the prefix AppendJSON writes:
 // {"schema_version":"...","event_id":"<id>","occurred_at":"<TimeLayout>", and
 // hashes the rest.

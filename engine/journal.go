@@ -209,12 +209,12 @@ func (j *Journal) seedFromArchives(v *view) {
 			if r.Time < cutoff || isTombstone(r.Payload) {
 				return true
 			}
+			if id, ok := canonicalEventID(r.Payload); ok && isGeneratedFor(id, r.Seq, r.Time) {
+				return true // most records: skipped before parsing the rest
+			}
 			s, err := j.storedSeed(r.Seq, r.Time, r.Label, r.Payload)
 			if err != nil {
 				bad = fmt.Errorf("record %d: %w", r.Seq, err)
-				return true
-			}
-			if isGeneratedFor(s.id, r.Seq, r.Time) {
 				return true
 			}
 			got = append(got, s)
