@@ -712,3 +712,42 @@ func TestAStep4DirectoryOpensKeepsItsIdentitiesAndContinuesInVersion2(t *testing
 		t.Fatalf("since 12:00:35: %d records, %v; want 35..41", len(got.Changes), err)
 	}
 }
+
+// The window never outlives retention, even when the checkpoint that
+// holds it predates a retention step a crash interrupted (horizon
+// persisted, archives not yet removed: open removes them).
+func TestTheWindowForgetsIDsBelowTheHorizonAtOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := j.Record(ctx, writerChange(fmt.Sprintf("gone-%d", i), "ws-1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.Compact(ctx, CompactOptions{SealActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := j.Record(ctx, writerChange("kept", "ws-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close() // the checkpoint holds all six ids
+	if err := writeHorizon(filepath.Join(dir, stateDirName), kept.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	j = openT(t, dir)
+	if !j.fromCheckpoint {
+		t.Fatal("the checkpoint was not used")
+	}
+	rc, err := j.Record(ctx, writerChange("gone-2", "ws-1"))
+	if err != nil || rc.Duplicate {
+		t.Fatalf("an id of a record retention removed answered %+v, %v: a receipt for a record that no longer exists", rc, err)
+	}
+	if rc, err := j.Record(ctx, writerChange("kept", "ws-1")); err != nil || !rc.Duplicate || rc.Sequence != kept.Sequence {
+		t.Fatalf("kept id: %+v, %v", rc, err)
+	}
+}

@@ -133,6 +133,11 @@ func (j *Journal) loadDedupe() {
 		j.c.dedupe.put(s.id, s.e, now)
 	}
 	j.seed = nil
+	// Never past retention: a checkpoint may name ids of records that
+	// retention removed after it was written.
+	if v := j.view.Load(); v != nil {
+		j.c.dedupe.expire(now, v.horizon())
+	}
 }
 
 // storedSeed describes a stored record with a writer-supplied id for the
