@@ -81,6 +81,22 @@ func loadArchives(dir string) ([]*archiveSeg, error) {
 	return out, nil
 }
 
+// newestCommit is the commit time of the archive's newest record as
+// retention and the dedupe window count it: the footer's MaxTime, which
+// this build fills from commit times. An archive of an earlier release
+// holds occurred_at there; a value in the future (a writer's clock gone
+// wrong) is capped at the file's modification time, the latest moment
+// its records can have been committed, so it cannot pin age retention.
+func (a *archiveSeg) newestCommit(now int64) int64 {
+	t := a.footer.MaxTime
+	if t > now {
+		if m := fileMtime(a.path); m > 0 && m < t {
+			t = m
+		}
+	}
+	return t
+}
+
 // checkArchiveRange checks the footer against the range the name claims.
 func checkArchiveRange(a *archiveSeg) error {
 	f := a.footer

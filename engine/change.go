@@ -24,15 +24,24 @@ const TimeLayout = types.TimeLayout
 // changed. It says *that* something changed, never the new state; the
 // source module stays the truth.
 //
-// On input, the journal fills EventID (UUIDv7), OccurredAt (the time the
-// journal accepted the change), ChangedSurfaces ([Surface]), Severity
-// ("info"), SnapshotHint (from the surface's registry entry) and
-// SchemaVersion when they are empty, and always assigns Sequence.
+// On input, the journal fills EventID (a UUIDv7 that names the record's
+// sequence), OccurredAt (the commit time), ChangedSurfaces ([Surface]),
+// Severity ("info"), SnapshotHint (from the surface's registry entry) and
+// SchemaVersion when they are empty, and always assigns Sequence and
+// CommittedAt.
+//
+// OccurredAt is the writer's claim of when the change happened; the
+// journal bounds it (MaxOccurredAtAhead) but never decides anything on
+// it. CommittedAt is the journal's own clock when it accepted the record:
+// retention by age, the dedupe window and Since/Until run on it. It is
+// kept in the hot-log envelope and as the archive record's time, not in
+// the stored record, and is filled on every change a query returns.
 type Change struct {
 	SchemaVersion         string         `json:"schema_version"`
 	EventID               string         `json:"event_id"`
 	Sequence              uint64         `json:"sequence,omitempty"`
 	OccurredAt            time.Time      `json:"occurred_at"`
+	CommittedAt           time.Time      `json:"committed_at"`
 	Source                string         `json:"source"`
 	Surface               string         `json:"surface"`
 	ChangeType            string         `json:"change_type"`
@@ -67,6 +76,11 @@ func (c *Change) AppendJSON(dst []byte, withSequence bool) ([]byte, error) {
 	}
 	dst = append(dst, `,"occurred_at":"`...)
 	dst = c.OccurredAt.UTC().AppendFormat(dst, TimeLayout)
+	if withSequence && !c.CommittedAt.IsZero() {
+		// Not in the stored form: the envelope and the archive keep it.
+		dst = append(dst, `","committed_at":"`...)
+		dst = c.CommittedAt.UTC().AppendFormat(dst, TimeLayout)
+	}
 	dst = append(dst, `","source":`...)
 	dst = appendJSONString(dst, c.Source)
 	dst = append(dst, `,"surface":`...)
@@ -237,6 +251,7 @@ type wireChange struct {
 	EventID               string          `json:"event_id"`
 	Sequence              json.RawMessage `json:"sequence"`
 	OccurredAt            string          `json:"occurred_at"`
+	CommittedAt           json.RawMessage `json:"committed_at"`
 	Source                string          `json:"source"`
 	Surface               string          `json:"surface"`
 	ChangeType            string          `json:"change_type"`
@@ -274,6 +289,9 @@ func ParseChange(data []byte) (Change, error) {
 	}
 	if len(w.Sequence) > 0 && string(w.Sequence) != "null" {
 		return Change{}, &types.FieldError{Kind: types.ErrInvalid, Field: "sequence", Value: string(w.Sequence), Problem: "is assigned by the journal at commit and must not be supplied", Index: -1}
+	}
+	if len(w.CommittedAt) > 0 && string(w.CommittedAt) != "null" {
+		return Change{}, &types.FieldError{Kind: types.ErrInvalid, Field: "committed_at", Value: clip(string(w.CommittedAt)), Problem: "is the journal's own clock, assigned at commit, and must not be supplied; the writer's time goes in occurred_at", Index: -1}
 	}
 	if w.MutatesAuthorityState != nil {
 		c.MutatesAuthorityState = *w.MutatesAuthorityState
@@ -360,13 +378,19 @@ type Receipt struct {
 	Sequence   uint64    `json:"sequence"`
 	EventID    string    `json:"event_id"`
 	OccurredAt time.Time `json:"occurred_at"`
-	Surface    string    `json:"surface"`
+	// CommittedAt is the journal's clock when it accepted the record: the
+	// time retention, the dedupe window and "since" filters count from.
+	CommittedAt time.Time `json:"committed_at"`
+	Surface     string    `json:"surface"`
 	// Durable is true when the record was on stable storage (fsynced)
 	// before the call returned. It is false only under sync=interval for
 	// ordinary records and under sync=none.
 	Durable bool `json:"durable"`
-	// Duplicate is true when the event_id was already recorded inside the
-	// dedupe window: this receipt is the first one and nothing was written.
+	// Duplicate is true when the event_id already names a stored record
+	// with the same content (inside the dedupe window, or a
+	// journal-generated id): this receipt is the first one and nothing
+	// was written. The same id with other content is an
+	// ErrEventIDConflict error instead.
 	Duplicate bool `json:"duplicate"`
 	// Redactions counts values replaced by a [REDACTED:kind] marker.
 	Redactions int `json:"redactions"`

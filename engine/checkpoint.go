@@ -31,8 +31,11 @@ import (
 const (
 	checkpointFileName = "index.ckpt"
 	checkpointMagic    = "SJCK"
-	checkpointVersion  = 1
-	entryDiskSize      = 32
+	// checkpointVersion 2: entries' time is the commit time and dedupe
+	// ids carry their content hash. A version 1 checkpoint is not used
+	// (Open says so and rebuilds from the log and archives).
+	checkpointVersion = 2
+	entryDiskSize     = 32
 )
 
 // checkpointMeta is the JSON part of a checkpoint.
@@ -67,11 +70,15 @@ type ckptHint struct {
 	Last uint64 `json:"last"`
 }
 
+// ckptDedupe is one id of the dedupe window (version 2: At is the commit
+// time, Occurred and Hash describe the content, see identity).
 type ckptDedupe struct {
-	ID  string `json:"id"`
-	Seq uint64 `json:"seq"`
-	At  int64  `json:"at"` // occurred_at, unix nanos
-	Srf string `json:"surface"`
+	ID       string `json:"id"`
+	Seq      uint64 `json:"seq"`
+	At       int64  `json:"at"`       // commit time, unix nanos
+	Occurred int64  `json:"occurred"` // occurred_at, unix nanos
+	Hash     uint64 `json:"hash"`     // contentHash
+	Srf      string `json:"surface"`
 }
 
 // writeCheckpoint writes the checkpoint of view v with dedupe items d.
@@ -263,11 +270,11 @@ func (c *committerState) checkpointDedupe() []ckptDedupe {
 	}
 	out := make([]ckptDedupe, 0, len(c.dedupe.ids))
 	for _, it := range c.dedupe.order[c.dedupe.head:] {
-		rc, ok := c.dedupe.ids[it.id]
-		if !ok || rc.Sequence != it.seq {
+		e, ok := c.dedupe.ids[it.id]
+		if !ok || e.seq != it.seq {
 			continue
 		}
-		out = append(out, ckptDedupe{ID: it.id, Seq: rc.Sequence, At: rc.OccurredAt.UnixNano(), Srf: rc.Surface})
+		out = append(out, ckptDedupe{ID: it.id, Seq: e.seq, At: e.committed, Occurred: e.occurred, Hash: e.hash, Srf: e.surface})
 	}
 	return out
 }

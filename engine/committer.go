@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,6 +27,7 @@ type request struct {
 	ends     []int  // ends[i] is the end of item i in enc
 	receipts []Receipt
 	err      error
+	batch    bool // RecordBatch: errors name the change's index
 	start    time.Time
 	needSync bool
 	done     chan struct{}
@@ -40,6 +43,7 @@ func getRequest() *request {
 	r.receipts = r.receipts[:0]
 	r.err = nil
 	r.needSync = false
+	r.batch = false
 	return r
 }
 
@@ -99,6 +103,7 @@ func (j *Journal) recordBatch(ctx context.Context, cs []Change, internal bool) (
 	}
 	r := getRequest()
 	defer putRequest(r)
+	r.batch = true
 	for i, c := range cs {
 		if err := j.add(r, c, i); err != nil {
 			return nil, err
@@ -119,20 +124,41 @@ func (j *Journal) add(r *request, c Change, index int) error {
 	if err == nil {
 		// The index entry is filled here, in the writer's goroutine; the
 		// committer only adds its place in the file.
-		j.fillEntry(&p.entry, &p.change)
+		j.fillEntry(&p.entry, &p.change, p.committed)
 	}
-	if err != nil {
+	reject := func(err error) error {
 		j.countReject(err)
 		if fe, ok := err.(*types.FieldError); ok && index >= 0 {
 			fe.Index = index
 		}
 		return err
 	}
+	if err != nil {
+		return reject(err)
+	}
+	start := len(r.enc)
 	enc, err := p.change.AppendJSON(r.enc, false)
 	if err != nil {
 		return err
 	}
 	r.enc = enc
+	if p.writerID {
+		h, ok := newContentHash(enc[start:], len(p.change.EventID))
+		if !ok {
+			return fmt.Errorf("encode change: event_id %q does not encode canonically", clip(p.change.EventID))
+		}
+		p.hash = h
+		// An id of the journal-generated form may name a stored record:
+		// one lookup tells (see eventid.go).
+		dup, err := j.generatedRecord(p.change.EventID, p.hash, p.change.OccurredAt.UnixNano(), p.occSupplied)
+		if err != nil {
+			r.enc = r.enc[:start]
+			return reject(err)
+		}
+		p.dup = dup
+	} else if string(enc[start+eventIDOffset:start+eventIDOffset+len(generatedIDPlaceholder)]) != generatedIDPlaceholder {
+		return fmt.Errorf("encode change: the event_id placeholder is not where the committer stamps it")
+	}
 	r.ends = append(r.ends, len(enc))
 	r.items = append(r.items, p)
 	if p.needSync {
@@ -182,6 +208,9 @@ func (j *Journal) submit(ctx context.Context, r *request, internal bool) error {
 	}
 	<-r.done
 	if r.err != nil {
+		if errors.Is(r.err, types.ErrEventIDConflict) {
+			j.countReject(r.err)
+		}
 		return r.err
 	}
 	if j.metrics != nil {
@@ -203,17 +232,21 @@ type committerState struct {
 	dirty    bool // written but not fsynced
 	lastSync time.Time
 	dedupe   *dedupe
-	inBatch  map[string]Receipt
-	tip      *view      // the newest view built, published once durable
-	tail     *os.File   // read handle of the tail segment, for the syncer's fsync
-	tails    []*os.File // earlier tail handles the syncer may still use
+	inBatch  map[string]dedupeEntry
+	inReq    map[string]dedupeEntry // a request's own writer ids, for the conflict pre-pass
+	idRand   *rand.ChaCha8          // random bits of generated event ids
+	tip      *view                  // the newest view built, published once durable
+	tail     *os.File               // read handle of the tail segment, for the syncer's fsync
+	tails    []*os.File             // earlier tail handles the syncer may still use
 }
 
 func (c *committerState) init(j *Journal, v *view) {
 	c.segSize = int64(j.opts.segmentSize)
 	c.last = v.last()
 	c.lastSync = time.Now()
-	c.inBatch = make(map[string]Receipt)
+	c.inBatch = make(map[string]dedupeEntry)
+	c.inReq = make(map[string]dedupeEntry)
+	c.idRand = newIDRand()
 	if len(v.segs) > 0 {
 		if fi, err := os.Stat(v.segs[len(v.segs)-1].path); err == nil {
 			c.tailSize = fi.Size()
@@ -322,9 +355,15 @@ func (j *Journal) syncGroup(group []*syncBatch) {
 			}
 		}
 	}
+	if err != nil {
+		err = outcomeUnknown(err)
+	}
 	for _, b := range group {
 		for _, r := range b.reqs {
-			if err != nil {
+			if r.err != nil {
+				// Refused before anything of it was written (a conflict):
+				// that answer stands.
+			} else if err != nil {
 				r.err = err
 			} else {
 				for i := range r.receipts {
@@ -498,6 +537,12 @@ func (j *Journal) commit() {
 		if r.needSync {
 			needSync = true
 		}
+		if err := j.conflictLocked(r); err != nil {
+			// All or nothing: a request with a conflicting id writes none
+			// of its changes.
+			r.err = err
+			continue
+		}
 		start := 0
 		for i := range r.items {
 			it := &r.items[i]
@@ -505,15 +550,17 @@ func (j *Journal) commit() {
 			start = r.ends[i]
 			id := it.change.EventID
 			var flags byte
+			if it.dup != nil {
+				r.receipts = append(r.receipts, *it.dup)
+				continue
+			}
 			if it.writerID {
-				if rc, ok := c.dedupe.get(id); ok {
-					rc.Duplicate = true
-					r.receipts = append(r.receipts, rc)
+				if e, ok := c.dedupe.get(id); ok {
+					r.receipts = append(r.receipts, e.receipt(id))
 					continue
 				}
-				if rc, ok := c.inBatch[id]; ok {
-					rc.Duplicate = true
-					r.receipts = append(r.receipts, rc)
+				if e, ok := c.inBatch[id]; ok {
+					r.receipts = append(r.receipts, e.receipt(id))
 					continue
 				}
 				flags = segment.FlagWriterEventID
@@ -525,7 +572,13 @@ func (j *Journal) commit() {
 				rotateFirst = false
 			}
 			seq++
-			c.scratch = segment.AppendEnvelopeFlags(c.scratch[:0], seq, flags, payload)
+			if !it.writerID {
+				// The id that names this record: its sequence and commit
+				// millisecond (eventid.go), stamped over the placeholder.
+				appendGeneratedID(payload[eventIDOffset:eventIDOffset], seq, it.committed, uint32(c.idRand.Uint64()))
+				id = string(payload[eventIDOffset : eventIDOffset+len(generatedIDPlaceholder)])
+			}
+			c.scratch = segment.AppendEnvelopeTime(c.scratch[:0], seq, flags, it.committed, payload)
 			c.batch.Write(seq, c.scratch)
 			frame := int64(uvarintLen(uint64(len(c.scratch))) + len(c.scratch))
 			e := it.entry
@@ -541,18 +594,20 @@ func (j *Journal) commit() {
 				c.tailSize = 0
 				cycled = true
 			}
-			rc := Receipt{Sequence: seq, EventID: id, OccurredAt: it.change.OccurredAt, Surface: it.change.Surface,
-				Redactions: it.redactions, MetadataTrimmed: it.trimmed}
+			rc := Receipt{Sequence: seq, EventID: id, OccurredAt: it.change.OccurredAt, CommittedAt: time.Unix(0, it.committed).UTC(),
+				Surface: it.change.Surface, Redactions: it.redactions, MetadataTrimmed: it.trimmed}
 			if it.writerID {
-				c.inBatch[id] = rc
-				c.dedupe.put(id, rc, it.change.OccurredAt)
+				e := dedupeEntry{seq: seq, surface: it.surface.ID, hash: it.hash, occurred: it.change.OccurredAt.UnixNano(), committed: it.committed,
+					redactions: int32(min(it.redactions, 1<<31-1)), trimmed: it.trimmed}
+				c.inBatch[id] = e
+				c.dedupe.put(id, e, j.opts.now().UnixNano())
 			}
 			r.receipts = append(r.receipts, rc)
 		}
 	}
 	if written > 0 {
 		if err := j.wal.WriteBatch(&c.batch); err != nil {
-			j.answerAll(j.fail(fmt.Errorf("write batch ending at sequence %d: %w", seq, err)))
+			j.answerAll(outcomeUnknown(j.fail(fmt.Errorf("write batch ending at sequence %d: %w", seq, err))))
 			return
 		}
 		c.dirty = true
@@ -596,7 +651,7 @@ func (j *Journal) commit() {
 	}
 	if cycled {
 		if err := fsx.SyncDir(j.hotDir); err != nil {
-			j.answerAll(j.fail(err))
+			j.answerAll(outcomeUnknown(j.fail(err)))
 			return
 		}
 	}
@@ -610,6 +665,66 @@ func (j *Journal) commit() {
 		}
 		r.done <- struct{}{}
 	}
+}
+
+// outcomeUnknown wraps the sticky failure for the writers whose changes
+// were written, or being synced, when it struck: their records may or may
+// not be on disk, and the answer says how to retry exactly once.
+func outcomeUnknown(err error) error {
+	return fmt.Errorf("%w; the outcome of this write is unknown: some or all of its changes may be on disk. "+
+		"Reopen the journal (restart the server), then retry every change with the same event_id: the journal records each exactly once "+
+		"(a change sent without an event_id may be recorded twice)", err)
+}
+
+// conflictLocked checks the writer-supplied ids of r against the dedupe
+// window, the batch so far and r's own earlier changes, before anything
+// of r is written. It returns an ErrEventIDConflict error naming the
+// first change whose id names a record with other content. Committer
+// only.
+func (j *Journal) conflictLocked(r *request) error {
+	c := &j.c
+	clear(c.inReq)
+	for i := range r.items {
+		it := &r.items[i]
+		if !it.writerID || it.dup != nil {
+			continue
+		}
+		id := it.change.EventID
+		occ := it.change.OccurredAt.UnixNano()
+		e, ok := c.dedupe.get(id)
+		if !ok {
+			e, ok = c.inBatch[id]
+		}
+		if !ok {
+			if e, ok = c.inReq[id]; ok {
+				// Two changes of one request with one id: the second is a
+				// retry of the first (same content) or a conflict.
+				if !e.sameContent(it.hash, occ, it.occSupplied) {
+					fe := conflictError(id, 0)
+					fe.Problem = fmt.Sprintf("is given to change %d of this batch too, with other content; an event_id names one record", e.seq)
+					if r.batch {
+						fe.Index = i
+					}
+					return fe
+				}
+				continue
+			}
+			stamp := it.committed
+			if !it.occSupplied {
+				occ = stamp
+			}
+			c.inReq[id] = dedupeEntry{seq: uint64(i), hash: it.hash, occurred: occ, committed: stamp}
+			continue
+		}
+		if !e.sameContent(it.hash, occ, it.occSupplied) {
+			fe := conflictError(id, e.seq)
+			if r.batch {
+				fe.Index = i
+			}
+			return fe
+		}
+	}
+	return nil
 }
 
 // openTail (re)opens the read-only handle the syncer fsyncs: an fsync on
@@ -656,7 +771,9 @@ func (j *Journal) observe(r *request) {
 
 func (j *Journal) answerAll(err error) {
 	for _, r := range j.c.pending {
-		r.err = err
+		if r.err == nil { // a request refused before writing keeps its answer
+			r.err = err
+		}
 		r.done <- struct{}{}
 	}
 }

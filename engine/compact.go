@@ -513,7 +513,7 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 			reason = "max_bytes"
 		case r.MaxRecords > 0 && records > r.MaxRecords:
 			reason = "max_records"
-		case cutoff != 0 && a.err == nil && a.footer.MaxTime < cutoff:
+		case cutoff != 0 && a.err == nil && a.newestCommit(j.opts.now().UnixNano()) < cutoff:
 			reason = "max_age"
 		}
 		if reason == "" {
@@ -570,7 +570,7 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 		return removed, horizon, err
 	}
 	_ = j.inCommitter(func() error {
-		j.c.dedupe.expire(time.Now().UnixNano(), horizon)
+		j.c.dedupe.expire(j.opts.now().UnixNano(), horizon)
 		return nil
 	})
 	return removed, horizon, nil

@@ -25,6 +25,19 @@
 // could take back. A failed write or fsync is sticky (ErrFailed) until the
 // journal is reopened.
 //
+// # Identity and time
+//
+// The journal keeps its own commit time for every record (the v2
+// envelope, the archive record's time, the index): retention by age, the
+// dedupe window and Query.Since/Until run on it, never on the writer's
+// occurred_at, which is bounded (MaxOccurredAtAhead) and otherwise only
+// reported. An event_id names one record: writer-supplied ids sit in the
+// dedupe window with a content hash (same content: the first receipt;
+// other content: ErrEventIDConflict), rebuilt from the hot log and the
+// archives when the checkpoint is not used; generated ids name their own
+// sequence, so a writer that sends one back is checked against that one
+// record (eventid.go).
+//
 // # Invariants
 //
 //   - Sequences are assigned at commit, strictly increasing and gapless in

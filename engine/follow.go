@@ -186,8 +186,9 @@ func (j *Journal) Refresh() (bool, error) {
 			return false, fmt.Errorf("follow: segment %s starts at %d, expected %d", s.Path, s.FirstSeq, nv.first+uint64(len(nv.entries)))
 		}
 		var decErr error
-		res, err := segment.ScanHotSegmentFlags(s, start, seq, func(off int64, sq uint64, flags byte, payload []byte) bool {
-			e, err := j.indexEntry(&nv, off, sq, flags, payload)
+		mtime := fileMtime(s.Path)
+		res, err := segment.ScanHotSegmentEntries(s, start, seq, func(he segment.HotEntry) bool {
+			e, err := j.indexEntry(&nv, he, mtime)
 			if err != nil {
 				decErr = err
 				return false

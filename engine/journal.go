@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,9 @@ var (
 	ErrFailed         = types.ErrFailed
 	ErrQueueFull      = types.ErrQueueFull
 	ErrLocked         = types.ErrLocked
+	// ErrEventIDConflict: a writer-supplied event_id already names a
+	// stored record with other content (a *types.FieldError).
+	ErrEventIDConflict = types.ErrEventIDConflict
 )
 
 // Subdirectories of a data directory.
@@ -118,17 +122,123 @@ const lostSurface = "!lost"
 
 type dedupeSeed struct {
 	id string
-	rc Receipt
+	e  dedupeEntry
 }
 
-// loadDedupe fills the dedupe window from the records read at open.
+// loadDedupe fills the dedupe window from the records read at open, in
+// commit order.
 func (j *Journal) loadDedupe() {
+	now := j.opts.now().UnixNano()
 	for _, s := range j.seed {
-		rc := s.rc
-		rc.Durable = true
-		j.c.dedupe.put(s.id, rc, rc.OccurredAt)
+		j.c.dedupe.put(s.id, s.e, now)
 	}
 	j.seed = nil
+	// Never past retention: a checkpoint may name ids of records that
+	// retention removed after it was written.
+	if v := j.view.Load(); v != nil {
+		j.c.dedupe.expire(now, v.horizon())
+	}
+}
+
+// storedSeed describes a stored record with a writer-supplied id for the
+// dedupe window.
+func (j *Journal) storedSeed(seq uint64, committed int64, surface string, payload []byte) (dedupeSeed, error) {
+	st, err := parseStoredIdentity(payload)
+	if err != nil {
+		return dedupeSeed{}, err
+	}
+	return dedupeSeed{id: st.id, e: dedupeEntry{seq: seq, surface: j.surfaceName(surface), hash: st.hash, occurred: st.occurred, committed: committed}}, nil
+}
+
+// surfaceName returns the registry's copy of a surface id, so the dedupe
+// window shares one string per surface.
+func (j *Journal) surfaceName(s string) string {
+	if sf, ok := j.opts.registry.Lookup(s); ok {
+		return sf.ID
+	}
+	return s
+}
+
+// seedFromArchives adds to the dedupe seeds, before those of the hot log,
+// the writer-supplied ids of archived records committed inside the
+// window, newest first up to the window's count bound. Open calls it
+// whenever the index checkpoint (which holds the window) is not used, so
+// a retry of an archived record is still a duplicate after a crash
+// between a compaction and its checkpoint, or with the checkpoint lost.
+// Archives carry no writer-id flag: an id is taken as journal-generated,
+// and skipped, when it names its own record (eventid.go).
+func (j *Journal) seedFromArchives(v *view) {
+	window := j.opts.dedupeWindow
+	max := j.opts.dedupeMax
+	if max <= 0 {
+		max = DefaultDedupeMax
+	}
+	budget := max - len(j.seed)
+	if window <= 0 || budget <= 0 {
+		return
+	}
+	now := j.opts.now().UnixNano()
+	cutoff := now - int64(window)
+	floor := v.horizon()
+	var got []dedupeSeed // newest first
+	// An archive that cannot be read leaves a hole in the window, not a
+	// journal that cannot open: the hole is logged with the archive's
+	// name (its records' retries may be stored again), and the archive's
+	// damage is reported by every read that reaches it and by validate.
+	incomplete := func(a *archiveSeg, err error) {
+		j.log.Warn("dedupe window incomplete: the ids of an unreadable archive are not remembered; retries of its records may be stored again",
+			"archive", a.name, "first", a.first, "last", a.last, "err", err)
+	}
+	for i := len(v.archives) - 1; i >= 0 && len(got) < budget; i-- {
+		a := v.archives[i]
+		if a.err != nil {
+			incomplete(a, a.err)
+			continue
+		}
+		if a.footer.Records == 0 {
+			continue
+		}
+		if a.newestCommit(now) < cutoff {
+			break // older archives hold older records
+		}
+		ar, release, err := j.archives.get(a.path)
+		if err != nil {
+			incomplete(a, err)
+			continue
+		}
+		var bad error
+		err = ar.ScanReverse(0, nil, func(r segment.ArchiveRecord) bool {
+			if r.Seq < floor {
+				return false
+			}
+			if r.Time < cutoff || isTombstone(r.Payload) {
+				return true
+			}
+			if id, ok := canonicalEventID(r.Payload); ok && isGeneratedFor(id, r.Seq, r.Time) {
+				return true // most records: skipped before parsing the rest
+			}
+			s, err := j.storedSeed(r.Seq, r.Time, r.Label, r.Payload)
+			if err != nil {
+				bad = fmt.Errorf("record %d: %w", r.Seq, err)
+				return true
+			}
+			got = append(got, s)
+			return len(got) < budget
+		})
+		release()
+		if err == nil {
+			err = bad
+		}
+		if err != nil {
+			incomplete(a, err)
+		}
+	}
+	if len(got) == 0 {
+		return
+	}
+	slices.Reverse(got)
+	j.seed = append(got, j.seed...)
+	j.log.Info("rebuilt the dedupe window from the archives", "ids", len(got), "window", window.String())
 }
 
 // Recovery describes what Open repaired. It is logged, kept in
@@ -237,7 +347,7 @@ func (j *Journal) addArchiveStats(v *view) {
 			_ = ar.ScanReverse(0, []string{label}, func(r segment.ArchiveRecord) bool {
 				if c, err := decodeStored(r.Payload, r.Seq); err == nil {
 					var e hotEntry
-					j.fillEntry(&e, &c)
+					j.fillEntry(&e, &c, r.Time)
 					s := &v.surf[id]
 					s.LastSequence, s.LastUnix, s.LastChangeType, s.LastSeverity = r.Seq, e.unix, e.ctype, e.sev
 					v.noteHint(e.hint, r.Seq)
@@ -458,6 +568,12 @@ func (j *Journal) openWriter() (err error) {
 	if v, err = j.reconcileArchives(v, rec); err != nil {
 		return err
 	}
+	if !j.fromCheckpoint {
+		// The checkpoint holds the dedupe window; without it the window
+		// is rebuilt from the hot log (seeded by loadHot) and the
+		// archives.
+		j.seedFromArchives(v)
+	}
 	j.view.Store(v)
 	j.durableSeq.Store(v.last())
 	j.c.init(j, v)
@@ -513,7 +629,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			v, startIdx, startOff, startSeq, fromCk = ck.v, ck.segIdx, ck.off, ck.seq, true
 			if !readOnly {
 				for _, d := range ck.dedupe {
-					j.seed = append(j.seed, dedupeSeed{id: d.ID, rc: Receipt{Sequence: d.Seq, EventID: d.ID, OccurredAt: time.Unix(0, d.At).UTC(), Surface: d.Srf}})
+					j.seed = append(j.seed, dedupeSeed{id: d.ID, e: dedupeEntry{seq: d.Seq, surface: j.surfaceName(d.Srf), hash: d.Hash, occurred: d.Occurred, committed: d.At}})
 				}
 			}
 		case errors.Is(err, os.ErrNotExist):
@@ -548,13 +664,14 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			v.segs = append(v.segs, openSeg(s.FirstSeq, s.Path))
 		}
 		var decErr error
-		res, err := segment.ScanHotSegmentFlags(s, off, seq, func(off int64, seq uint64, flags byte, payload []byte) bool {
-			if seq < skipBelow {
+		mtime := fileMtime(s.Path)
+		res, err := segment.ScanHotSegmentEntries(s, off, seq, func(he segment.HotEntry) bool {
+			if he.Seq < skipBelow {
 				return true
 			}
-			e, err := j.indexEntry(v, off, seq, flags, payload)
+			e, err := j.indexEntry(v, he, mtime)
 			if err != nil {
-				decErr = &segment.CorruptionError{Segment: s.Path, Offset: off, Sequence: seq, Cause: segment.CauseBadChecksum, Err: fmt.Errorf("%w: %v", segment.ErrCorrupt, err)}
+				decErr = &segment.CorruptionError{Segment: s.Path, Offset: he.Off, Sequence: he.Seq, Cause: segment.CauseBadChecksum, Err: fmt.Errorf("%w: %v", segment.ErrCorrupt, err)}
 				return false
 			}
 			v.entries = append(v.entries, e)
@@ -618,28 +735,44 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 	return v, cuts, nil
 }
 
-// indexEntry decodes the fields the index needs from a stored payload.
-func (j *Journal) indexEntry(v *view, off int64, seq uint64, flags byte, payload []byte) (hotEntry, error) {
+// indexEntry decodes the fields the index needs from a stored entry of
+// a segment last modified at segMtime (unix nanos; it caps the commit
+// time of entries that do not carry one).
+func (j *Journal) indexEntry(v *view, he segment.HotEntry, segMtime int64) (hotEntry, error) {
+	seq, payload := he.Seq, he.Payload
 	if isTombstone(payload) {
-		return hotEntry{off: uint32(off), length: uint32(uvarintLen(uint64(len(payload)+segment.EnvelopeHeaderSize)) + len(payload) + segment.EnvelopeHeaderSize),
+		// Repair writes tombstones without a commit time; the segment's
+		// last write bounds it.
+		unix := he.Committed
+		if unix <= 0 {
+			unix = segMtime
+		}
+		return hotEntry{off: uint32(he.Off), length: uint32(he.FrameLen), unix: unix,
 			surface: j.intern.id(lostSurface), ctype: 255}, nil
 	}
 	c, err := decodeStored(payload, seq)
 	if err != nil {
 		return hotEntry{}, err
 	}
-	e := hotEntry{off: uint32(off), length: uint32(uvarintLen(uint64(len(payload)+segment.EnvelopeHeaderSize)) + len(payload) + segment.EnvelopeHeaderSize)}
-	j.fillEntry(&e, &c)
+	e := hotEntry{off: uint32(he.Off), length: uint32(he.FrameLen)}
+	committed := commitTimeOf(he.Envelope, c.OccurredAt, segMtime)
+	j.fillEntry(&e, &c, committed)
 	v.noteSurface(e, seq)
 	v.notePost(e, seq)
-	if !j.opts.readOnly && flags&segment.FlagWriterEventID != 0 {
-		j.seed = append(j.seed, dedupeSeed{id: c.EventID, rc: Receipt{Sequence: seq, EventID: c.EventID, OccurredAt: c.OccurredAt, Surface: c.Surface}})
+	if !j.opts.readOnly && he.Flags&segment.FlagWriterEventID != 0 {
+		s, err := j.storedSeed(seq, committed, c.Surface, payload)
+		if err != nil {
+			return hotEntry{}, err
+		}
+		j.seed = append(j.seed, s)
 	}
 	return e, nil
 }
 
-func (j *Journal) fillEntry(e *hotEntry, c *Change) {
-	e.unix = unixOf(c.OccurredAt)
+// fillEntry fills the index entry of c, committed at committed (unix
+// nanos): the time every journal decision on the record runs on.
+func (j *Journal) fillEntry(e *hotEntry, c *Change, committed int64) {
+	e.unix = committed
 	e.surface = j.intern.id(c.Surface)
 	e.ctype = changeTypeIndex(c.ChangeType)
 	r, _ := registry.SeverityRank(c.Severity)

@@ -140,6 +140,18 @@ func WithHolder(desc string) Option { return func(o *options) { o.holder = desc 
 // DefaultRetention).
 func WithRetention(r Retention) Option { return func(o *options) { o.retention = r } }
 
+// WithClock sets the journal's clock (default time.Now): the commit time
+// of every record, and the "now" of retention by age and of the dedupe
+// window. Tests and simulations use it; a production journal keeps the
+// host's clock.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
 // WithAutoCompact turns on background compaction.
 func WithAutoCompact(a AutoCompact) Option { return func(o *options) { o.auto = a } }
 

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/redact"
 	"github.com/agentruntime/statejournal/types"
@@ -27,6 +25,14 @@ var (
 	maxOccurredAt = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
+// MaxOccurredAtAhead bounds how far past the journal's clock a writer's
+// occurred_at may lie. A writer's clock may be wrong by days, and nothing
+// the journal decides depends on occurred_at, so the bound is loose; it
+// refuses only values no clock error explains (a year 2100 record), which
+// would otherwise sit in every time-ordered view as "newest" forever. Any
+// past time from 1970 on is accepted (backfills are legitimate).
+const MaxOccurredAtAhead = 30 * 24 * time.Hour
+
 // prepared is a validated, defaulted, redacted change ready for the
 // committer: its stored encoding plus what the index and receipt need.
 type prepared struct {
@@ -37,8 +43,20 @@ type prepared struct {
 	trimmed    bool
 	needSync   bool
 	// writerID is true when the writer supplied event_id as an
-	// idempotency key; only those ids enter the dedupe window.
+	// idempotency key; only those ids enter the dedupe window. Otherwise
+	// the encoding holds generatedIDPlaceholder, which the committer
+	// replaces with the id that names the record's sequence.
 	writerID bool
+	// committed is the commit time (unix nanos): the journal's clock when
+	// it accepted the change.
+	committed int64
+	// hash and occSupplied describe a writer-id record's content for the
+	// dedupe window (see identity).
+	hash        uint64
+	occSupplied bool
+	// dup, when set, is the receipt of a stored record this change
+	// repeats: nothing is written for it.
+	dup *Receipt
 	// entry is the record's index entry without its file position.
 	entry hotEntry
 }
@@ -161,21 +179,34 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	}
 	p.writerID = c.EventID != ""
 	if c.EventID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return p, fmt.Errorf("generate event id: %w", err)
-		}
-		c.EventID = id.String()
+		c.EventID = generatedIDPlaceholder
 	} else if err := checkToken("event_id", c.EventID, MaxIDBytes, "a UUIDv7 or another idempotency key of letters, digits and . _ : -"); err != nil {
 		return p, err
 	}
+	now = now.UTC()
+	p.committed = now.UnixNano()
+	c.CommittedAt = time.Time{} // the journal's, filled on the way out
+	p.occSupplied = !c.OccurredAt.IsZero()
 	if c.OccurredAt.IsZero() {
+		// Exactly the commit time: that is how a stored record says its
+		// occurred_at was stamped by the journal.
 		c.OccurredAt = now
 	}
 	c.OccurredAt = c.OccurredAt.UTC()
 	if c.OccurredAt.Before(minOccurredAt) || !c.OccurredAt.Before(maxOccurredAt) {
 		return p, fieldErr(types.ErrInvalid, "occurred_at", c.OccurredAt.Format(TimeLayout),
 			"is out of range: it must be from 1970-01-01T00:00:00Z up to, not including, 2262-01-01T00:00:00Z")
+	}
+	if ahead := c.OccurredAt.Sub(now); ahead > MaxOccurredAtAhead {
+		return p, fieldErr(types.ErrInvalid, "occurred_at", c.OccurredAt.Format(TimeLayout),
+			fmt.Sprintf("is %s ahead of the journal's clock (%s); at most %s ahead is accepted (a writer's clock may be off by days, not more); leave occurred_at out to use the commit time",
+				ahead.Round(time.Second), now.Format(time.RFC3339), MaxOccurredAtAhead))
+	}
+	if p.occSupplied && c.OccurredAt.UnixNano() == p.committed {
+		// A writer's claim equal to the commit time to the nanosecond
+		// would read back as stamped by the journal; it is the same
+		// instant either way, so it is stored as such.
+		p.occSupplied = false
 	}
 	if len(c.Metadata) > 0 {
 		m, rep := redact.Metadata(c.Metadata, j.opts.limits)

@@ -20,8 +20,10 @@ type Query struct {
 	// After is a cursor: only records with a sequence greater than After.
 	// A cursor below the horizon (records after it were compacted away)
 	// gets ErrCompacted.
-	After         uint64
-	Since, Until  time.Time // occurred_at range, inclusive Since, exclusive Until
+	After uint64
+	// Since and Until select by commit time (the journal's clock, never
+	// the writer's occurred_at): inclusive Since, exclusive Until.
+	Since, Until  time.Time
 	Surfaces      []string
 	ChangeTypes   []string
 	AggregateType string
@@ -426,8 +428,12 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 			scanErr = fmt.Errorf("archive %s: %w", a.name, err)
 			return false
 		}
+		// The archive record's time is the commit time (for archives
+		// of earlier releases, occurred_at: the same fallback as v1
+		// envelopes).
+		ch.CommittedAt = time.Unix(0, r.Time).UTC()
 		var e hotEntry
-		j.fillEntry(&e, &ch)
+		j.fillEntry(&e, &ch, r.Time)
 		if !c.match(&e) || !c.confirm(&ch) {
 			return true
 		}
@@ -493,14 +499,53 @@ func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 	if n <= 0 {
 		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadLength, Err: segment.ErrCorrupt}
 	}
-	got, payload, err := segment.DecodeEnvelope(b[n:])
-	if err == nil && got != seq {
-		err = fmt.Errorf("%w: envelope says sequence %d", segment.ErrCorrupt, got)
+	env, err := segment.DecodeEnvelopeEntry(b[n:])
+	if err == nil && env.Seq != seq {
+		err = fmt.Errorf("%w: envelope says sequence %d", segment.ErrCorrupt, env.Seq)
 	}
 	if err != nil {
 		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
 	}
-	return decodeStored(payload, seq)
+	c, err := decodeStored(env.Payload, seq)
+	if err == nil {
+		// The index holds the commit time (the envelope's, or the
+		// fallback for an envelope without one).
+		c.CommittedAt = time.Unix(0, e.unix).UTC()
+	}
+	return c, err
+}
+
+// readEnvelope reads and checks the envelope of seq; its payload aliases
+// the reader's buffer until the next read.
+func (r *hotReader) readEnvelope(seq uint64, e *hotEntry) (segment.Envelope, error) {
+	seg := r.v.segFor(seq)
+	f, ok := r.files[seg.first]
+	if !ok {
+		var err error
+		if f, err = os.Open(seg.path); err != nil {
+			return segment.Envelope{}, fmt.Errorf("read sequence %d: %w", seq, err)
+		}
+		r.files[seg.first] = f
+	}
+	if cap(r.buf) < int(e.length) {
+		r.buf = make([]byte, e.length)
+	}
+	b := r.buf[:e.length]
+	if _, err := f.ReadAt(b, int64(e.off)); err != nil {
+		return segment.Envelope{}, fmt.Errorf("read sequence %d from %s at %d: %w", seq, seg.path, e.off, err)
+	}
+	_, n := binary.Uvarint(b)
+	if n <= 0 {
+		return segment.Envelope{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadLength, Err: segment.ErrCorrupt}
+	}
+	env, err := segment.DecodeEnvelopeEntry(b[n:])
+	if err == nil && env.Seq != seq {
+		err = fmt.Errorf("%w: envelope says sequence %d", segment.ErrCorrupt, env.Seq)
+	}
+	if err != nil {
+		return segment.Envelope{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
+	}
+	return env, nil
 }
 
 // pinAll pins the shared handle of every segment of the view; false

@@ -11,15 +11,29 @@
 //
 //	uvarint(len(envelope)) | envelope
 //
-//	envelope (version 1):
+//	envelope (version 2, written by this build):
+//	0        1         2                 6        7                    15                   23
+//	+--------+---------+-----------------+--------+--------------------+--------------------+-------------+
+//	| 0xA7   | 0x02    | crc32c LE       | flags  | sequence uint64 LE | committed int64 LE | payload ... |
+//	+--------+---------+-----------------+--------+--------------------+--------------------+-------------+
+//	                     CRC32C (Castagnoli) over bytes 6..end
+//
+//	envelope (version 1, written by earlier releases, still read):
 //	0        1         2                 6        7                        15
 //	+--------+---------+-----------------+--------+------------------------+-------------+
 //	| 0xA7   | 0x01    | crc32c LE       | flags  | sequence uint64 LE     | payload ... |
 //	+--------+---------+-----------------+--------+------------------------+-------------+
-//	                     CRC32C (Castagnoli) over bytes 6..end
 //
 // The sequence is the wal index; the envelope repeats it so that an entry
-// found in the wrong place is detected.
+// found in the wrong place is detected. The commit time is the journal's
+// own clock for the record, in unix nanoseconds: the engine runs retention
+// by age, the dedupe window and time filters on it, never on the writer's
+// occurred_at. 0 means "not recorded" (every version 1 entry, and the
+// tombstones repair writes); the engine then falls back to occurred_at, as
+// earlier releases did. A segment may mix both versions (a journal written
+// by an earlier release and continued by this one); each entry says which
+// it is. Compaction carries the commit time into the archive record's time
+// field, so archives need no format change for it.
 //
 // # What tidwall/wal does not do, and what this package adds
 //

@@ -6,8 +6,18 @@ import (
 	"hash/crc32"
 )
 
-// Envelope layout, version 1. One envelope is the data of one tidwall/wal
-// entry (which itself is uvarint(len(data)) + data on disk):
+// Envelope layouts. One envelope is the data of one tidwall/wal entry
+// (which itself is uvarint(len(data)) + data on disk).
+//
+// Version 2, what this build writes:
+//
+//	0        1         2                 6        7                    15                      23
+//	+--------+---------+-----------------+--------+--------------------+-----------------------+-------------+
+//	| magic  | version | crc32c LE       | flags  | sequence uint64 LE | committed int64 LE    | payload ... |
+//	| 0xA7   | 0x02    | over bytes 6..  |        |                    | unix nanos, 0=unknown | JSON record |
+//	+--------+---------+-----------------+--------+--------------------+-----------------------+-------------+
+//
+// Version 1, still read (written by earlier releases), has no commit time:
 //
 //	0        1         2                 6        7                        15
 //	+--------+---------+-----------------+--------+------------------------+-------------+
@@ -15,39 +25,92 @@ import (
 //	| 0xA7   | 0x01    | over bytes 6..  |        |                        | JSON record |
 //	+--------+---------+-----------------+--------+------------------------+-------------+
 //
-// The CRC32C (Castagnoli) covers the flags, the sequence and the payload,
-// so an entry that moved, was cut or had a byte flipped is detected. The
-// magic is non-zero so that zero bytes (a zero-filled tail, which
-// tidwall/wal would decode as valid empty entries) never pass as an
-// envelope. Flags carry facts about the record that are not part of the
-// record contract (FlagWriterEventID).
+// The CRC32C (Castagnoli) covers everything after it (flags, sequence,
+// commit time, payload), so an entry that moved, was cut or had a byte
+// flipped is detected. The magic is non-zero so that zero bytes (a
+// zero-filled tail, which tidwall/wal would decode as valid empty entries)
+// never pass as an envelope. Flags carry facts about the record that are
+// not part of the record contract (FlagWriterEventID). The commit time is
+// the journal's own clock for the record (see Envelope.Committed); a
+// version 1 envelope, or a version 2 one written with 0, has none.
 const (
-	EnvelopeMagic   byte = 0xA7
-	EnvelopeVersion byte = 0x01
-	// EnvelopeHeaderSize is the size of the envelope before the payload.
-	EnvelopeHeaderSize = 15
+	EnvelopeMagic byte = 0xA7
+	// EnvelopeVersion1 is the envelope without a commit time.
+	EnvelopeVersion1 byte = 0x01
+	// EnvelopeVersion2 adds the commit time.
+	EnvelopeVersion2 byte = 0x02
+	// EnvelopeVersion is the version this build writes.
+	EnvelopeVersion = EnvelopeVersion2
+	// EnvelopeHeaderSizeV1 is the size of a version 1 envelope before
+	// the payload.
+	EnvelopeHeaderSizeV1 = 15
+	// EnvelopeHeaderSize is the size of the envelope this build writes
+	// (version 2) before the payload.
+	EnvelopeHeaderSize = 23
 )
 
 // Envelope flags.
 const (
 	// FlagWriterEventID marks a record whose event_id the writer supplied
 	// as an idempotency key (so it belongs in the dedupe window); ids the
-	// journal generated can never be retried and are not remembered.
+	// journal generated are recognised by their form and not remembered.
 	FlagWriterEventID byte = 1 << 0
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// AppendEnvelope appends the envelope of (seq, payload) to dst and returns
-// the extended slice. It does not allocate when dst has room.
+// Envelope is one decoded envelope.
+type Envelope struct {
+	Version byte
+	Flags   byte
+	Seq     uint64
+	// Committed is the record's commit time in unix nanoseconds, 0 when
+	// the envelope does not carry one (version 1, or a version 2 entry
+	// written without one, such as a repair tombstone).
+	Committed int64
+	// Payload aliases the decoded bytes.
+	Payload []byte
+}
+
+// HeaderSize is the size of e's header on disk.
+func (e Envelope) HeaderSize() int {
+	if e.Version == EnvelopeVersion1 {
+		return EnvelopeHeaderSizeV1
+	}
+	return EnvelopeHeaderSize
+}
+
+// AppendEnvelope appends the envelope of (seq, payload), with no flags
+// and no commit time, to dst and returns the extended slice.
 func AppendEnvelope(dst []byte, seq uint64, payload []byte) []byte {
-	return AppendEnvelopeFlags(dst, seq, 0, payload)
+	return AppendEnvelopeTime(dst, seq, 0, 0, payload)
 }
 
 // AppendEnvelopeFlags is AppendEnvelope with flags.
 func AppendEnvelopeFlags(dst []byte, seq uint64, flags byte, payload []byte) []byte {
+	return AppendEnvelopeTime(dst, seq, flags, 0, payload)
+}
+
+// AppendEnvelopeTime appends a version 2 envelope carrying flags and the
+// commit time committed (unix nanoseconds; 0 for none). It does not
+// allocate when dst has room.
+func AppendEnvelopeTime(dst []byte, seq uint64, flags byte, committed int64, payload []byte) []byte {
 	start := len(dst)
-	dst = append(dst, EnvelopeMagic, EnvelopeVersion, 0, 0, 0, 0, flags)
+	dst = append(dst, EnvelopeMagic, EnvelopeVersion2, 0, 0, 0, 0, flags)
+	dst = binary.LittleEndian.AppendUint64(dst, seq)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(committed))
+	dst = append(dst, payload...)
+	crc := crc32.Checksum(dst[start+6:], castagnoli)
+	binary.LittleEndian.PutUint32(dst[start+2:start+6], crc)
+	return dst
+}
+
+// AppendEnvelopeV1 appends a version 1 envelope, the format of earlier
+// releases. The journal no longer writes it; tests and tools use it to
+// build directories of the previous format.
+func AppendEnvelopeV1(dst []byte, seq uint64, flags byte, payload []byte) []byte {
+	start := len(dst)
+	dst = append(dst, EnvelopeMagic, EnvelopeVersion1, 0, 0, 0, 0, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
 	dst = append(dst, payload...)
 	crc := crc32.Checksum(dst[start+6:], castagnoli)
@@ -55,33 +118,54 @@ func AppendEnvelopeFlags(dst []byte, seq uint64, flags byte, payload []byte) []b
 	return dst
 }
 
-// EnvelopeSize is the encoded size of an envelope holding payloadLen bytes.
+// EnvelopeSize is the encoded size of a version 2 envelope holding
+// payloadLen bytes.
 func EnvelopeSize(payloadLen int) int { return EnvelopeHeaderSize + payloadLen }
 
-// DecodeEnvelope checks one envelope and returns its sequence and payload.
-// The payload aliases b. Errors are ErrShortEntry, ErrBadMagic,
-// ErrUnsupportedVersion or ErrChecksum (wrapped with detail).
+// DecodeEnvelope checks one envelope (either version) and returns its
+// sequence and payload. The payload aliases b. Errors are ErrShortEntry,
+// ErrBadMagic, ErrUnsupportedVersion or ErrChecksum (wrapped with detail).
 func DecodeEnvelope(b []byte) (seq uint64, payload []byte, err error) {
-	seq, _, payload, err = DecodeEnvelopeFlags(b)
-	return seq, payload, err
+	e, err := DecodeEnvelopeEntry(b)
+	return e.Seq, e.Payload, err
 }
 
 // DecodeEnvelopeFlags is DecodeEnvelope that also returns the flags.
 func DecodeEnvelopeFlags(b []byte) (seq uint64, flags byte, payload []byte, err error) {
-	if len(b) < EnvelopeHeaderSize {
-		return 0, 0, nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrShortEntry, len(b), EnvelopeHeaderSize)
+	e, err := DecodeEnvelopeEntry(b)
+	return e.Seq, e.Flags, e.Payload, err
+}
+
+// DecodeEnvelopeEntry checks one envelope of either version and returns
+// all it holds.
+func DecodeEnvelopeEntry(b []byte) (Envelope, error) {
+	if len(b) < EnvelopeHeaderSizeV1 {
+		return Envelope{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrShortEntry, len(b), EnvelopeHeaderSizeV1)
 	}
 	if b[0] != EnvelopeMagic {
-		return 0, 0, nil, fmt.Errorf("%w: 0x%02x, want 0x%02x", ErrBadMagic, b[0], EnvelopeMagic)
+		return Envelope{}, fmt.Errorf("%w: 0x%02x, want 0x%02x", ErrBadMagic, b[0], EnvelopeMagic)
 	}
-	if b[1] != EnvelopeVersion {
-		return 0, 0, nil, fmt.Errorf("%w: version %d, this build reads version %d", ErrUnsupportedVersion, b[1], EnvelopeVersion)
+	var hdr int
+	switch b[1] {
+	case EnvelopeVersion1:
+		hdr = EnvelopeHeaderSizeV1
+	case EnvelopeVersion2:
+		hdr = EnvelopeHeaderSize
+		if len(b) < hdr {
+			return Envelope{}, fmt.Errorf("%w: %d bytes, a version 2 envelope needs at least %d", ErrShortEntry, len(b), hdr)
+		}
+	default:
+		return Envelope{}, fmt.Errorf("%w: version %d, this build reads versions %d and %d", ErrUnsupportedVersion, b[1], EnvelopeVersion1, EnvelopeVersion2)
 	}
 	want := binary.LittleEndian.Uint32(b[2:6])
 	if got := crc32.Checksum(b[6:], castagnoli); got != want {
-		return 0, 0, nil, fmt.Errorf("%w: stored %08x, computed %08x", ErrChecksum, want, got)
+		return Envelope{}, fmt.Errorf("%w: stored %08x, computed %08x", ErrChecksum, want, got)
 	}
-	return binary.LittleEndian.Uint64(b[7:15]), b[6], b[EnvelopeHeaderSize:], nil
+	e := Envelope{Version: b[1], Flags: b[6], Seq: binary.LittleEndian.Uint64(b[7:15]), Payload: b[hdr:]}
+	if hdr == EnvelopeHeaderSize {
+		e.Committed = int64(binary.LittleEndian.Uint64(b[15:23]))
+	}
+	return e, nil
 }
 
 // AppendWALEntry appends the on-disk form tidwall/wal gives an entry

@@ -182,6 +182,29 @@ type ScanFlagsFunc func(off int64, seq uint64, flags byte, payload []byte) bool
 
 // ScanHotSegmentFlags is ScanHotSegmentFrom with envelope flags.
 func ScanHotSegmentFlags(seg HotSegment, start int64, seq uint64, fn ScanFlagsFunc) (ScanResult, error) {
+	var ef ScanEntryFunc
+	if fn != nil {
+		ef = func(e HotEntry) bool { return fn(e.Off, e.Seq, e.Flags, e.Payload) }
+	}
+	return ScanHotSegmentEntries(seg, start, seq, ef)
+}
+
+// HotEntry is one decoded hot-log entry: its envelope, the byte offset of
+// its wal frame in the segment file and the frame's length (length
+// prefix and envelope).
+type HotEntry struct {
+	Envelope
+	Off      int64
+	FrameLen int64
+}
+
+// ScanEntryFunc receives one decoded entry (its payload is valid only
+// during the call). Returning false stops the scan.
+type ScanEntryFunc func(e HotEntry) bool
+
+// ScanHotSegmentEntries is ScanHotSegmentFrom handing the callback the
+// whole entry: envelope version, flags, commit time and frame length.
+func ScanHotSegmentEntries(seg HotSegment, start int64, seq uint64, fn ScanEntryFunc) (ScanResult, error) {
 	f, err := os.Open(seg.Path)
 	if err != nil {
 		return ScanResult{}, err
@@ -228,7 +251,8 @@ func ScanHotSegmentFlags(seg HotSegment, start int64, seq uint64, fn ScanFlagsFu
 		if _, err := io.ReadFull(br, buf); err != nil {
 			return res, fmt.Errorf("read %s at %d: %w", seg.Path, off, err)
 		}
-		seq, flags, payload, derr := DecodeEnvelopeFlags(buf)
+		env, derr := DecodeEnvelopeEntry(buf)
+		seq := env.Seq
 		if derr == nil && seq != res.NextSeq {
 			derr = fmt.Errorf("%w: envelope says sequence %d", ErrCorrupt, seq)
 			res.Problem = &CorruptionError{Segment: seg.Path, Offset: off, Sequence: res.NextSeq, Cause: CauseBadSequence, Err: derr}
@@ -247,7 +271,7 @@ func ScanHotSegmentFlags(seg HotSegment, start int64, seq uint64, fn ScanFlagsFu
 			res.Problem = &CorruptionError{Segment: seg.Path, Offset: off, Sequence: res.NextSeq, Cause: cause, Err: derr}
 			break
 		}
-		if fn != nil && !fn(off, seq, flags, payload) {
+		if fn != nil && !fn(HotEntry{Envelope: env, Off: off, FrameLen: int64(n) + int64(length)}) {
 			res.Stopped = true
 			res.Entries++
 			res.LastSeq = seq
@@ -313,15 +337,15 @@ func classifyTail(f *os.File, res *ScanResult) error {
 // its sequence, or -1. Damage scans use it to tell interior damage (valid
 // data follows) from a torn tail, and repair to resume after damage.
 func NextFrame(data []byte, from int, minSeq uint64) (int, uint64) {
-	for i := max(from, 1); i+EnvelopeHeaderSize < len(data); i++ {
-		if data[i] != EnvelopeMagic || data[i+1] != EnvelopeVersion {
+	for i := max(from, 1); i+EnvelopeHeaderSizeV1 < len(data); i++ {
+		if data[i] != EnvelopeMagic || (data[i+1] != EnvelopeVersion1 && data[i+1] != EnvelopeVersion2) {
 			continue
 		}
 		// The length prefix sits just before the magic; try every width
 		// it could have.
 		for n := 1; n <= binary.MaxVarintLen64 && n <= i-max(from-1, 0); n++ {
 			l, m := binary.Uvarint(data[i-n : i])
-			if m != n || l < EnvelopeHeaderSize || uint64(len(data)-i) < l {
+			if m != n || l < EnvelopeHeaderSizeV1 || uint64(len(data)-i) < l {
 				continue
 			}
 			if seq, _, err := DecodeEnvelope(data[i : i+int(l)]); err == nil && seq >= minSeq {

@@ -42,6 +42,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		"flipped-body":   func() []byte { b := AppendEnvelope(nil, 3, []byte("xyz")); b[len(b)-1] ^= 1; return b }(),
 		"golden-payload": AppendEnvelope(nil, hotGoldenFirst, hotGoldenEntries()[0].payload),
 		"writer-id-flag": AppendEnvelopeFlags(nil, 9, FlagWriterEventID, []byte(`{"event_id":"k"}`)),
+		"commit-time":    AppendEnvelopeTime(nil, 11, FlagWriterEventID, 1735787045000000006, []byte(`{"a":1}`)),
+		"v1-valid":       AppendEnvelopeV1(nil, 7, 0, []byte(`{"surface":"runtime_leases"}`)),
+		"v1-writer-id":   AppendEnvelopeV1(nil, 9, FlagWriterEventID, []byte(`{"event_id":"k"}`)),
+		"v2-short":       AppendEnvelope(nil, 5, nil)[:EnvelopeHeaderSize-1],
 	}
 	for name, b := range seeds {
 		f.Add(b)
@@ -64,14 +68,28 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			}
 			return
 		}
-		if again := AppendEnvelopeFlags(nil, seq, flags, payload); !bytes.Equal(again, b) {
+		e, err := DecodeEnvelopeEntry(b)
+		if err != nil || e.Seq != seq || e.Flags != flags || !bytes.Equal(e.Payload, payload) {
+			t.Fatalf("DecodeEnvelopeEntry (%+v, %v) disagrees with DecodeEnvelopeFlags", e, err)
+		}
+		// Each version has exactly one encoding of what it holds.
+		var again []byte
+		if e.Version == EnvelopeVersion1 {
+			again = AppendEnvelopeV1(nil, seq, flags, payload)
+		} else {
+			again = AppendEnvelopeTime(nil, seq, flags, e.Committed, payload)
+			if e.Committed == 0 && flags == 0 && !bytes.Equal(AppendEnvelope(nil, seq, payload), b) {
+				t.Fatalf("decoded (%d, %q) without flags re-encodes differently", seq, payload)
+			}
+			if EnvelopeSize(len(payload)) != len(b) {
+				t.Fatalf("EnvelopeSize(%d) = %d for a %d-byte envelope", len(payload), EnvelopeSize(len(payload)), len(b))
+			}
+		}
+		if !bytes.Equal(again, b) {
 			t.Fatalf("decoded (%d, %#x, %q) re-encodes to % x, input was % x", seq, flags, payload, again, b)
 		}
-		if flags == 0 && !bytes.Equal(AppendEnvelope(nil, seq, payload), b) {
-			t.Fatalf("decoded (%d, %q) without flags re-encodes differently", seq, payload)
-		}
-		if EnvelopeSize(len(payload)) != len(b) {
-			t.Fatalf("EnvelopeSize(%d) = %d for a %d-byte envelope", len(payload), EnvelopeSize(len(payload)), len(b))
+		if e.HeaderSize()+len(payload) != len(b) {
+			t.Fatalf("header %d + payload %d != %d bytes", e.HeaderSize(), len(payload), len(b))
 		}
 	})
 }

@@ -651,7 +651,7 @@ func hotGoldenEntries() []hotGoldenEntry {
 func hotGoldenBytes() []byte {
 	var b []byte
 	for i, e := range hotGoldenEntries() {
-		b = AppendWALEntry(b, AppendEnvelopeFlags(nil, hotGoldenFirst+uint64(i), e.flags, e.payload))
+		b = AppendWALEntry(b, AppendEnvelopeV1(nil, hotGoldenFirst+uint64(i), e.flags, e.payload))
 	}
 	return b
 }
@@ -709,16 +709,95 @@ func TestHotGoldenV1LayoutIsStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(b, hotGoldenBytes()) {
-		t.Fatalf("AppendWALEntry(AppendEnvelopeFlags(...)) no longer writes the golden bytes: the hot-log format changed (%d bytes on disk, %d written now); "+
+		t.Fatalf("AppendWALEntry(AppendEnvelopeV1(...)) no longer writes the golden bytes: the hot-log format changed (%d bytes on disk, %d written now); "+
 			"bump EnvelopeVersion and keep reading this file, or regenerate it with -update if no journal was ever written in this format",
 			len(b), len(hotGoldenBytes()))
 	}
 	// The first frame, byte by byte: a two-byte uvarint length, magic,
 	// version, CRC32C (bytes 2..5 of the envelope), flags, sequence.
-	n := EnvelopeHeaderSize + len(hotGoldenEntries()[0].payload)
+	n := EnvelopeHeaderSizeV1 + len(hotGoldenEntries()[0].payload)
 	env := b[2:]
 	if b[0] != 0x80|byte(n&0x7f) || b[1] != byte(n>>7) || env[0] != 0xA7 || env[1] != 0x01 || env[6] != 0 ||
-		binary.LittleEndian.Uint64(env[7:15]) != hotGoldenFirst || EnvelopeHeaderSize != 15 {
+		binary.LittleEndian.Uint64(env[7:15]) != hotGoldenFirst || EnvelopeHeaderSizeV1 != 15 {
+		t.Fatalf("first frame header % x", b[:2+EnvelopeHeaderSizeV1])
+	}
+}
+
+// The version 2 golden segment pins the envelope this build writes: the
+// version 1 header plus the commit time (unix nanoseconds, little
+// endian) before the payload. Regenerate with
+//
+//	go test ./segment/ -run TestHotGoldenV2 -update
+const hotGoldenV2Path = "testdata/hot/v2-segment"
+
+// hotGoldenV2Committed is the commit time of golden entry i (0 for the
+// last one: a version 2 entry without a commit time, as repair writes).
+func hotGoldenV2Committed(i, n int) int64 {
+	if i == n-1 {
+		return 0
+	}
+	return 1735787045000000006 + int64(i)*1000
+}
+
+func hotGoldenV2Bytes() []byte {
+	var b []byte
+	es := hotGoldenEntries()
+	for i, e := range es {
+		b = AppendWALEntry(b, AppendEnvelopeTime(nil, hotGoldenFirst+uint64(i), e.flags, hotGoldenV2Committed(i, len(es)), e.payload))
+	}
+	return b
+}
+
+func TestHotGoldenV2IsReadableAndStable(t *testing.T) {
+	if hotUpdateGolden() {
+		if err := os.WriteFile(hotGoldenV2Path, hotGoldenV2Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", hotGoldenV2Path)
+	}
+	b, err := os.ReadFile(hotGoldenV2Path)
+	if err != nil {
+		t.Fatalf("golden segment missing (regenerate with -update): %v", err)
+	}
+	if !bytes.Equal(b, hotGoldenV2Bytes()) {
+		t.Fatalf("AppendWALEntry(AppendEnvelopeTime(...)) no longer writes the version 2 golden bytes: the hot-log format changed; " +
+			"bump EnvelopeVersion and keep reading this file")
+	}
+	want := hotGoldenEntries()
+	seg := HotSegment{Path: hotGoldenV2Path, FirstSeq: hotGoldenFirst, Size: int64(len(b))}
+	i := 0
+	res, err := ScanHotSegmentEntries(seg, 0, hotGoldenFirst, func(e HotEntry) bool {
+		if e.Version != EnvelopeVersion2 || e.Seq != hotGoldenFirst+uint64(i) || e.Flags != want[i].flags ||
+			e.Committed != hotGoldenV2Committed(i, len(want)) || string(e.Payload) != string(want[i].payload) ||
+			e.FrameLen != int64(len(AppendWALEntry(nil, AppendEnvelopeTime(nil, e.Seq, e.Flags, e.Committed, e.Payload)))) {
+			t.Errorf("golden v2 entry %d: %+v", i, e)
+		}
+		i++
+		return true
+	})
+	if err != nil || res.Problem != nil || i != len(want) || res.GoodEnd != int64(len(b)) {
+		t.Fatalf("scan of the v2 golden segment: %+v, %v, %d entries", res, err, i)
+	}
+	// The first frame, byte by byte: length, magic, version 2, CRC,
+	// flags, sequence, commit time.
+	n := EnvelopeHeaderSize + len(want[0].payload)
+	env := b[2:]
+	if b[0] != 0x80|byte(n&0x7f) || b[1] != byte(n>>7) || env[0] != 0xA7 || env[1] != 0x02 || env[6] != 0 ||
+		binary.LittleEndian.Uint64(env[7:15]) != hotGoldenFirst || int64(binary.LittleEndian.Uint64(env[15:23])) != hotGoldenV2Committed(0, len(want)) ||
+		EnvelopeHeaderSize != 23 {
 		t.Fatalf("first frame header % x", b[:2+EnvelopeHeaderSize])
+	}
+	// The version 1 golden segment still scans, with no commit time.
+	v1, err := os.ReadFile(hotGoldenPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ScanHotSegmentEntries(HotSegment{Path: hotGoldenPath, FirstSeq: hotGoldenFirst, Size: int64(len(v1))}, 0, hotGoldenFirst, func(e HotEntry) bool {
+		if e.Version != EnvelopeVersion1 || e.Committed != 0 || e.HeaderSize() != EnvelopeHeaderSizeV1 {
+			t.Errorf("v1 entry %d: version %d committed %d", e.Seq, e.Version, e.Committed)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -69,7 +69,8 @@
 // GET /v1/changes takes these query parameters:
 //
 //	after           cursor: only records with a greater sequence
-//	since, until    RFC 3339 time, a date (2026-12-01), or a duration ago ("15m", "36h", "7d", "2w"); since < until
+//	since, until    commit-time range (the journal's clock, not occurred_at): RFC 3339
+//	                time, a date (2026-12-01), or a duration ago ("15m", "36h", "7d", "2w"); since < until
 //	follow          true or 1: stream NDJSON (false or 0: a plain answer)
 //	surface         surface ids, repeatable or comma-separated
 //	change_type     change types, repeatable or comma-separated
@@ -107,7 +108,9 @@
 // Codes and statuses come from the one table, types.Codes:
 // invalid_change, invalid_query and unknown_surface 400; unauthorized
 // 401; forbidden_host 403; not_found 404; method_not_allowed 405 (with
-// Allow); read_only, locked and event_id_conflict 409; compacted 410;
+// Allow); read_only, locked and event_id_conflict (an event_id that
+// names a stored record with other content; nothing of the body is
+// written) 409; compacted 410;
 // too_large 413; unsupported_media_type 415; policy_violation 422;
 // internal 500; journal_failed, closed, queue_full, canceled and
 // draining 503. Field values come from the engine already redacted.

@@ -41,11 +41,13 @@ var (
 	// ErrLocked is returned when another process holds the data
 	// directory's writer lock.
 	ErrLocked = errors.New("data directory is locked by another writer")
+	// ErrEventIDConflict marks a change whose writer-supplied event_id
+	// already names a stored record with other content. An event_id names
+	// one record: a retry must send the same change, a new change needs a
+	// new id. The error is a *FieldError naming the stored sequence.
+	ErrEventIDConflict = errors.New("event_id already names a record with other content")
 	// ErrBadRegistry marks a surface registry file that does not validate.
 	ErrBadRegistry = errors.New("invalid surface registry")
-	// ErrEventIDConflict marks a change whose event_id is already stored
-	// with different content: a conflict, never a silent duplicate.
-	ErrEventIDConflict = errors.New("event_id already recorded with different content")
 	// ErrNoJournal is returned by reading commands when the data
 	// directory does not exist or holds no journal.
 	ErrNoJournal = errors.New("no journal in the data directory")
@@ -82,7 +84,7 @@ var (
 // wrong, what is wrong with its value, and what is allowed. It matches its
 // Kind sentinel with errors.Is.
 type FieldError struct {
-	Kind       error    // ErrInvalid, ErrUnknownSurface, ErrPolicy or ErrBadRegistry
+	Kind       error    // ErrInvalid, ErrUnknownSurface, ErrPolicy, ErrEventIDConflict or ErrBadRegistry
 	Field      string   // JSON field name, e.g. "change_type"
 	Value      string   // the offending value, already redacted where needed
 	Problem    string   // what is wrong, e.g. "is not one of the allowed values"

@@ -714,7 +714,10 @@ func TestStateJournalFiltersOrderAndOutputShapes(t *testing.T) {
 		{"--after with a limit says more remain", []string{"--after", "2", "-n", "2"}, []uint64{3, 4}, true},
 		{"-n keeps the newest n", []string{"-n", "2"}, []uint64{6, 5}, true},
 		{"--limit is -n", []string{"--limit", "3"}, []uint64{6, 5, 4}, true},
-		{"--since 10m drops older records", []string{"--since", "10m"}, []uint64{6, 5, 4, 3}, false},
+		// --since runs on the journal's commit time: records backdated
+		// by their writers but committed just now are inside it
+		// (TestStateJournalSinceSelectsByCommitTime drops older commits).
+		{"--since 10m keeps records committed in the last 10 minutes, whatever their occurred_at", []string{"--since", "10m"}, []uint64{6, 5, 4, 3, 2, 1}, false},
 		{"--change-type keeps that change type", []string{"--change-type", "heartbeat"}, []uint64{5, 2, 1}, false},
 		{"--aggregate-type with --aggregate-id keeps one aggregate", []string{"--aggregate-type", "work_session", "--aggregate-id", "ws-1"}, []uint64{5, 4, 1}, false},
 		{"--min-severity keeps that severity and above", []string{"--min-severity", "warning"}, []uint64{6, 3}, false},
