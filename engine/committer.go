@@ -229,6 +229,9 @@ func (j *Journal) startCommitter() {
 	j.c.openTail(j, j.c.tip)
 	go j.syncLoop()
 	go j.commitLoop()
+	j.lockStop = make(chan struct{})
+	j.lockDone = make(chan struct{})
+	go j.watchLock()
 	if j.opts.asyncQueue > 0 {
 		j.async = make(chan Change, j.opts.asyncQueue)
 		j.asyncD = make(chan struct{})
@@ -304,6 +307,13 @@ func (j *Journal) syncGroup(group []*syncBatch) {
 			// segment; without this a crash could lose the new name.
 			if derr := fsx.SyncDir(j.hotDir); derr != nil {
 				err = j.fail(derr)
+			}
+		}
+		if err == nil {
+			// And once more before acknowledging: a batch whose lock was
+			// lost meanwhile is answered failed (outcome unknown).
+			if lerr := j.lock.Check(); lerr != nil {
+				err = j.loseLock(lerr)
 			}
 		}
 		if err == nil {
@@ -545,6 +555,13 @@ func (j *Journal) commit() {
 		}
 	}
 	if written > 0 {
+		// The writer lock is re-checked right before every write: a LOCK
+		// removed or replaced under us stops the writer before its next
+		// batch can land on another writer's records.
+		if err := j.lock.Check(); err != nil {
+			j.answerAll(j.loseLock(err))
+			return
+		}
 		if err := j.wal.WriteBatch(&c.batch); err != nil {
 			j.answerAll(j.fail(fmt.Errorf("write batch ending at sequence %d: %w", seq, err)))
 			return

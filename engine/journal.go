@@ -85,6 +85,11 @@ type Journal struct {
 	asyncD         chan struct{}
 
 	failErr atomic.Pointer[error] // sticky write failure
+	// lockLost is set when the LOCK file was removed or replaced under
+	// this writer (a sticky failure of its own kind).
+	lockLost atomic.Bool
+	lockStop chan struct{}
+	lockDone chan struct{}
 
 	fsyncs       atomic.Uint64
 	batches      atomic.Uint64
@@ -726,6 +731,10 @@ func (j *Journal) Close() error {
 		close(j.autoStop)
 		<-j.autoDone
 	}
+	if j.lockStop != nil {
+		close(j.lockStop)
+		<-j.lockDone
+	}
 	// Wait for a compaction a caller is running; Compact refuses to start
 	// once closed is set.
 	j.compactMu.Lock()
@@ -806,6 +815,51 @@ func (j *Journal) fail(err error) error {
 		}
 	}
 	return j.failure()
+}
+
+// loseLock makes the loss of the writer lock a sticky failure. The error
+// matches both ErrFailed and fsx.ErrLockLost.
+func (j *Journal) loseLock(err error) error {
+	wrapped := fmt.Errorf("%w: %w", types.ErrFailed, err)
+	first := !j.lockLost.Swap(true)
+	j.failErr.CompareAndSwap(nil, &wrapped)
+	if first {
+		j.log.Error("writer lock lost; refusing writes until reopened", "err", err)
+		if j.metrics != nil {
+			j.metrics.writeErrors.Inc()
+		}
+	}
+	return j.failure()
+}
+
+// watchLock checks the writer lock every lockCheckInterval, so an idle
+// writer notices a removed or replaced LOCK too (a busy one notices at its
+// next batch). Once lost, it waits until neither the committer nor a
+// compaction can write any more, then releases the directory lock so that
+// a new writer can start: two writers never write the directory at the
+// same time.
+func (j *Journal) watchLock() {
+	defer close(j.lockDone)
+	t := time.NewTicker(j.opts.lockCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.lockStop:
+			return
+		case <-t.C:
+		}
+		err := j.lock.Check()
+		if err == nil {
+			continue
+		}
+		j.loseLock(err)
+		j.compactMu.Lock()
+		_ = j.inCommitter(func() error { return nil }) // the committer is between batches and failed
+		j.lock.Release()
+		j.compactMu.Unlock()
+		j.log.Error("released the data directory after losing the writer lock; this journal writes nothing more", "dir", j.dir)
+		return
+	}
 }
 
 // Holder describes the process holding a data directory's writer lock.
