@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
@@ -35,12 +37,54 @@ type archiveSeg struct {
 	err    error // non-nil when the archive could not be opened
 }
 
-// hasLabel reports whether the archive may hold records of surface.
+// hasLabel reports whether the archive may hold records of surface
+// (its own or listed in changed_surfaces).
 func (a *archiveSeg) hasLabel(surface string) bool {
 	if a.err != nil {
 		return true
 	}
-	return a.footer.LabelCounts[surface] > 0
+	return len(a.labelsFor([]string{surface})) > 0
+}
+
+// labelsFor returns the archive's labels that name any of surfaces: a
+// record's label is its surface, or, when it lists other surfaces in
+// changed_surfaces, its surface and those joined by '+' (archiveLabel).
+func (a *archiveSeg) labelsFor(surfaces []string) []string {
+	var out []string
+	for label, n := range a.footer.LabelCounts {
+		if n == 0 {
+			continue
+		}
+		for _, s := range labelSurfaces(label) {
+			if slices.Contains(surfaces, s) {
+				out = append(out, label)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// labelSep joins the surfaces of a multi-surface record's archive label;
+// it cannot occur in a surface id.
+const labelSep = "+"
+
+// archiveLabel is the archive label of a record of surface that also
+// lists others.
+func archiveLabel(surface string, others []string) string {
+	if len(others) == 0 {
+		return surface
+	}
+	return surface + labelSep + strings.Join(others, labelSep)
+}
+
+// labelSurfaces splits an archive label into the surfaces it names, its
+// record's own first.
+func labelSurfaces(label string) []string {
+	if !strings.Contains(label, labelSep) {
+		return []string{label}
+	}
+	return strings.Split(label, labelSep)
 }
 
 // loadArchives lists and opens the archives in dir (footer and index

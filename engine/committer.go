@@ -120,6 +120,9 @@ func (j *Journal) add(r *request, c Change, index int) error {
 		// The index entry is filled here, in the writer's goroutine; the
 		// committer only adds its place in the file.
 		j.fillEntry(&p.entry, &p.change)
+		if p.entry.multi != 0 {
+			p.also, p.alsoHints = j.alsoOf(&p.change)
+		}
 	}
 	if err != nil {
 		j.countReject(err)
@@ -474,7 +477,7 @@ func (j *Journal) commit() {
 	}
 	old := c.tip
 	nv := &view{first: old.first, entries: old.entries, segs: old.segs, bytes: old.bytes, intern: old.intern,
-		archives: old.archives, horizonFloor: old.horizonFloor, version: old.version + 1}
+		archives: old.archives, horizonFloor: old.horizonFloor, version: old.version + 1, also: old.also}
 	nv.surf = append(make([]surfaceStat, 0, len(old.surf)+1), old.surf...)
 	// The outer slices are copied so this view's headers are its own; the
 	// posting lists themselves are shared and only appended to.
@@ -537,6 +540,9 @@ func (j *Journal) commit() {
 			nv.entries = append(nv.entries, e)
 			nv.noteSurface(e, seq)
 			nv.notePost(e, seq)
+			if it.also != nil {
+				nv.noteAlso(e, seq, it.also, it.alsoHints)
+			}
 			nv.bytes += frame
 			c.tailSize += frame
 			written++

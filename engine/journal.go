@@ -216,13 +216,19 @@ func (j *Journal) addArchiveStats(v *view) {
 	if j.fromCheckpoint {
 		return
 	}
+	grow := func(id uint16) {
+		for int(id) >= len(v.surf) {
+			v.surf = append(v.surf, surfaceStat{})
+		}
+	}
 	for _, a := range v.archives {
 		for label, n := range a.footer.LabelCounts {
-			id := j.intern.id(label)
-			for int(id) >= len(v.surf) {
-				v.surf = append(v.surf, surfaceStat{})
+			// A record that lists other surfaces counts for each of them.
+			for _, s := range labelSurfaces(label) {
+				id := j.intern.id(s)
+				grow(id)
+				v.surf[id].Records += n
 			}
-			v.surf[id].Records += n
 		}
 	}
 	for i := len(v.archives) - 1; i >= 0; i-- {
@@ -230,26 +236,38 @@ func (j *Journal) addArchiveStats(v *view) {
 		if a.err != nil {
 			continue
 		}
+		seen := map[string]bool{}
 		for label := range a.footer.LabelCounts {
-			id := j.intern.id(label)
-			if v.surf[id].LastSequence != 0 {
-				continue
-			}
-			ar, err := segment.OpenArchive(a.path)
-			if err != nil {
-				continue
-			}
-			_ = ar.ScanReverse(0, []string{label}, func(r segment.ArchiveRecord) bool {
-				if c, err := decodeStored(r.Payload, r.Seq); err == nil {
-					var e hotEntry
-					j.fillEntry(&e, &c)
-					s := &v.surf[id]
-					s.LastSequence, s.LastUnix, s.LastChangeType, s.LastSeverity = r.Seq, e.unix, e.ctype, e.sev
-					v.noteHint(e.hint, r.Seq)
+			for _, name := range labelSurfaces(label) {
+				id := j.intern.id(name)
+				grow(id)
+				if v.surf[id].LastSequence != 0 || seen[name] {
+					continue
 				}
-				return false
-			})
-			ar.Close()
+				seen[name] = true
+				ar, err := segment.OpenArchive(a.path)
+				if err != nil {
+					continue
+				}
+				_ = ar.ScanReverse(0, a.labelsFor([]string{name}), func(r segment.ArchiveRecord) bool {
+					if c, err := decodeStored(r.Payload, r.Seq); err == nil {
+						var e hotEntry
+						j.fillEntry(&e, &c)
+						s := &v.surf[id]
+						s.LastSequence, s.LastUnix, s.LastChangeType, s.LastSeverity = r.Seq, e.unix, e.ctype, e.sev
+						v.noteHint(e.hint, r.Seq)
+						if name != c.Surface {
+							hint := registry.SnapshotNone
+							if rs, ok := j.opts.registry.Lookup(name); ok {
+								hint = rs.SnapshotHint
+							}
+							v.noteHint(j.intern.id(hint), r.Seq)
+						}
+					}
+					return false
+				})
+				ar.Close()
+			}
 		}
 	}
 }
@@ -637,6 +655,10 @@ func (j *Journal) indexEntry(v *view, off int64, seq uint64, flags byte, payload
 	j.fillEntry(&e, &c)
 	v.noteSurface(e, seq)
 	v.notePost(e, seq)
+	if e.multi != 0 {
+		surf, hints := j.alsoOf(&c)
+		v.noteAlso(e, seq, surf, hints)
+	}
 	if !j.opts.readOnly && flags&segment.FlagWriterEventID != 0 {
 		j.seed = append(j.seed, dedupeSeed{id: c.EventID, rc: Receipt{Sequence: seq, EventID: c.EventID, OccurredAt: c.OccurredAt, Surface: c.Surface}})
 	}
@@ -652,6 +674,28 @@ func (j *Journal) fillEntry(e *hotEntry, c *Change) {
 	e.hint = j.intern.id(c.SnapshotHint)
 	e.agg = aggHash(c.AggregateType, c.AggregateID)
 	e.corr = corrHash(c.CorrelationID)
+	e.multi = 0
+	if len(c.ChangedSurfaces) > 1 || len(c.ChangedSurfaces) == 1 && c.ChangedSurfaces[0] != c.Surface {
+		e.multi = 1
+	}
+}
+
+// alsoOf returns the interned ids of the surfaces c lists in
+// changed_surfaces besides its own, and of each one's snapshot hint from
+// the registry ("none" for a surface the registry no longer has).
+func (j *Journal) alsoOf(c *Change) (surf, hints []uint16) {
+	for _, cs := range c.ChangedSurfaces {
+		if cs == c.Surface {
+			continue
+		}
+		surf = append(surf, j.intern.id(cs))
+		hint := registry.SnapshotNone
+		if s, ok := j.opts.registry.Lookup(cs); ok {
+			hint = s.SnapshotHint
+		}
+		hints = append(hints, j.intern.id(hint))
+	}
+	return surf, hints
 }
 
 func (v *view) noteSurface(e hotEntry, seq uint64) {
