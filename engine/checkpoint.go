@@ -42,7 +42,7 @@ const (
 	// Open rebuilds the index from the log once, with a log line, and
 	// writes a version-2 checkpoint at the next compaction or shutdown.
 	checkpointVersion = 2
-	entryDiskSize      = 32
+	entryDiskSize     = 32
 )
 
 // checkpointMeta is the JSON part of a checkpoint.

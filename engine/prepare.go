@@ -75,6 +75,9 @@ func (p *prepared) redactField(v *string) {
 // returns a *types.FieldError on bad input.
 func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	p := prepared{}
+	if err := c.CheckUTF8(); err != nil {
+		return p, err
+	}
 	// Module and type names are checked by the same rules: a secret there
 	// is replaced by its marker, which the identifier checks below then
 	// reject, so the error names the field without echoing the secret.
@@ -202,7 +205,9 @@ func (j *Journal) checkChangedSurfaces(c *Change) error {
 	if len(c.ChangedSurfaces) > MaxChangedSurface {
 		return fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("has %d entries, at most %d are allowed", len(c.ChangedSurfaces), MaxChangedSurface))
 	}
-	self := false
+	if !slices.Contains(c.ChangedSurfaces, c.Surface) {
+		return fieldErr(types.ErrInvalid, "changed_surfaces", clip(fmt.Sprint(c.ChangedSurfaces)), "must include the record's surface "+c.Surface)
+	}
 	joined := -1
 	for i, cs := range c.ChangedSurfaces {
 		field := fmt.Sprintf("changed_surfaces[%d]", i)
@@ -220,7 +225,6 @@ func (j *Journal) checkChangedSurfaces(c *Change) error {
 			return fieldErr(types.ErrInvalid, field, cs, "repeats an earlier entry; list each surface once")
 		}
 		if cs == c.Surface {
-			self = true
 			continue // surface itself is admitted with the record
 		}
 		if err := ls.Admit(c.Source, c.ChangeType, c.MutatesAuthorityState); err != nil {
@@ -237,9 +241,6 @@ func (j *Journal) checkChangedSurfaces(c *Change) error {
 			}
 			return err
 		}
-	}
-	if !self {
-		return fieldErr(types.ErrInvalid, "changed_surfaces", clip(fmt.Sprint(c.ChangedSurfaces)), "must include the record's surface "+c.Surface)
 	}
 	if joined > segment.MaxArchiveLabelSize {
 		return fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("is %d bytes joined by '+', at most %d are allowed", joined, segment.MaxArchiveLabelSize))
@@ -285,10 +286,10 @@ func checkText(field, v string, max int, required bool) error {
 	return nil
 }
 
-// clip shortens a value echoed in an error message.
+// clip shortens a value echoed in an error message, on a UTF-8 boundary.
 func clip(s string) string {
 	if len(s) <= 80 {
 		return s
 	}
-	return s[:77] + "..."
+	return clipUTF8(s, 77) + "..."
 }

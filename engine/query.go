@@ -20,7 +20,12 @@ type Query struct {
 	// After is a cursor: only records with a sequence greater than After.
 	// A cursor below the horizon (records after it were compacted away)
 	// gets ErrCompacted.
-	After         uint64
+	After uint64
+	// HasAfter says After is a cursor even when it is 0: a consumer that
+	// starts from the beginning gets ErrCompacted once records were
+	// removed, instead of silently starting at the horizon. Any After > 0
+	// is a cursor whatever HasAfter says.
+	HasAfter      bool
 	Since, Until  time.Time // occurred_at range, inclusive Since, exclusive Until
 	Surfaces      []string
 	ChangeTypes   []string
@@ -211,7 +216,7 @@ func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, 
 	if len(v.entries) > 0 {
 		res.Head = v.last()
 	}
-	if q.After > 0 && q.After+1 < res.Horizon {
+	if (q.After > 0 || q.HasAfter) && q.After+1 < res.Horizon {
 		return res, fmt.Errorf("%w: cursor %d, oldest readable sequence %d", types.ErrCompacted, q.After, res.Horizon)
 	}
 	// Pin every hot segment of this view now: a compaction that runs

@@ -136,6 +136,14 @@ func (c *Client) Record(ctx context.Context, changes []engine.Change) ([]engine.
 		if i > 0 {
 			buf.WriteByte(',')
 		}
+		// encoding/json would rewrite invalid UTF-8: refuse it here,
+		// naming the field, as the server would.
+		if err := changes[i].CheckUTF8(); err != nil {
+			if fe, ok := err.(*types.FieldError); ok {
+				fe.Index = i
+			}
+			return nil, err
+		}
 		b, err := json.Marshal(wireOf(&changes[i]))
 		if err != nil {
 			return nil, fmt.Errorf("encode change %d: %w", i, err)

@@ -13,7 +13,7 @@ import (
 // that the markers this package writes always fit.
 type Limits struct {
 	MaxKeys         int // total keys across all levels, "_trimmed" included; default 32
-	MaxDepth        int // nesting depth of objects and arrays, the top-level object is depth 1; default 3
+	MaxDepth        int // nesting depth of objects and arrays, the top-level object is depth 1; default 3, at most MaxMaxDepth
 	MaxKeyBytes     int // bytes of one key; default 64
 	MaxStringBytes  int // bytes of one string value, truncation suffix included; default 256
 	MaxEncodedBytes int // bytes of the whole metadata as encoding/json.Marshal writes it; default 2048
@@ -26,6 +26,9 @@ const (
 	DefaultMaxKeyBytes     = 64
 	DefaultMaxStringBytes  = 256
 	DefaultMaxEncodedBytes = 2048
+
+	// MaxMaxDepth caps MaxDepth: deeper metadata is always trimmed.
+	MaxMaxDepth = 64
 
 	MinMaxKeyBytes     = 32 // every marker fits (a key that is a secret becomes one)
 	MinMaxStringBytes  = 32 // every marker and the truncation suffix fit
@@ -68,7 +71,7 @@ func (l Limits) Normalized() Limits {
 	}
 	return Limits{
 		MaxKeys:         def(l.MaxKeys, DefaultMaxKeys, 1),
-		MaxDepth:        def(l.MaxDepth, DefaultMaxDepth, 1),
+		MaxDepth:        min(def(l.MaxDepth, DefaultMaxDepth, 1), MaxMaxDepth),
 		MaxKeyBytes:     def(l.MaxKeyBytes, DefaultMaxKeyBytes, MinMaxKeyBytes),
 		MaxStringBytes:  def(l.MaxStringBytes, DefaultMaxStringBytes, MinMaxStringBytes),
 		MaxEncodedBytes: def(l.MaxEncodedBytes, DefaultMaxEncodedBytes, MinMaxEncodedBytes),
