@@ -207,6 +207,9 @@ func printReceipt(g *globals, w *bufio.Writer, rc engine.Receipt) {
 	if rc.Duplicate {
 		dup = " duplicate=true"
 	}
+	if rc.MetadataTrimmed {
+		dup += " metadata_trimmed=true" // over a bound: cut and marked, see metadata._trimmed
+	}
 	fmt.Fprintf(w, "sequence=%d event_id=%s redactions=%d durable=%t%s\n", rc.Sequence, rc.EventID, rc.Redactions, rc.Durable, dup)
 }
 
