@@ -29,11 +29,11 @@ func utf8Err(field, value string, at int, problem string) *types.FieldError {
 		Problem: fmt.Sprintf("%s at byte %d; every string must be valid UTF-8", problem, at), Index: -1}
 }
 
-// quoteInvalid shows a value whose bytes are not all UTF-8: the invalid
-// bytes as \xNN, clipped.
+// quoteInvalid clips a value whose bytes are not all UTF-8. The error
+// message quotes it with %q, which shows the invalid bytes as \xNN; a
+// JSON error body shows them as U+FFFD.
 func quoteInvalid(s string) string {
-	q := strconv.Quote(clip(s))
-	return q[1 : len(q)-1]
+	return clip(s)
 }
 
 // CheckUTF8 returns a *types.FieldError naming the first string of c that
