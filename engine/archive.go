@@ -37,32 +37,32 @@ type archiveSeg struct {
 	err    error // non-nil when the archive could not be opened
 }
 
-// hasLabel reports whether the archive may hold records of surface
-// (its own or listed in changed_surfaces).
-func (a *archiveSeg) hasLabel(surface string) bool {
-	if a.err != nil {
-		return true
-	}
-	return len(a.labelsFor([]string{surface})) > 0
-}
-
 // labelsFor returns the archive's labels that name any of surfaces: a
 // record's label is its surface, or, when it lists other surfaces in
 // changed_surfaces, its surface and those joined by '+' (archiveLabel).
 func (a *archiveSeg) labelsFor(surfaces []string) []string {
 	var out []string
 	for label, n := range a.footer.LabelCounts {
-		if n == 0 {
-			continue
-		}
-		for _, s := range labelSurfaces(label) {
-			if slices.Contains(surfaces, s) {
-				out = append(out, label)
-				break
-			}
+		if n > 0 && labelNamesAny(label, surfaces) {
+			out = append(out, label)
 		}
 	}
 	return out
+}
+
+// labelNamesAny reports whether label names one of surfaces, without
+// allocating.
+func labelNamesAny(label string, surfaces []string) bool {
+	for {
+		s, rest, more := strings.Cut(label, labelSep)
+		if slices.Contains(surfaces, s) {
+			return true
+		}
+		if !more {
+			return false
+		}
+		label = rest
+	}
 }
 
 // labelSep joins the surfaces of a multi-surface record's archive label;

@@ -231,11 +231,11 @@ func (j *Journal) checkChangedSurfaces(c *Change) error {
 			if fe, ok := err.(*types.FieldError); ok {
 				// Name the entry; say which of the record's fields the
 				// listed surface refuses.
-				problem := fmt.Sprintf("lists surface %q, which refuses this record: %s", cs, fe.Field)
-				if fe.Field != "surface" && fe.Value != "" {
-					problem += fmt.Sprintf(" %q", fe.Value)
+				problem := "refuses this record: it " + fe.Problem
+				if fe.Field != "surface" {
+					problem = fmt.Sprintf("refuses this record: %s %q %s", fe.Field, fe.Value, fe.Problem)
 				}
-				fe.Problem = problem + " " + fe.Problem
+				fe.Problem = problem
 				fe.Field, fe.Value = field, cs
 				return fe
 			}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/agentruntime/statejournal/engine"
@@ -235,7 +236,11 @@ func decodeError(status int, data []byte) error {
 	if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code == "" {
 		msg := strings.TrimSpace(string(data))
 		if len(msg) > 200 {
-			msg = msg[:200] + "…"
+			n := 200
+			for n > 196 && !utf8.RuneStart(msg[n]) {
+				n-- // cut on a rune boundary
+			}
+			msg = msg[:n] + "…"
 		}
 		return &Error{StatusCode: status, APIError: APIError{Message: msg}}
 	}
