@@ -10,8 +10,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/types"
