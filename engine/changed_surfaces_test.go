@@ -176,3 +176,51 @@ func TestRecordIsFoundUnderEveryListedSurface(t *testing.T) {
 	j.Close()
 	check(t, openT(t, dir, ReadOnly()), "read-only")
 }
+
+// TestAStep4DirectoryWithAVersion1CheckpointOpensAndIndexesListedSurfaces
+// opens a data directory written by the previous release (golden files in
+// testdata/step4-dir: three records, the second listing a second surface,
+// and a version-1 checkpoint that cannot say so). The checkpoint is not
+// used; the index is rebuilt from the log, so the listed surface finds the
+// record, and the next clean close writes a version-2 checkpoint that the
+// open after uses.
+func TestAStep4DirectoryWithAVersion1CheckpointOpensAndIndexesListedSurfaces(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"hot/00000000000000000001", "state/index.ckpt"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "step4-dir", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(j *Journal) {
+		t.Helper()
+		res, err := j.Query(context.Background(), Query{Surfaces: []string{"runtime_notifications"}, Limit: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range res.Changes {
+			got = append(got, c.EventID)
+		}
+		if !slices.Equal(got, []string{"g-2", "g-3"}) {
+			t.Fatalf("query by the listed surface: %v, want [g-2 g-3]", got)
+		}
+	}
+	j := openT(t, dir)
+	if j.fromCheckpoint {
+		t.Fatal("a version-1 checkpoint was used")
+	}
+	check(j)
+	j.Close()
+	j = openT(t, dir)
+	if !j.fromCheckpoint {
+		t.Fatal("the version-2 checkpoint written at close was not used")
+	}
+	check(j)
+}

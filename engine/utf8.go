@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -120,6 +122,66 @@ func checkMetadataUTF8(path string, v any, depth int) error {
 		for i, e := range x {
 			if at := invalidAt(e); at >= 0 {
 				return utf8Err(path+"["+strconv.Itoa(i)+"]", e, at, "is not valid UTF-8")
+			}
+		}
+	case json.Number: // an invalid number is kept as a string
+		if at := invalidAt(string(x)); at >= 0 {
+			return utf8Err(path, string(x), at, "is not valid UTF-8")
+		}
+	case nil, bool, int, int64, uint64, float64:
+	default:
+		// Another Go type goes through encoding/json, which would rewrite
+		// invalid bytes: look at its strings first.
+		return checkReflectUTF8(path, reflect.ValueOf(v), depth)
+	}
+	return nil
+}
+
+// checkReflectUTF8 checks the strings encoding/json would write for a
+// value of any other Go type (exported struct fields, map keys and
+// values, slices, pointers).
+func checkReflectUTF8(path string, v reflect.Value, depth int) error {
+	if depth > maxParseDepth || !v.IsValid() {
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if at := invalidAt(v.String()); at >= 0 {
+			return utf8Err(path, v.String(), at, "is not valid UTF-8")
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return checkReflectUTF8(path, v.Elem(), depth)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() {
+				if err := checkReflectUTF8(path+"."+f.Name, v.Field(i), depth+1); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			k := it.Key()
+			if k.Kind() == reflect.String {
+				if at := invalidAt(k.String()); at >= 0 {
+					return utf8Err(path, k.String(), at, "has a key that is not valid UTF-8")
+				}
+			}
+			if err := checkReflectUTF8(path+"."+fmt.Sprint(k.Interface()), it.Value(), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
+			return nil // []byte encodes as base64
+		}
+		for i := range v.Len() {
+			if err := checkReflectUTF8(path+"["+strconv.Itoa(i)+"]", v.Index(i), depth+1); err != nil {
+				return err
 			}
 		}
 	}

@@ -46,6 +46,8 @@ func TestInvalidUTF8IsRefusedNamingTheFieldViaTheGoAPI(t *testing.T) {
 		{"metadata", func(c *Change) { c.Metadata[bad] = "v" }},
 		{"metadata.list[0]", func(c *Change) { c.Metadata["list"] = []any{bad} }},
 		{"metadata.m.s", func(c *Change) { c.Metadata["m"] = map[string]string{"s": bad} }},
+		{"metadata.st.Name", func(c *Change) { c.Metadata["st"] = struct{ Name string }{bad} }},
+		{"metadata.ss[1]", func(c *Change) { c.Metadata["ss"] = []string{"ok", bad} }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.field, func(t *testing.T) {
