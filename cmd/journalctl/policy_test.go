@@ -23,6 +23,24 @@ func TestAfterZeroListsTheWholeBacklogOldestFirst(t *testing.T) {
 	if got := seqsOf(t, list(t, dir, "-n", "2").Changes); len(got) != 2 || got[0] != 5 {
 		t.Fatalf("without --after: %v, want the newest first", got)
 	}
+	// Once retention removed records, cursor 0 is below the horizon: the
+	// consumer is told to resync, not silently started at the horizon.
+	mustOK(t, dir, "state-journal-compact", "--max-records", "1")
+	seed(t, dir, "late", 1)
+	r := jc(t, dir, "state-journal", "--after", "0", "--json")
+	var eb struct {
+		Error struct {
+			Code        string  `json:"code"`
+			ResumeAfter *uint64 `json:"resume_after"`
+		} `json:"error"`
+	}
+	if r.code != 1 {
+		t.Fatalf("--after 0 below the horizon: want exit 1, got %s", r)
+	}
+	decode(t, r, &eb)
+	if eb.Error.Code != "compacted" || eb.Error.ResumeAfter == nil || *eb.Error.ResumeAfter != 5 {
+		t.Fatalf("--after 0 below the horizon: want code compacted resuming after 5, got %s", r)
+	}
 }
 
 // TestInvalidUTF8IsRefusedByTheCLINamingTheField gives the record command
