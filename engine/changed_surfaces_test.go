@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/agentruntime/statejournal/types"
@@ -223,4 +224,37 @@ func TestAStep4DirectoryWithAVersion1CheckpointOpensAndIndexesListedSurfaces(t *
 		t.Fatal("the version-2 checkpoint written at close was not used")
 	}
 	check(j)
+}
+
+// TestValidateReportsAStoredRecordThatListsASurfaceItsPolicyRefuses opens
+// a directory the previous release wrote (testdata/step4-foreign-listing:
+// a runtime.work_session record that lists the authority-adjacent
+// runtime_approvals, which that release let through): validate names the
+// listed surface and its policy, and the record stays readable under it.
+func TestValidateReportsAStoredRecordThatListsASurfaceItsPolicyRefuses(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join("testdata", "step4-foreign-listing", "hot", "00000000000000000001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "hot"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hot", "00000000000000000001"), b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ValidateDir(context.Background(), dir, ValidateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Clean || !slices.ContainsFunc(rep.Problems, func(p Problem) bool {
+		return p.Sequence == 1 && strings.Contains(p.Message, `"runtime_approvals"`) && strings.Contains(p.Message, "owner source")
+	}) {
+		t.Fatalf("validate did not report the listed surface's policy: %+v", rep.Problems)
+	}
+	j := openT(t, dir, ReadOnly())
+	res, err := j.Query(context.Background(), Query{Surfaces: []string{"runtime_approvals"}})
+	if err != nil || len(res.Changes) != 1 || res.Changes[0].EventID != "f-1" {
+		t.Fatalf("query by the listed surface: %+v %v", res.Changes, err)
+	}
 }
