@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/agentruntime/statejournal/internal/fsx"
 )
 
@@ -223,7 +225,11 @@ func TestDeletedLockStopsTheFirstWriterBeforeASecondWrites(t *testing.T) {
 // file alone.
 func TestReplacedLockFileIsNotTakenOverOrCleared(t *testing.T) {
 	dir := t.TempDir()
-	j := openT(t, dir)
+	reg := prometheus.NewRegistry()
+	j := openT(t, dir, WithRegisterer(reg))
+	if v := faultGather(t, reg, "state_journal_lock_lost"); v != 0 {
+		t.Fatalf("state_journal_lock_lost %v before", v)
+	}
 	path := filepath.Join(dir, fsx.LockFileName)
 	tmp := path + ".other"
 	if err := os.WriteFile(tmp, []byte("someone else\n"), 0o644); err != nil {
@@ -238,6 +244,12 @@ func TestReplacedLockFileIsNotTakenOverOrCleared(t *testing.T) {
 	}
 	if err := j.SetHolderAddress("127.0.0.1:1", ""); err == nil {
 		t.Fatal("SetHolderAddress wrote into a lock file it does not hold")
+	}
+	if v := faultGather(t, reg, "state_journal_lock_lost"); v != 1 {
+		t.Fatalf("state_journal_lock_lost %v after the loss", v)
+	}
+	if st := j.Status(); !st.LockLost || !strings.Contains(st.Failed, "lock file LOCK was removed or replaced") {
+		t.Fatalf("status after the loss: lock_lost %t, failed %q", st.LockLost, st.Failed)
 	}
 	j.Close()
 	if b, _ := os.ReadFile(path); string(b) != "someone else\n" {
