@@ -19,12 +19,12 @@ type hotEntry struct {
 	ctype   uint8  // index into registry.ChangeTypes
 	sev     uint8  // severity rank
 	hint    uint16 // interned snapshot hint
-	agg     uint32 // hash of aggregate_type/aggregate_id
-	corr    uint32 // hash of correlation_id (0 when none)
 	// multi is 1 when the record lists surfaces besides its own in
-	// changed_surfaces (view.also holds them); it fits the padding, so
-	// an entry stays 32 bytes.
+	// changed_surfaces (view.also holds them); it sits in what was
+	// padding before agg, so an entry stays 32 bytes.
 	multi uint8
+	agg   uint32 // hash of aggregate_type/aggregate_id
+	corr  uint32 // hash of correlation_id (0 when none)
 }
 
 // alsoRec is a hot record that lists surfaces besides its own in
