@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
@@ -35,12 +37,54 @@ type archiveSeg struct {
 	err    error // non-nil when the archive could not be opened
 }
 
-// hasLabel reports whether the archive may hold records of surface.
-func (a *archiveSeg) hasLabel(surface string) bool {
-	if a.err != nil {
-		return true
+// labelsFor returns the archive's labels that name any of surfaces: a
+// record's label is its surface, or, when it lists other surfaces in
+// changed_surfaces, its surface and those joined by '+' (archiveLabel).
+func (a *archiveSeg) labelsFor(surfaces []string) []string {
+	var out []string
+	for label, n := range a.footer.LabelCounts {
+		if n > 0 && labelNamesAny(label, surfaces) {
+			out = append(out, label)
+		}
 	}
-	return a.footer.LabelCounts[surface] > 0
+	return out
+}
+
+// labelNamesAny reports whether label names one of surfaces, without
+// allocating.
+func labelNamesAny(label string, surfaces []string) bool {
+	for {
+		s, rest, more := strings.Cut(label, labelSep)
+		if slices.Contains(surfaces, s) {
+			return true
+		}
+		if !more {
+			return false
+		}
+		label = rest
+	}
+}
+
+// labelSep joins the surfaces of a multi-surface record's archive label;
+// it cannot occur in a surface id.
+const labelSep = "+"
+
+// archiveLabel is the archive label of a record of surface that also
+// lists others.
+func archiveLabel(surface string, others []string) string {
+	if len(others) == 0 {
+		return surface
+	}
+	return surface + labelSep + strings.Join(others, labelSep)
+}
+
+// labelSurfaces splits an archive label into the surfaces it names, its
+// record's own first.
+func labelSurfaces(label string) []string {
+	if !strings.Contains(label, labelSep) {
+		return []string{label}
+	}
+	return strings.Split(label, labelSep)
 }
 
 // loadArchives lists and opens the archives in dir (footer and index

@@ -194,7 +194,9 @@ func appendJSONValue(dst []byte, v any, depth int) ([]byte, error) {
 const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as a JSON string, escaping as encoding/json
-// does (including <, >, & and U+2028/2029) and replacing invalid UTF-8.
+// does (including <, >, & and U+2028/2029) and replacing invalid UTF-8
+// (which Record refuses before anything is encoded, so a stored record
+// never holds a replacement it did not have).
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -268,10 +270,19 @@ type wireChange struct {
 }
 
 // ParseChange decodes one change written by a client (CLI, HTTP). Unknown
-// fields, a supplied sequence, a malformed occurred_at and metadata that
-// is not an object are *types.FieldError values naming the field. The
+// fields, a supplied sequence, a malformed occurred_at, metadata that is
+// not an object and a string that is not valid UTF-8 (named by its path,
+// e.g. aggregate_id or metadata.a.b) are *types.FieldError values naming
+// the field. Metadata nested deeper than the bounds allow is trimmed, not
+// refused. The
 // change is not yet validated against the contract; Record does that.
 func ParseChange(data []byte) (Change, error) {
+	// Before encoding/json sees it: it would rewrite invalid UTF-8.
+	cuts, err := scanChangeJSON(data)
+	if err != nil {
+		return Change{}, err
+	}
+	data = applyCuts(data, cuts)
 	var w wireChange
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -23,6 +23,11 @@ import (
 // fsync). A missing, damaged, unknown-version or stale checkpoint is never
 // an error: Open logs why and rebuilds from the log.
 //
+// An entry is off u32, length u32, occurred_at i64, surface u16, change
+// type u8, severity u8, hint u16, multi u8 (version 2: the record lists
+// other surfaces, named in meta "also"), one zero byte, aggregate hash u32,
+// correlation hash u32, all little-endian.
+//
 //	0      4        6        8             12                 12+M    12+M+4        +32*N   +4
 //	+------+--------+--------+-------------+-----------------+-------+-------------+-------+--------+
 //	| SJCK | ver LE | flags  | M: meta len | meta (JSON)     | N u32 | entries 32B | ...   | crc32c |
@@ -31,10 +36,14 @@ import (
 const (
 	checkpointFileName = "index.ckpt"
 	checkpointMagic    = "SJCK"
-	// checkpointVersion 2: entries' time is the commit time and dedupe
-	// ids carry their content hash. A version 1 checkpoint is not used
-	// (Open says so and rebuilds from the log and archives).
-	checkpointVersion = 2
+	// checkpointVersion 3: entries' time is the commit time, dedupe ids
+	// carry their content hash (both since version 2 of step5-time), and
+	// meta "also" lists the extra surfaces of hot records that list
+	// several in changed_surfaces. An older checkpoint cannot say either,
+	// so it is not used: Open says so, rebuilds the index from the log and
+	// archives, and writes a current checkpoint at the next compaction or
+	// shutdown.
+	checkpointVersion = 3
 	entryDiskSize     = 32
 )
 
@@ -52,6 +61,13 @@ type checkpointMeta struct {
 	At       time.Time       `json:"at"`
 	Registry string          `json:"registry_digest"`
 	Extra    json.RawMessage `json:"extra,omitempty"`
+	Also     []ckptAlso      `json:"also,omitempty"`
+}
+
+// ckptAlso is a hot record indexed under the other surfaces it lists.
+type ckptAlso struct {
+	Seq      uint64   `json:"seq"`
+	Surfaces []string `json:"surfaces"`
 }
 
 type ckptSegment struct {
@@ -117,6 +133,13 @@ func (j *Journal) writeCheckpoint(v *view, d []ckptDedupe) error {
 			meta.Hints = append(meta.Hints, ckptHint{Name: meta.Names[id], Last: last})
 		}
 	}
+	for _, a := range v.also {
+		ca := ckptAlso{Seq: a.seq}
+		for _, id := range a.surf {
+			ca.Surfaces = append(ca.Surfaces, meta.Names[id])
+		}
+		meta.Also = append(meta.Also, ca)
+	}
 	mb, err := json.Marshal(meta)
 	if err != nil {
 		return err
@@ -144,7 +167,7 @@ func appendEntry(b []byte, e *hotEntry) []byte {
 	b = binary.LittleEndian.AppendUint16(b, e.surface)
 	b = append(b, e.ctype, e.sev)
 	b = binary.LittleEndian.AppendUint16(b, e.hint)
-	b = append(b, 0, 0)
+	b = append(b, e.multi, 0)
 	b = binary.LittleEndian.AppendUint32(b, e.agg)
 	b = binary.LittleEndian.AppendUint32(b, e.corr)
 	return b
@@ -154,7 +177,7 @@ func readEntry(b []byte) hotEntry {
 	return hotEntry{
 		off: binary.LittleEndian.Uint32(b[0:]), length: binary.LittleEndian.Uint32(b[4:]),
 		unix: int64(binary.LittleEndian.Uint64(b[8:])), surface: binary.LittleEndian.Uint16(b[16:]),
-		ctype: b[18], sev: b[19], hint: binary.LittleEndian.Uint16(b[20:]),
+		ctype: b[18], sev: b[19], hint: binary.LittleEndian.Uint16(b[20:]), multi: b[22],
 		agg: binary.LittleEndian.Uint32(b[24:]), corr: binary.LittleEndian.Uint32(b[28:]),
 	}
 }
@@ -243,6 +266,22 @@ func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, 
 		e.surface, e.hint = remap[e.surface], remap[e.hint]
 		v.entries[i] = e
 		v.bytes += int64(e.length)
+	}
+	for _, a := range meta.Also {
+		if a.Seq < meta.First || a.Seq > meta.Last || len(a.Surfaces) == 0 ||
+			(len(v.also) > 0 && a.Seq <= v.also[len(v.also)-1].seq) || v.entries[a.Seq-meta.First].multi == 0 {
+			return nil, fmt.Errorf("%w: also entry for sequence %d does not match the entries", segment.ErrCorrupt, a.Seq)
+		}
+		ar := alsoRec{seq: a.Seq}
+		for _, name := range a.Surfaces {
+			ar.surf = append(ar.surf, j.intern.id(name))
+		}
+		v.also = append(v.also, ar)
+	}
+	for i := range v.entries {
+		if v.entries[i].multi != 0 && v.alsoOf(meta.First+uint64(i)) == nil {
+			return nil, fmt.Errorf("%w: entry %d lists several surfaces, the checkpoint does not say which", segment.ErrCorrupt, meta.First+uint64(i))
+		}
 	}
 	for _, s := range meta.Surfaces {
 		id := j.intern.id(s.Name)

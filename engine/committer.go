@@ -125,6 +125,9 @@ func (j *Journal) add(r *request, c Change, index int) error {
 		// The index entry is filled here, in the writer's goroutine; the
 		// committer only adds its place in the file.
 		j.fillEntry(&p.entry, &p.change, p.committed)
+		if p.entry.multi != 0 {
+			p.also, p.alsoHints = j.alsoOf(&p.change)
+		}
 	}
 	reject := func(err error) error {
 		j.countReject(err)
@@ -268,6 +271,9 @@ func (j *Journal) startCommitter() {
 	j.c.openTail(j, j.c.tip)
 	go j.syncLoop()
 	go j.commitLoop()
+	j.lockStop = make(chan struct{})
+	j.lockDone = make(chan struct{})
+	go j.watchLock()
 	if j.opts.asyncQueue > 0 {
 		j.async = make(chan Change, j.opts.asyncQueue)
 		j.asyncD = make(chan struct{})
@@ -343,6 +349,13 @@ func (j *Journal) syncGroup(group []*syncBatch) {
 			// segment; without this a crash could lose the new name.
 			if derr := fsx.SyncDir(j.hotDir); derr != nil {
 				err = j.fail(derr)
+			}
+		}
+		if err == nil {
+			// And once more before acknowledging: a batch whose lock was
+			// lost meanwhile is answered failed (outcome unknown).
+			if lerr := j.lock.Check(); lerr != nil {
+				err = j.loseLock(lerr)
 			}
 		}
 		if err == nil {
@@ -509,7 +522,7 @@ func (j *Journal) commit() {
 	}
 	old := c.tip
 	nv := &view{first: old.first, entries: old.entries, segs: old.segs, bytes: old.bytes, intern: old.intern,
-		archives: old.archives, horizonFloor: old.horizonFloor, version: old.version + 1}
+		archives: old.archives, horizonFloor: old.horizonFloor, version: old.version + 1, also: old.also}
 	nv.surf = append(make([]surfaceStat, 0, len(old.surf)+1), old.surf...)
 	// The outer slices are copied so this view's headers are its own; the
 	// posting lists themselves are shared and only appended to.
@@ -586,6 +599,9 @@ func (j *Journal) commit() {
 			nv.entries = append(nv.entries, e)
 			nv.noteSurface(e, seq)
 			nv.notePost(e, seq)
+			if it.also != nil {
+				nv.noteAlso(e, seq, it.also, it.alsoHints)
+			}
 			nv.bytes += frame
 			c.tailSize += frame
 			written++
@@ -606,6 +622,13 @@ func (j *Journal) commit() {
 		}
 	}
 	if written > 0 {
+		// The writer lock is re-checked right before every write: a LOCK
+		// removed or replaced under us stops the writer before its next
+		// batch can land on another writer's records.
+		if err := j.lock.Check(); err != nil {
+			j.answerAll(j.loseLock(err))
+			return
+		}
 		if err := j.wal.WriteBatch(&c.batch); err != nil {
 			j.answerAll(outcomeUnknown(j.fail(fmt.Errorf("write batch ending at sequence %d: %w", seq, err))))
 			return

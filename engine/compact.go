@@ -298,13 +298,20 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 		if seq >= v.first && seq <= v.last() {
 			e := &v.entries[seq-v.first]
 			label, unix = j.intern.name(e.surface), e.unix
+			if e.multi != 0 {
+				var others []string
+				for _, id := range v.alsoOf(seq) {
+					others = append(others, j.intern.name(id))
+				}
+				label = archiveLabel(label, others)
+			}
 		} else {
 			f, err := peekFields(payload)
 			if err != nil {
 				bad = fmt.Errorf("compact: record %d does not decode: %w", seq, err)
 				return false
 			}
-			label, unix = f.surface, f.unix
+			label, unix = archiveLabel(f.surface, f.others), f.unix
 		}
 		start := len(arena)
 		arena = append(arena, payload...)
@@ -355,6 +362,7 @@ func coalesceHeartbeats(recs []segment.ArchiveRecord, window time.Duration) []se
 // peeked is what compaction needs from a stored record.
 type peeked struct {
 	surface, changeType, aggType, aggID string
+	others                              []string // changed_surfaces besides surface
 	unix                                int64
 }
 
@@ -367,11 +375,18 @@ func peekFields(payload []byte) (peeked, error) {
 		ChangeType    string    `json:"change_type"`
 		AggregateType string    `json:"aggregate_type"`
 		AggregateID   string    `json:"aggregate_id"`
+		Changed       []string  `json:"changed_surfaces"`
 	}
 	if err := json.NewDecoder(bytes.NewReader(payload)).Decode(&w); err != nil {
 		return peeked{}, err
 	}
-	return peeked{surface: w.Surface, changeType: w.ChangeType, aggType: w.AggregateType, aggID: w.AggregateID, unix: w.OccurredAt.UnixNano()}, nil
+	p := peeked{surface: w.Surface, changeType: w.ChangeType, aggType: w.AggregateType, aggID: w.AggregateID, unix: w.OccurredAt.UnixNano()}
+	for _, s := range w.Changed {
+		if s != w.Surface {
+			p.others = append(p.others, s)
+		}
+	}
+	return p, nil
 }
 
 // truncateHot cuts the hot log's front up to and including upto, in the
@@ -585,14 +600,16 @@ func subtractArchived(surf []surfaceStat, gone []*archiveSeg, in *interner) []su
 	out := append([]surfaceStat(nil), surf...)
 	for _, a := range gone {
 		for label, n := range a.footer.LabelCounts {
-			id, ok := in.lookup(label)
-			if !ok || int(id) >= len(out) {
-				continue
-			}
-			if out[id].Records >= n {
-				out[id].Records -= n
-			} else {
-				out[id].Records = 0
+			for _, s := range labelSurfaces(label) {
+				id, ok := in.lookup(s)
+				if !ok || int(id) >= len(out) {
+					continue
+				}
+				if out[id].Records >= n {
+					out[id].Records -= n
+				} else {
+					out[id].Records = 0
+				}
 			}
 		}
 	}

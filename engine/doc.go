@@ -49,6 +49,15 @@
 //     tail of the newest segment, an interrupted truncation, compaction or
 //     retention step) and logs, persists and counts each repair. Any other
 //     damage fails Open; Repair quarantines it with tombstones.
+//   - The writer holds the directory lock (internal/fsx) and re-checks that
+//     LOCK is the inode it locked before each batch write, before each
+//     acknowledgement and every 250 ms: a removed or replaced LOCK is a
+//     sticky failure (ErrFailed matching fsx.ErrLockLost), after which the
+//     writer releases the directory for a new one.
+//   - A record is indexed under its surface and under every other surface
+//     of its changed_surfaces (view.also, postings, per-surface figures,
+//     the listed surfaces' snapshot hints for Stale; archives label it
+//     "surface+other+..."), each of which passed the migration policy.
 //   - Readers never take the writer's locks: a view is immutable once
 //     published. A query pins the read handles of its view's hot segments,
 //     so one that started before a compaction finishes on the files it

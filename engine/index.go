@@ -14,13 +14,25 @@ import (
 type hotEntry struct {
 	off     uint32 // offset of the wal frame in its segment file
 	length  uint32 // length of the wal frame (uvarint + envelope)
-	unix    int64  // occurred_at, unix nanos
+	unix    int64  // committed_at (the journal's clock), unix nanos
 	surface uint16 // interned surface id
 	ctype   uint8  // index into registry.ChangeTypes
 	sev     uint8  // severity rank
 	hint    uint16 // interned snapshot hint
-	agg     uint32 // hash of aggregate_type/aggregate_id
-	corr    uint32 // hash of correlation_id (0 when none)
+	// multi is 1 when the record lists surfaces besides its own in
+	// changed_surfaces (view.also holds them); it sits in what was
+	// padding before agg, so an entry stays 32 bytes.
+	multi uint8
+	agg   uint32 // hash of aggregate_type/aggregate_id
+	corr  uint32 // hash of correlation_id (0 when none)
+}
+
+// alsoRec is a hot record that lists surfaces besides its own in
+// changed_surfaces: it is indexed (postings, per-surface figures, Stale)
+// under each of them.
+type alsoRec struct {
+	seq  uint64
+	surf []uint16 // interned ids, in the record's order
 }
 
 // hotSegInfo is one hot segment as readers see it. f is a read handle
@@ -127,6 +139,38 @@ type view struct {
 	// hintLast[hint] is the last sequence (hot or archived) that named
 	// that snapshot hint: the answer to Stale.
 	hintLast []uint64
+	// also lists the hot records with more than one changed surface,
+	// ascending by sequence; appended to like entries.
+	also []alsoRec
+}
+
+// noteAlso indexes a record under the other surfaces it lists: their
+// postings, their per-surface figures, and (for Stale) the snapshot hint
+// of each listed surface, since a consumer of that snapshot must refetch
+// it too. hints[i] is the interned snapshot hint of surf[i].
+func (v *view) noteAlso(e hotEntry, seq uint64, surf, hints []uint16) {
+	v.also = append(v.also, alsoRec{seq: seq, surf: surf})
+	for i, s := range surf {
+		x := e
+		x.surface = s
+		v.noteSurface(x, seq)
+		for int(s) >= len(v.post) {
+			v.post = append(v.post, nil)
+		}
+		v.post[s] = append(v.post[s], seq)
+		if i < len(hints) {
+			v.noteHint(hints[i], seq)
+		}
+	}
+}
+
+// alsoOf returns the other surfaces hot record seq lists, nil when none.
+func (v *view) alsoOf(seq uint64) []uint16 {
+	i := sort.Search(len(v.also), func(i int) bool { return v.also[i].seq >= seq })
+	if i < len(v.also) && v.also[i].seq == seq {
+		return v.also[i].surf
+	}
+	return nil
 }
 
 // notePost records seq under its surface and hint.
@@ -150,13 +194,32 @@ func (v *view) noteHint(hint uint16, seq uint64) {
 // rebuildPostings recomputes the surface postings from the entries
 // (after the front of the hot log was cut).
 func (v *view) rebuildPostings() {
+	// Records below the hot log's first sequence left with their entries.
+	k := sort.Search(len(v.also), func(i int) bool { return v.also[i].seq >= v.first })
+	v.also = v.also[k:len(v.also):len(v.also)] // appends copy, never touch the older view's
 	post := make([][]uint64, len(v.post))
-	for i := range v.entries {
-		e := &v.entries[i]
-		for int(e.surface) >= len(post) {
+	add := func(s uint16, seq uint64) {
+		for int(s) >= len(post) {
 			post = append(post, nil)
 		}
-		post[e.surface] = append(post[e.surface], v.first+uint64(i))
+		post[s] = append(post[s], seq)
+	}
+	a := 0
+	for i := range v.entries {
+		e := &v.entries[i]
+		seq := v.first + uint64(i)
+		add(e.surface, seq)
+		if e.multi == 0 {
+			continue
+		}
+		for a < len(v.also) && v.also[a].seq < seq {
+			a++
+		}
+		if a < len(v.also) && v.also[a].seq == seq {
+			for _, s := range v.also[a].surf {
+				add(s, seq)
+			}
+		}
 	}
 	v.post = post
 }

@@ -89,6 +89,11 @@ type Journal struct {
 	asyncD         chan struct{}
 
 	failErr atomic.Pointer[error] // sticky write failure
+	// lockLost is set when the LOCK file was removed or replaced under
+	// this writer (a sticky failure of its own kind).
+	lockLost atomic.Bool
+	lockStop chan struct{}
+	lockDone chan struct{}
 
 	fsyncs       atomic.Uint64
 	batches      atomic.Uint64
@@ -321,13 +326,19 @@ func (j *Journal) addArchiveStats(v *view) {
 	if j.fromCheckpoint {
 		return
 	}
+	grow := func(id uint16) {
+		for int(id) >= len(v.surf) {
+			v.surf = append(v.surf, surfaceStat{})
+		}
+	}
 	for _, a := range v.archives {
 		for label, n := range a.footer.LabelCounts {
-			id := j.intern.id(label)
-			for int(id) >= len(v.surf) {
-				v.surf = append(v.surf, surfaceStat{})
+			// A record that lists other surfaces counts for each of them.
+			for _, s := range labelSurfaces(label) {
+				id := j.intern.id(s)
+				grow(id)
+				v.surf[id].Records += n
 			}
-			v.surf[id].Records += n
 		}
 	}
 	for i := len(v.archives) - 1; i >= 0; i-- {
@@ -335,26 +346,38 @@ func (j *Journal) addArchiveStats(v *view) {
 		if a.err != nil {
 			continue
 		}
+		seen := map[string]bool{}
 		for label := range a.footer.LabelCounts {
-			id := j.intern.id(label)
-			if v.surf[id].LastSequence != 0 {
-				continue
-			}
-			ar, err := segment.OpenArchive(a.path)
-			if err != nil {
-				continue
-			}
-			_ = ar.ScanReverse(0, []string{label}, func(r segment.ArchiveRecord) bool {
-				if c, err := decodeStored(r.Payload, r.Seq); err == nil {
-					var e hotEntry
-					j.fillEntry(&e, &c, r.Time)
-					s := &v.surf[id]
-					s.LastSequence, s.LastUnix, s.LastChangeType, s.LastSeverity = r.Seq, e.unix, e.ctype, e.sev
-					v.noteHint(e.hint, r.Seq)
+			for _, name := range labelSurfaces(label) {
+				id := j.intern.id(name)
+				grow(id)
+				if v.surf[id].LastSequence != 0 || seen[name] {
+					continue
 				}
-				return false
-			})
-			ar.Close()
+				seen[name] = true
+				ar, err := segment.OpenArchive(a.path)
+				if err != nil {
+					continue
+				}
+				_ = ar.ScanReverse(0, a.labelsFor([]string{name}), func(r segment.ArchiveRecord) bool {
+					if c, err := decodeStored(r.Payload, r.Seq); err == nil {
+						var e hotEntry
+						j.fillEntry(&e, &c, r.Time)
+						s := &v.surf[id]
+						s.LastSequence, s.LastUnix, s.LastChangeType, s.LastSeverity = r.Seq, e.unix, e.ctype, e.sev
+						v.noteHint(e.hint, r.Seq)
+						if name != c.Surface {
+							hint := registry.SnapshotNone
+							if rs, ok := j.opts.registry.Lookup(name); ok {
+								hint = rs.SnapshotHint
+							}
+							v.noteHint(j.intern.id(hint), r.Seq)
+						}
+					}
+					return false
+				})
+				ar.Close()
+			}
 		}
 	}
 }
@@ -759,6 +782,10 @@ func (j *Journal) indexEntry(v *view, he segment.HotEntry, segMtime int64) (hotE
 	j.fillEntry(&e, &c, committed)
 	v.noteSurface(e, seq)
 	v.notePost(e, seq)
+	if e.multi != 0 {
+		surf, hints := j.alsoOf(&c)
+		v.noteAlso(e, seq, surf, hints)
+	}
 	if !j.opts.readOnly && he.Flags&segment.FlagWriterEventID != 0 {
 		s, err := j.storedSeed(seq, committed, c.Surface, payload)
 		if err != nil {
@@ -780,6 +807,28 @@ func (j *Journal) fillEntry(e *hotEntry, c *Change, committed int64) {
 	e.hint = j.intern.id(c.SnapshotHint)
 	e.agg = aggHash(c.AggregateType, c.AggregateID)
 	e.corr = corrHash(c.CorrelationID)
+	e.multi = 0
+	if len(c.ChangedSurfaces) > 1 || len(c.ChangedSurfaces) == 1 && c.ChangedSurfaces[0] != c.Surface {
+		e.multi = 1
+	}
+}
+
+// alsoOf returns the interned ids of the surfaces c lists in
+// changed_surfaces besides its own, and of each one's snapshot hint from
+// the registry ("none" for a surface the registry no longer has).
+func (j *Journal) alsoOf(c *Change) (surf, hints []uint16) {
+	for _, cs := range c.ChangedSurfaces {
+		if cs == c.Surface {
+			continue
+		}
+		surf = append(surf, j.intern.id(cs))
+		hint := registry.SnapshotNone
+		if s, ok := j.opts.registry.Lookup(cs); ok {
+			hint = s.SnapshotHint
+		}
+		hints = append(hints, j.intern.id(hint))
+	}
+	return surf, hints
 }
 
 func (v *view) noteSurface(e hotEntry, seq uint64) {
@@ -858,6 +907,10 @@ func (j *Journal) Close() error {
 	if j.autoStop != nil {
 		close(j.autoStop)
 		<-j.autoDone
+	}
+	if j.lockStop != nil {
+		close(j.lockStop)
+		<-j.lockDone
 	}
 	// Wait for a compaction a caller is running; Compact refuses to start
 	// once closed is set.
@@ -939,6 +992,51 @@ func (j *Journal) fail(err error) error {
 		}
 	}
 	return j.failure()
+}
+
+// loseLock makes the loss of the writer lock a sticky failure. The error
+// matches both ErrFailed and fsx.ErrLockLost.
+func (j *Journal) loseLock(err error) error {
+	wrapped := fmt.Errorf("%w: %w", types.ErrFailed, err)
+	first := !j.lockLost.Swap(true)
+	j.failErr.CompareAndSwap(nil, &wrapped)
+	if first {
+		j.log.Error("writer lock lost; refusing writes until reopened", "err", err)
+		if j.metrics != nil {
+			j.metrics.writeErrors.Inc()
+		}
+	}
+	return j.failure()
+}
+
+// watchLock checks the writer lock every lockCheckInterval, so an idle
+// writer notices a removed or replaced LOCK too (a busy one notices at its
+// next batch). Once lost, it waits until neither the committer nor a
+// compaction can write any more, then releases the directory lock so that
+// a new writer can start: two writers never write the directory at the
+// same time.
+func (j *Journal) watchLock() {
+	defer close(j.lockDone)
+	t := time.NewTicker(j.opts.lockCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.lockStop:
+			return
+		case <-t.C:
+		}
+		err := j.lock.Check()
+		if err == nil {
+			continue
+		}
+		j.loseLock(err)
+		j.compactMu.Lock()
+		_ = j.inCommitter(func() error { return nil }) // the committer is between batches and failed
+		j.lock.Release()
+		j.compactMu.Unlock()
+		j.log.Error("released the data directory after losing the writer lock; this journal writes nothing more", "dir", j.dir)
+		return
+	}
 }
 
 // Holder describes the process holding a data directory's writer lock.

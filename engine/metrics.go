@@ -126,6 +126,12 @@ func newMetrics(j *Journal, reg prometheus.Registerer) (*metrics, error) {
 			}
 			return 0
 		}),
+		gauge("state_journal_lock_lost", "1 when the LOCK file was removed or replaced under this writer, which then refuses writes.", func() float64 {
+			if j.lockLost.Load() {
+				return 1
+			}
+			return 0
+		}),
 		gauge("state_journal_async_queue_length", "Changes waiting in the RecordAsync queue.", func() float64 { return float64(len(j.async)) }),
 		counter("state_journal_fsyncs_total", "fsyncs of the hot log since open.", func() float64 { return float64(j.fsyncs.Load()) }),
 		counter("state_journal_batches_total", "Group commits since open.", func() float64 { return float64(j.batches.Load()) }),

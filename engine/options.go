@@ -40,18 +40,23 @@ func ParseSyncPolicy(s string) (SyncPolicy, error) {
 
 // Defaults.
 const (
-	DefaultSegmentSize   = 4 << 20
-	DefaultSyncInterval  = 100 * time.Millisecond
-	DefaultDedupeWindow  = 24 * time.Hour
-	DefaultDedupeMax     = 1 << 20
-	DefaultAsyncQueue    = 4096
-	DefaultMaxBatchBytes = 4 << 20
-	DefaultMaxBatchCount = 8192
+	DefaultSegmentSize  = 4 << 20
+	DefaultSyncInterval = 100 * time.Millisecond
+	// DefaultLockCheckInterval is how often an idle writer re-checks that
+	// its LOCK file is still the file it locked (a writing one checks
+	// before every batch and before acknowledging it).
+	DefaultLockCheckInterval = 250 * time.Millisecond
+	DefaultDedupeWindow      = 24 * time.Hour
+	DefaultDedupeMax         = 1 << 20
+	DefaultAsyncQueue        = 4096
+	DefaultMaxBatchBytes     = 4 << 20
+	DefaultMaxBatchCount     = 8192
 	// DefaultDir is the data directory used when none is given.
 	DefaultDir = ".tmp/state-journal"
 )
 
 type options struct {
+	lockCheck     time.Duration // how often an idle writer checks its lock file
 	readOnly      bool
 	sync          SyncPolicy
 	syncInterval  time.Duration
@@ -163,6 +168,7 @@ func withSyncFault(wrap func(sync func() error) func() error) Option {
 
 func buildOptions(opts []Option) (options, error) {
 	o := options{
+		lockCheck:     DefaultLockCheckInterval,
 		sync:          SyncAlways,
 		syncInterval:  DefaultSyncInterval,
 		segmentSize:   DefaultSegmentSize,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/redact"
+	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -59,6 +60,10 @@ type prepared struct {
 	dup *Receipt
 	// entry is the record's index entry without its file position.
 	entry hotEntry
+	// also and alsoHints are the interned ids of the surfaces the record
+	// lists in changed_surfaces besides its own, and of their snapshot
+	// hints; nil for the usual record that lists only its surface.
+	also, alsoHints []uint16
 }
 
 func fieldErr(kind error, field, value, problem string, allowed ...string) *types.FieldError {
@@ -88,6 +93,9 @@ func (p *prepared) redactField(v *string) {
 // returns a *types.FieldError on bad input.
 func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	p := prepared{}
+	if err := c.CheckUTF8(); err != nil {
+		return p, err
+	}
 	// Module and type names are checked by the same rules: a secret there
 	// is replaced by its marker, which the identifier checks below then
 	// reject, so the error names the field without echoing the secret.
@@ -136,24 +144,6 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	if len(c.ChangedSurfaces) == 0 {
 		// A shared one-element list per surface: no allocation per record.
 		c.ChangedSurfaces = j.selfLists[c.Surface]
-	} else {
-		if len(c.ChangedSurfaces) > MaxChangedSurface {
-			return p, fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("has %d entries, at most %d are allowed", len(c.ChangedSurfaces), MaxChangedSurface))
-		}
-		self := false
-		for _, cs := range c.ChangedSurfaces {
-			if _, ok := reg.Lookup(cs); !ok {
-				fe := fieldErr(types.ErrUnknownSurface, "changed_surfaces", clip(cs), "is not a registered surface")
-				fe.Suggestion = reg.Suggest(cs)
-				return p, fe
-			}
-			if cs == c.Surface {
-				self = true
-			}
-		}
-		if !self {
-			return p, fieldErr(types.ErrInvalid, "changed_surfaces", fmt.Sprint(c.ChangedSurfaces), "must include the record's surface "+c.Surface)
-		}
 	}
 	if c.Severity == "" {
 		c.Severity = "info"
@@ -167,6 +157,11 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	}
 	if err := s.Admit(c.Source, c.ChangeType, c.MutatesAuthorityState); err != nil {
 		return p, err
+	}
+	if len(c.ChangedSurfaces) != 1 || c.ChangedSurfaces[0] != c.Surface {
+		if err := j.checkChangedSurfaces(&c); err != nil {
+			return p, err
+		}
 	}
 	if err := checkText("artifact_ref", c.ArtifactRef, MaxArtifactBytes, false); err != nil {
 		return p, err
@@ -228,6 +223,62 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	return p, nil
 }
 
+// checkChangedSurfaces holds every entry of changed_surfaces to the rules
+// of surface itself: a registered id (with a did-you-mean), listed once,
+// and admitted by that surface's migration policy (journal mode,
+// authority-adjacent owner sources and mutation path,
+// mutates_authority_state, change types), so a record cannot reach a
+// surface by listing it that it could not write directly. The list must
+// include surface, and joined by '+' it must fit an archive label (the
+// archive indexes the record under each listed surface).
+func (j *Journal) checkChangedSurfaces(c *Change) error {
+	reg := j.opts.registry
+	if len(c.ChangedSurfaces) > MaxChangedSurface {
+		return fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("has %d entries, at most %d are allowed", len(c.ChangedSurfaces), MaxChangedSurface))
+	}
+	if !slices.Contains(c.ChangedSurfaces, c.Surface) {
+		return fieldErr(types.ErrInvalid, "changed_surfaces", clip(fmt.Sprint(c.ChangedSurfaces)), "must include the record's surface "+c.Surface)
+	}
+	joined := -1
+	for i, cs := range c.ChangedSurfaces {
+		field := fmt.Sprintf("changed_surfaces[%d]", i)
+		joined += len(cs) + 1
+		ls, ok := reg.Lookup(cs)
+		if !ok {
+			fe := fieldErr(types.ErrUnknownSurface, field, clip(cs), "is not a registered surface")
+			fe.Suggestion = reg.Suggest(cs)
+			if fe.Suggestion == "" {
+				fe.Allowed = reg.IDs()
+			}
+			return fe
+		}
+		if slices.Contains(c.ChangedSurfaces[:i], cs) {
+			return fieldErr(types.ErrInvalid, field, cs, "repeats an earlier entry; list each surface once")
+		}
+		if cs == c.Surface {
+			continue // surface itself is admitted with the record
+		}
+		if err := ls.Admit(c.Source, c.ChangeType, c.MutatesAuthorityState); err != nil {
+			if fe, ok := err.(*types.FieldError); ok {
+				// Name the entry; say which of the record's fields the
+				// listed surface refuses.
+				problem := "refuses this record: it " + fe.Problem
+				if fe.Field != "surface" {
+					problem = fmt.Sprintf("refuses this record: %s %q %s", fe.Field, fe.Value, fe.Problem)
+				}
+				fe.Problem = problem
+				fe.Field, fe.Value = field, cs
+				return fe
+			}
+			return err
+		}
+	}
+	if joined > segment.MaxArchiveLabelSize {
+		return fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("is %d bytes joined by '+', at most %d are allowed", joined, segment.MaxArchiveLabelSize))
+	}
+	return nil
+}
+
 // checkToken requires a non-empty identifier-like value: letters, digits
 // and . _ : - / only, at most max bytes.
 func checkToken(field, v string, max int, hint string) error {
@@ -266,10 +317,10 @@ func checkText(field, v string, max int, required bool) error {
 	return nil
 }
 
-// clip shortens a value echoed in an error message.
+// clip shortens a value echoed in an error message, on a UTF-8 boundary.
 func clip(s string) string {
 	if len(s) <= 80 {
 		return s
 	}
-	return s[:77] + "..."
+	return clipUTF8(s, 77) + "..."
 }

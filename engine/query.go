@@ -21,6 +21,11 @@ type Query struct {
 	// A cursor below the horizon (records after it were compacted away)
 	// gets ErrCompacted.
 	After uint64
+	// HasAfter says After is a cursor even when it is 0: a consumer that
+	// starts from the beginning gets ErrCompacted once records were
+	// removed, instead of silently starting at the horizon. Any After > 0
+	// is a cursor whatever HasAfter says.
+	HasAfter bool
 	// Since and Until select by commit time (the journal's clock, never
 	// the writer's occurred_at): inclusive Since, exclusive Until.
 	Since, Until  time.Time
@@ -117,7 +122,7 @@ func (c *compiled) match(e *hotEntry) bool {
 	if c.anySurf || e.surface == c.lost {
 		return false
 	}
-	if len(c.surfaces) > 0 && !slices.Contains(c.surfaces, e.surface) {
+	if len(c.surfaces) > 0 && e.multi == 0 && !slices.Contains(c.surfaces, e.surface) {
 		return false
 	}
 	if len(c.ctypes) > 0 && !slices.Contains(c.ctypes, e.ctype) {
@@ -142,6 +147,20 @@ func (c *compiled) match(e *hotEntry) bool {
 }
 
 func (c *compiled) confirm(ch *Change) bool {
+	if len(c.q.Surfaces) > 0 && !slices.Contains(c.q.Surfaces, ch.Surface) {
+		// A record listing several surfaces matches a query by any of
+		// them.
+		listed := false
+		for _, s := range ch.ChangedSurfaces {
+			if slices.Contains(c.q.Surfaces, s) {
+				listed = true
+				break
+			}
+		}
+		if !listed {
+			return false
+		}
+	}
 	if c.agg != 0 && (ch.AggregateType != c.q.AggregateType || ch.AggregateID != c.q.AggregateID) {
 		return false
 	}
@@ -199,7 +218,7 @@ func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, 
 	if len(v.entries) > 0 {
 		res.Head = v.last()
 	}
-	if q.After > 0 && q.After+1 < res.Horizon {
+	if (q.After > 0 || q.HasAfter) && q.After+1 < res.Horizon {
 		return res, fmt.Errorf("%w: cursor %d, oldest readable sequence %d", types.ErrCompacted, q.After, res.Horizon)
 	}
 	// Pin every hot segment of this view now: a compaction that runs
@@ -326,6 +345,10 @@ type postingIter struct {
 	lists [][]uint64
 	pos   []int
 	rev   bool
+	// last is the sequence returned before: a record listed under
+	// several of the queried surfaces is in several lists.
+	last    uint64
+	started bool
 }
 
 func newPostingIter(v *view, surfaces []uint16, lo uint64, rev bool) *postingIter {
@@ -352,6 +375,16 @@ func newPostingIter(v *view, surfaces []uint16, lo uint64, rev bool) *postingIte
 }
 
 func (p *postingIter) next() (uint64, bool) {
+	for {
+		seq, ok := p.next1()
+		if !ok || !p.started || seq != p.last {
+			p.last, p.started = seq, true
+			return seq, ok
+		}
+	}
+}
+
+func (p *postingIter) next1() (uint64, bool) {
 	best := -1
 	var bv uint64
 	for i, l := range p.lists {
@@ -386,17 +419,8 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 		if f.Records == 0 || (c.since != 0 && f.MaxTime < c.since) || (c.until != 0 && f.MinTime >= c.until) {
 			return true, nil
 		}
-		if len(q.Surfaces) > 0 {
-			any := false
-			for _, s := range q.Surfaces {
-				if a.hasLabel(s) {
-					any = true
-					break
-				}
-			}
-			if !any {
-				return true, nil
-			}
+		if len(q.Surfaces) > 0 && len(a.labelsFor(q.Surfaces)) == 0 {
+			return true, nil
 		}
 	} else {
 		return false, fmt.Errorf("read archive %s: %w", a.name, a.err)
@@ -408,7 +432,9 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 	defer release()
 	var labels []string
 	if len(q.Surfaces) > 0 {
-		labels = q.Surfaces
+		// Every label of the archive that names a queried surface: the
+		// surface's own and those of records that list it.
+		labels = a.labelsFor(q.Surfaces)
 	}
 	more := true
 	var scanErr error

@@ -90,7 +90,7 @@ func modelQuery(all []Change, q Query) []Change {
 		sev, _ := registry.SeverityRank(c.Severity)
 		switch {
 		case c.Sequence <= q.After,
-			len(q.Surfaces) > 0 && !slices.Contains(q.Surfaces, c.Surface),
+			len(q.Surfaces) > 0 && !slices.ContainsFunc(c.ChangedSurfaces, func(s string) bool { return slices.Contains(q.Surfaces, s) }),
 			len(q.ChangeTypes) > 0 && !slices.Contains(q.ChangeTypes, c.ChangeType),
 			q.AggregateID != "" && (c.AggregateType != q.AggregateType || c.AggregateID != q.AggregateID),
 			q.CorrelationID != "" && c.CorrelationID != q.CorrelationID,
@@ -126,8 +126,23 @@ func genChange(t *rapid.T, base time.Time, i int) Change {
 		allowed = append(allowed, "heartbeat", "heartbeat") // heartbeat-heavy
 	}
 	ct := rapid.SampledFrom(allowed).Draw(t, "ct")
+	// Some records list a second surface that admits them too: queries
+	// by either surface find them.
+	var changed []string
+	if rapid.IntRange(0, 3).Draw(t, "multi?") == 0 {
+		var others []string
+		for _, o := range []string{"runtime_work_session", "runtime_scheduler_jobs", "runtime_notifications", "runtime_checkpoints"} {
+			if of, _ := registry.Default().Lookup(o); o != s && of.Admit(src, ct, false) == nil {
+				others = append(others, o)
+			}
+		}
+		if len(others) > 0 {
+			changed = []string{s, rapid.SampledFrom(others).Draw(t, "also")}
+		}
+	}
 	return Change{
-		Source: src, Surface: s, ChangeType: ct, AggregateType: "agg",
+		ChangedSurfaces: changed,
+		Source:          src, Surface: s, ChangeType: ct, AggregateType: "agg",
 		AggregateID:   fmt.Sprintf("a-%d", rapid.IntRange(0, 5).Draw(t, "agg")),
 		Severity:      rapid.SampledFrom(registry.Severities).Draw(t, "sev"),
 		CorrelationID: rapid.SampledFrom([]string{"", "", "corr-1", "corr-2"}).Draw(t, "corr"),

@@ -41,10 +41,13 @@ type Status struct {
 	DedupeIDs        int                `json:"dedupe_ids,omitempty"`
 	IndexBytes       int64              `json:"index_bytes"`
 	Failed           string             `json:"failed,omitempty"`
-	Writer           *fsx.Holder        `json:"writer,omitempty"`
-	LastRecovery     *Recovery          `json:"last_recovery,omitempty"`
-	RegistryDigest   string             `json:"registry_digest"`
-	Surfaces         []SurfaceStatus    `json:"surfaces"`
+	// LockLost is true when the LOCK file was removed or replaced under
+	// this writer: it refuses writes and has released the directory.
+	LockLost       bool            `json:"lock_lost,omitempty"`
+	Writer         *fsx.Holder     `json:"writer,omitempty"`
+	LastRecovery   *Recovery       `json:"last_recovery,omitempty"`
+	RegistryDigest string          `json:"registry_digest"`
+	Surfaces       []SurfaceStatus `json:"surfaces"`
 }
 
 // SurfaceStatus is the live figure of one surface.
@@ -109,6 +112,7 @@ func (j *Journal) Status() Status {
 	}
 	if err := j.failure(); err != nil {
 		st.Failed = err.Error()
+		st.LockLost = j.lockLost.Load()
 	}
 	if held, h := fsx.HeldBy(j.dir); held {
 		st.Writer = h

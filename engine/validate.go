@@ -288,8 +288,14 @@ func checkRecord(rep *ValidationReport, reg *registry.Registry, seg string, off 
 			return
 		}
 		for _, cs := range c.ChangedSurfaces {
-			if _, ok := reg.Lookup(cs); !ok {
+			ls, ok := reg.Lookup(cs)
+			if !ok {
 				bad(ProblemRegistry, "changed_surfaces names %q, which is not in the registry", cs)
+			} else if cs != c.Surface {
+				// A listed surface is held to the policy of surface itself.
+				if err := ls.Admit(c.Source, c.ChangeType, c.MutatesAuthorityState); err != nil {
+					bad(ProblemRegistry, "changed_surfaces names %q, whose policy refuses this record now: %v", cs, err)
+				}
 			}
 		}
 		if c.SnapshotHint != registry.SnapshotNone && !slices.Contains(reg.SnapshotIDs(), c.SnapshotHint) {

@@ -295,7 +295,7 @@ func (s *Server) getChanges(w http.ResponseWriter, r *http.Request) {
 		if !cursor {
 			q.After = s.j.Head()
 		}
-		if _, err := s.j.Query(r.Context(), engine.Query{After: q.After, Limit: 1}); errors.Is(err, engine.ErrCompacted) {
+		if _, err := s.j.Query(r.Context(), engine.Query{After: q.After, HasAfter: true, Limit: 1}); errors.Is(err, engine.ErrCompacted) {
 			s.writeCompacted(w, q.After, s.j.Status().Horizon)
 			return
 		}
@@ -346,7 +346,7 @@ func parseQuery(v url.Values, now time.Time) (engine.Query, error) {
 		if err != nil {
 			return q, err
 		}
-		q.After, afterGiven = n, true
+		q.After, q.HasAfter, afterGiven = n, true, true
 	}
 	for _, p := range []struct {
 		name string

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/types"
@@ -107,6 +108,14 @@ func (c *Client) Record(ctx context.Context, changes []engine.Change) ([]engine.
 		if i > 0 {
 			buf.WriteByte(',')
 		}
+		// encoding/json would rewrite invalid UTF-8: refuse it here,
+		// naming the field, as the server would.
+		if err := changes[i].CheckUTF8(); err != nil {
+			if fe, ok := err.(*types.FieldError); ok {
+				fe.Index = i
+			}
+			return nil, err
+		}
 		b, err := json.Marshal(wireOf(&changes[i]))
 		if err != nil {
 			return nil, fmt.Errorf("encode change %d: %w", i, err)
@@ -201,7 +210,11 @@ func decodeError(status int, data []byte) error {
 	if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code == "" {
 		msg := strings.TrimSpace(string(data))
 		if len(msg) > 200 {
-			msg = msg[:200] + "…"
+			n := 200
+			for n > 196 && !utf8.RuneStart(msg[n]) {
+				n-- // cut on a rune boundary
+			}
+			msg = msg[:n] + "…"
 		}
 		return &Error{StatusCode: status, APIError: APIError{Message: msg}}
 	}

@@ -107,6 +107,7 @@ type ListQuery struct {
 func (lq ListQuery) Engine() engine.Query {
 	q := lq.Query
 	q.NewestFirst = !lq.Cursor || !lq.OldestFirst
+	q.HasAfter = q.HasAfter || lq.Cursor // a cursor of 0 is a cursor: ErrCompacted below the horizon
 	return q
 }
 

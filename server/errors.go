@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/agentruntime/statejournal/types"
 )
@@ -115,6 +116,11 @@ func clip(s string) string {
 	const max = 128
 	if len(s) <= max {
 		return s
+	}
+	for n := max; n > max-utf8.UTFMax && n > 0; n-- {
+		if utf8.RuneStart(s[n]) {
+			return s[:n] + "…" // cut on a rune boundary
+		}
 	}
 	return s[:max] + "…"
 }

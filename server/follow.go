@@ -218,7 +218,7 @@ func (s *Server) getStale(w http.ResponseWriter, r *http.Request) {
 // queryValues encodes q as GET /v1/changes parameters.
 func queryValues(q engine.Query) url.Values {
 	v := url.Values{}
-	if q.After > 0 {
+	if q.After > 0 || q.HasAfter {
 		v.Set("after", strconv.FormatUint(q.After, 10))
 	}
 	if !q.Since.IsZero() {

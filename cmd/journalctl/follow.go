@@ -191,6 +191,7 @@ func (f *tailer) fromServer(ctx context.Context, c *server.Client) error {
 func (f *tailer) fromFiles(ctx context.Context, j *engine.Journal) (bool, error) {
 	q := f.q
 	q.NewestFirst, q.Limit = false, 1000
+	q.HasAfter = true // the cursor may be 0, and is a cursor
 	for {
 		if _, err := j.Refresh(); err != nil {
 			return false, err

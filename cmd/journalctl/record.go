@@ -293,6 +293,9 @@ func printReceipt(g *globals, w *bufio.Writer, rc engine.Receipt, line int) {
 	if rc.Duplicate {
 		dup = " duplicate=true"
 	}
+	if rc.MetadataTrimmed {
+		dup += " metadata_trimmed=true" // over a bound: cut and marked, see metadata._trimmed
+	}
 	if line > 0 {
 		fmt.Fprintf(w, "line=%d ", line)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -13,7 +14,7 @@ import (
 // that the markers this package writes always fit.
 type Limits struct {
 	MaxKeys         int // total keys across all levels, "_trimmed" included; default 32
-	MaxDepth        int // nesting depth of objects and arrays, the top-level object is depth 1; default 3
+	MaxDepth        int // nesting depth of objects and arrays, the top-level object is depth 1; default 3, at most MaxMaxDepth
 	MaxKeyBytes     int // bytes of one key; default 64
 	MaxStringBytes  int // bytes of one string value, truncation suffix included; default 256
 	MaxEncodedBytes int // bytes of the whole metadata as encoding/json.Marshal writes it; default 2048
@@ -27,6 +28,9 @@ const (
 	DefaultMaxStringBytes  = 256
 	DefaultMaxEncodedBytes = 2048
 
+	// MaxMaxDepth caps MaxDepth: deeper metadata is always trimmed.
+	MaxMaxDepth = 64
+
 	MinMaxKeyBytes     = 32 // every marker fits (a key that is a secret becomes one)
 	MinMaxStringBytes  = 32 // every marker and the truncation suffix fit
 	MinMaxEncodedBytes = 64 // {"_trimmed":true} and a little more fit
@@ -34,9 +38,11 @@ const (
 
 // Marks written into trimmed metadata.
 const (
-	// TrimmedKey is the reserved top-level key set to true when any bound
-	// was hit. It counts against MaxKeys and MaxEncodedBytes; an input key
-	// of the same name is replaced when the metadata is trimmed.
+	// TrimmedKey is the top-level key set to true when any bound was hit.
+	// It counts against MaxKeys and MaxEncodedBytes. An input key of the
+	// same name is kept: untouched when nothing is trimmed, else renamed
+	// to "_trimmed~1" (the first free "~N") beside the mark. The receipt's
+	// metadata_trimmed flag is the authoritative answer.
 	TrimmedKey = "_trimmed"
 	// TruncatedSuffix ends a string value cut to MaxStringBytes; the cut
 	// string including the suffix is at most MaxStringBytes bytes.
@@ -68,7 +74,7 @@ func (l Limits) Normalized() Limits {
 	}
 	return Limits{
 		MaxKeys:         def(l.MaxKeys, DefaultMaxKeys, 1),
-		MaxDepth:        def(l.MaxDepth, DefaultMaxDepth, 1),
+		MaxDepth:        min(def(l.MaxDepth, DefaultMaxDepth, 1), MaxMaxDepth),
 		MaxKeyBytes:     def(l.MaxKeyBytes, DefaultMaxKeyBytes, MinMaxKeyBytes),
 		MaxStringBytes:  def(l.MaxStringBytes, DefaultMaxStringBytes, MinMaxStringBytes),
 		MaxEncodedBytes: def(l.MaxEncodedBytes, DefaultMaxEncodedBytes, MinMaxEncodedBytes),
@@ -85,6 +91,7 @@ type Report struct {
 	DroppedKeys      int // keys left out, nested keys of dropped values included: over MaxKeys or MaxEncodedBytes, duplicates after a cut, unencodable values
 	DroppedValues    int // array elements left out: over MaxEncodedBytes, unencodable
 	TruncatedKeys    int // keys cut to MaxKeyBytes
+	RenamedKeys      int // keys written as key~N: equal to an earlier key after a cut or redaction, or a user "_trimmed" beside the mark
 	TruncatedStrings int // string values cut to MaxStringBytes
 	DepthCuts        int // objects/arrays replaced by DepthMarker
 	Converted        int // values rewritten so they encode as JSON (NaN, ±Inf, invalid json.Number, other Go types)
@@ -120,7 +127,9 @@ func (r *Report) trimmed() bool {
 //     becomes its marker.
 //   - Only then bounds apply. A key over MaxKeyBytes is cut at a UTF-8
 //     boundary and checked again (a cut key that now names or looks like a
-//     secret is treated as such; one equal to an earlier key is dropped). A string over
+//     secret is treated as such). A key equal to an earlier one after a
+//     cut or a redaction is written as key~N (the smallest free N, cut to
+//     fit MaxKeyBytes), so a collision never loses a value. A string over
 //     MaxStringBytes is cut at a UTF-8 boundary and ends with
 //     TruncatedSuffix (rechecked by String after the cut). An object or
 //     array deeper than MaxDepth becomes DepthMarker.
@@ -297,6 +306,7 @@ type effects struct {
 	kinds           [2]Kind // a redacted key and a redacted value
 	nkinds          int
 	truncatedKey    bool
+	renamedKey      bool
 	truncatedString bool
 	depthCut        bool
 	converted       int
@@ -315,6 +325,9 @@ func (b *builder) emit() {
 	if b.pend.truncatedKey {
 		b.rep.TruncatedKeys++
 	}
+	if b.pend.renamedKey {
+		b.rep.RenamedKeys++
+	}
 	if b.pend.truncatedString {
 		b.rep.TruncatedStrings++
 	}
@@ -323,6 +336,29 @@ func (b *builder) emit() {
 	}
 	b.rep.Converted += b.pend.converted
 	b.pend = effects{}
+}
+
+// taken reports whether key cannot be written at this level: an earlier
+// entry has it, or it is the top-level trim mark's name while the mark is
+// reserved.
+func (b *builder) taken(out map[string]any, key string, depth int) bool {
+	if _, dup := out[key]; dup {
+		return true
+	}
+	return depth == 1 && b.reserve && key == TrimmedKey
+}
+
+// freeKey returns key with the smallest suffix "~N" (N = 1, 2, ...) that
+// is free at this level, the key cut on a UTF-8 boundary so the whole
+// fits MaxKeyBytes.
+func (b *builder) freeKey(out map[string]any, key string, depth int) string {
+	for n := 1; ; n++ {
+		suffix := "~" + strconv.Itoa(n)
+		cand := cutUTF8(key, b.lim.MaxKeyBytes-len(suffix)) + suffix
+		if !b.taken(out, cand, depth) {
+			return cand
+		}
+	}
 }
 
 // trimmedEntrySize is the room `,"_trimmed":true` takes.
@@ -352,9 +388,6 @@ func (b *builder) fillObject(in map[string]any, out map[string]any, depth int) {
 			b.rep.DroppedKeys += 1 + countKeys(v)
 			continue
 		}
-		if depth == 1 && b.reserve && k == TrimmedKey {
-			continue // replaced by the mark
-		}
 		b.pend = effects{}
 		outKey := k
 		if kind := detect(k); kind != "" {
@@ -371,9 +404,15 @@ func (b *builder) fillObject(in map[string]any, out map[string]any, depth int) {
 		// Both the input key and the key written decide, so that running
 		// Metadata on its own output changes nothing.
 		secret := IsSecretKey(k) || outKey != k && IsSecretKey(outKey)
-		if _, dup := out[outKey]; dup || depth == 1 && b.reserve && outKey == TrimmedKey {
-			b.rep.DroppedKeys += 1 + countKeys(v)
-			continue
+		if b.taken(out, outKey, depth) {
+			// Two keys equal after a cut (or two secret keys replaced by
+			// the same marker), or the user's own "_trimmed" where the mark
+			// goes: the later key in sorted order is kept under the first
+			// free name with a "~N" suffix, within MaxKeyBytes, so no value
+			// is lost to a collision.
+			outKey = b.freeKey(out, outKey, depth)
+			b.pend.renamedKey = true
+			secret = secret || IsSecretKey(outKey)
 		}
 		var val, cont any
 		if secret && !keptUnderSecretKey(v) {

@@ -206,9 +206,24 @@ func TestMetadataBounds(t *testing.T) {
 				t.Fatalf("out = %v", out)
 			}
 		}},
-		{"keys equal after the cut keep the first in sorted order", map[string]any{strings.Repeat("k", 70) + "a": 1, strings.Repeat("k", 70) + "b": 2}, func(t *testing.T, out map[string]any, rep Report) {
-			if out[strings.Repeat("k", 64)] != 1 || len(out) != 2 || rep.DroppedKeys != 1 {
+		{"keys equal after the cut keep both values, the later under key~1", map[string]any{strings.Repeat("k", 70) + "a": 1, strings.Repeat("k", 70) + "b": 2, strings.Repeat("k", 70) + "c": 3}, func(t *testing.T, out map[string]any, rep Report) {
+			if out[strings.Repeat("k", 64)] != 1 || out[strings.Repeat("k", 62)+"~1"] != 2 || out[strings.Repeat("k", 62)+"~2"] != 3 ||
+				len(out) != 4 || rep.DroppedKeys != 0 || rep.RenamedKeys != 2 {
 				t.Fatalf("out = %v, report %+v", out, rep)
+			}
+		}},
+		{"a renamed key does not take a later key's name", map[string]any{strings.Repeat("k", 70) + "a": 1, strings.Repeat("k", 70) + "b": 2, strings.Repeat("k", 62) + "~1": 3}, func(t *testing.T, out map[string]any, rep Report) {
+			vals := map[any]bool{}
+			for _, v := range out {
+				vals[v] = true
+			}
+			if len(out) != 4 || !vals[1] || !vals[2] || !vals[3] {
+				t.Fatalf("out = %v, report %+v", out, rep)
+			}
+		}},
+		{"multi-byte keys equal after the cut are renamed on a rune boundary", map[string]any{strings.Repeat("é", 40) + "a": 1, strings.Repeat("é", 40) + "b": 2}, func(t *testing.T, out map[string]any, rep Report) {
+			if out[strings.Repeat("é", 32)] != 1 || out[strings.Repeat("é", 31)+"~1"] != 2 {
+				t.Fatalf("out = %v", out)
 			}
 		}},
 		{"a cut key that names a secret has its value redacted", map[string]any{"token" + strings.Repeat("_", 59) + "count": 5}, func(t *testing.T, out map[string]any, rep Report) {
@@ -230,8 +245,13 @@ func TestMetadataBounds(t *testing.T) {
 				t.Fatalf("encoded %d bytes: dropped more than needed", n)
 			}
 		}},
-		{"an input trim mark is replaced when trimming", map[string]any{TrimmedKey: "mine", "s": strings.Repeat("x", 300)}, func(t *testing.T, out map[string]any, rep Report) {
-			if out[TrimmedKey] != true {
+		{"a user key named like the trim mark is kept as _trimmed~1 when trimming", map[string]any{TrimmedKey: "mine", "s": strings.Repeat("x", 300)}, func(t *testing.T, out map[string]any, rep Report) {
+			if out[TrimmedKey] != true || out[TrimmedKey+"~1"] != "mine" || rep.RenamedKeys != 1 {
+				t.Fatalf("out = %v", out)
+			}
+		}},
+		{"a user key named like the trim mark stays as it is when nothing is trimmed", map[string]any{TrimmedKey: "mine", "s": "short"}, func(t *testing.T, out map[string]any, rep Report) {
+			if out[TrimmedKey] != "mine" || len(out) != 2 || rep.Trimmed {
 				t.Fatalf("out = %v", out)
 			}
 		}},
