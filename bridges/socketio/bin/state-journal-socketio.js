@@ -66,7 +66,9 @@ if (args.help) {
 const level = args['log-level'] ?? 'info';
 if (!(level in LEVELS)) usage(`--log-level ${JSON.stringify(level)} is not a level; allowed: debug, info, warn, error`);
 const logger = (lvl, msg, fields = {}) => {
-  if (LEVELS[lvl] < LEVELS[level]) return;
+  // The listening line is always printed: it is how a supervisor (or a
+  // test) learns the port of --listen HOST:0.
+  if (LEVELS[lvl] < LEVELS[level] && msg !== 'listening') return;
   process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields }) + '\n');
 };
 
