@@ -34,6 +34,8 @@ export const SCHEMA_VERSION = 'runtime-state-change-v1';
 const MIN_TOKEN = 16;
 const MAX_TOKEN = 4096;
 const MAX_ANSWER_BYTES = 64 << 20;
+// Connection errors that prove a request never reached the server.
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ENOTFOUND', 'EAI_AGAIN']);
 
 // The GET /v1/changes parameters, with the plural aliases the client takes.
 const QUERY_KEYS = new Map([
@@ -184,7 +186,13 @@ export class JournalClient {
         req.destroy();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err) => fail(CLIENT_CODES.UNAVAILABLE, `${err.code ?? 'error'}: ${err.message}`, err));
+      req.on('error', (err) => {
+        // Refused before a connection existed: the request never left.
+        if (NOT_SENT.has(err.code)) {
+          return finish(reject, new UnavailableError(`journal: ${err.code}: ${err.message} (${method} ${path} at ${this.#target})`, { code: CLIENT_CODES.UNAVAILABLE, cause: err, outcomeUnknown: false }));
+        }
+        fail(CLIENT_CODES.UNAVAILABLE, `${err.code ?? 'error'}: ${err.message}`, err);
+      });
       req.on('response', (res) => {
         const chunks = [];
         let size = 0;
@@ -209,6 +217,7 @@ export class JournalClient {
   // is not a refusal) and 429 are retried with full-jitter exponential
   // backoff (429 and 503 after their Retry-After); anything else is thrown.
   async #call(method, path, { body, contentType, signal, write = false, changes } = {}) {
+    let unknown = false; // did any attempt leave its outcome unknown?
     for (let attempt = 0; ; attempt++) {
       let err;
       let retryable;
@@ -233,6 +242,8 @@ export class JournalClient {
         retryable = true;
       }
       err.attempts = attempt + 1;
+      unknown ||= err.outcomeUnknown;
+      err.outcomeUnknown = unknown;
       if (!retryable || attempt >= this.#retries) throw err;
       const jitter = fullJitter(attempt, this.#retryBaseMs, this.#retryMaxMs);
       await sleep(err.retryAfterMs !== undefined ? err.retryAfterMs + Math.floor(jitter / 4) : jitter, signal);
@@ -412,6 +423,11 @@ export class InvalidationStream {
       let stream;
       let why;
       try {
+        if (this.cursor === undefined) {
+          // Pin "from the head" to a number first: a reconnect before the
+          // first event must resume from it, not from a later head.
+          this.cursor = (await this.#client.status({ signal })).last_sequence;
+        }
         stream = await this.#client._openStream(this.cursor, signal);
       } catch (err) {
         if (signal?.aborted) return;

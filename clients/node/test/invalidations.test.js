@@ -124,3 +124,28 @@ test('filters by snapshot and surface; an abort ends the iterator cleanly; a wro
   bad.close();
   await srv.stop();
 });
+
+test('a stream that breaks before its first event resumes from the head it started at, not a later one', async () => {
+  const tok = writeToken(tempDir());
+  let srv = await startServer({ tokenFile: tok.file });
+  const c = new JournalClient({ url: srv.url, tokenFile: tok.file });
+  const ac = new AbortController();
+  const it = c.invalidations({ signal: ac.signal, reconnectBaseMs: 50, reconnectMaxMs: 300 });
+  try {
+    await c.record(heartbeat('ws-before'));
+    const pending = next(it, (e) => e.type === 'invalidate', 15_000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(it.cursor, 1, 'the cursor is pinned to the head when the stream opens');
+    await srv.stop();
+    const out = execFileSync(journalctl(), ['state-journal-record', '--dir', srv.dir, '--json', '--source', 'runtime.notifications', '--surface', 'runtime_notifications', '--change-type', 'created', '--aggregate-type', 'notification', '--aggregate-id', 'n-gap'], { encoding: 'utf8' });
+    const seq = JSON.parse(out.trim().split('\n').at(-1)).sequence;
+    srv = await srv.restart();
+    const ev = await pending;
+    assert.equal(ev.snapshot, 'runtime_action_panel');
+    assert.equal(ev.sequence, seq);
+  } finally {
+    ac.abort();
+    c.close();
+    await srv.stop();
+  }
+});
