@@ -3,8 +3,11 @@ GO        ?= go
 PKGS      := ./...
 BIN       := bin/journalctl
 STATICCHECK_VERSION := v0.8.2
+NPM       ?= npm
+# The Node packages (SPEC section 9), each with its own package.json and lock file.
+NODE_PKGS := clients/node bridges/socketio
 
-.PHONY: all build run test bench bench-smoke bench-go bench-queries crash fuzz-smoke check fmt vet staticcheck clean
+.PHONY: all build run test test-go test-node node-deps bench bench-smoke bench-bridge bench-go bench-queries crash fuzz-smoke check fmt vet staticcheck clean
 
 all: build
 
@@ -19,21 +22,42 @@ ARGS ?=
 run: build
 	exec ./$(BIN) serve $(ARGS)
 
-## test: every test, with the race detector (includes short crash and fault campaigns)
-test:
+## test: every test: the Go tests with the race detector (includes short crash and fault
+## campaigns), then both Node packages' tests against the real server
+test: test-go test-node
+
+test-go:
 	$(GO) test -race -timeout 4m $(PKGS)
 
+## node-deps: install each Node package's pinned dependencies from its lock file (npm ci)
+## when its node_modules is missing
+node-deps:
+	@for p in $(NODE_PKGS); do \
+	  if [ ! -d $$p/node_modules ]; then echo "npm ci in $$p"; (cd $$p && $(NPM) ci --no-audit --no-fund) || exit 1; fi; \
+	done
+
+## test-node: node --test in each Node package, against the journalctl that `build` made
+test-node: build node-deps
+	@for p in $(NODE_PKGS); do \
+	  echo "npm test in $$p"; (cd $$p && JOURNALCTL_BIN=$(CURDIR)/$(BIN) $(NPM) test) || exit 1; \
+	done
+
 ## bench: the write-path table against baselines, then the query table (several minutes)
-bench:
+bench: bench-bridge
 	$(GO) run ./bench/cmd/loadgen
 	$(GO) run ./bench/cmd/compactbench
 	$(GO) run ./bench/cmd/querybench
 
+## bench-bridge: the Socket.IO bridge's fan-out: 1,000 admin clients under a 10,000-heartbeat storm
+bench-bridge: build node-deps
+	cd bridges/socketio && JOURNALCTL_BIN=$(CURDIR)/$(BIN) $(NPM) run bench
+
 ## bench-smoke: every benchmark scenario for about a second, so benchmark code never rots
-bench-smoke:
+bench-smoke: build node-deps
 	$(GO) run ./bench/cmd/loadgen -smoke
 	$(GO) run ./bench/cmd/compactbench -smoke
 	$(GO) run ./bench/cmd/querybench -smoke
+	cd bridges/socketio && JOURNALCTL_BIN=$(CURDIR)/$(BIN) $(NPM) run bench:smoke
 
 ## bench-queries: state-engine queries on 1M-10M-record journals (~2 min, <= 360 MiB temp disk)
 bench-queries:

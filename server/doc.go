@@ -36,6 +36,8 @@
 //	GET  /v1/changes?follow=1  NDJSON stream of changes, progress lines, a final shutdown line
 //	GET  /v1/stale        StaleBody: snapshots to refetch since a cursor; resync below the horizon
 //	GET  /v1/invalidations  Server-Sent Events (invalidate, resync, progress, shutdown)
+//	                      (invalidate: {snapshot, sequence, surfaces}; snapshot "none" for
+//	                      surfaces that hint no snapshot)
 //	GET  /v1/surfaces     the registry's surfaces with their live figures
 //	GET  /v1/status       engine.Status
 //	POST /v1/validate     engine.ValidateDir on the data directory → the report

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/engine/registry"
 )
 
 // InvalidationConfig tunes the invalidation stream.
@@ -51,11 +53,17 @@ func (c InvalidationConfig) withDefaults() InvalidationConfig {
 }
 
 // Invalidation is the data of an "invalidate" event: refetch this
-// snapshot; it changed up to this sequence. It carries no record content
-// and no metadata.
+// snapshot; it changed up to this sequence. Surfaces are the surface ids
+// that changed while the invalidation was held back (a superset of those
+// whose records hint this snapshot: a surface changed in the same commit
+// round as several snapshots is listed under each), so a consumer that
+// watches surfaces rather than snapshots misses none. Changes to surfaces
+// that hint no snapshot are announced under Snapshot "none". It carries
+// no record content and no metadata.
 type Invalidation struct {
-	Snapshot string `json:"snapshot"`
-	Sequence uint64 `json:"sequence"`
+	Snapshot string   `json:"snapshot"`
+	Sequence uint64   `json:"sequence"`
+	Surfaces []string `json:"surfaces"`
 }
 
 // Resync is the data of a "resync" event: the stream cannot say what
@@ -72,10 +80,21 @@ type Resync struct {
 
 // pendingInvalidation is a snapshot waiting out its debounce.
 type pendingInvalidation struct {
-	after   uint64 // the cursor before its first change: resuming here repeats it
-	lastSeq uint64
-	first   time.Time
-	last    time.Time
+	after    uint64 // the cursor before its first change: resuming here repeats it
+	lastSeq  uint64
+	first    time.Time
+	last     time.Time
+	surfaces map[string]bool
+}
+
+// invalidationOf is the event of a pending snapshot, its surfaces sorted.
+func invalidationOf(id string, p *pendingInvalidation) Invalidation {
+	inv := Invalidation{Snapshot: id, Sequence: p.lastSeq, Surfaces: make([]string, 0, len(p.surfaces))}
+	for sf := range p.surfaces {
+		inv.Surfaces = append(inv.Surfaces, sf)
+	}
+	slices.Sort(inv.Surfaces)
+	return inv
 }
 
 // getInvalidations is GET /v1/invalidations, a Server-Sent Events stream
@@ -167,13 +186,30 @@ func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		now := time.Now()
-		for _, it := range st.Snapshots {
-			p := pending[it.ID]
+		touch := func(id string, last uint64) {
+			p := pending[id]
 			if p == nil {
-				p = &pendingInvalidation{after: cursor, first: now}
-				pending[it.ID] = p
+				p = &pendingInvalidation{after: cursor, first: now, surfaces: map[string]bool{}}
+				pending[id] = p
 			}
-			p.lastSeq, p.last = it.LastSequence, now
+			p.lastSeq, p.last = max(p.lastSeq, last), now
+			// This round's surfaces cannot be told apart by snapshot
+			// (the index keeps no snapshot-by-surface map), so each
+			// snapshot of the round lists them all.
+			for _, sf := range st.Surfaces {
+				p.surfaces[sf.ID] = true
+			}
+		}
+		for _, it := range st.Snapshots {
+			touch(it.ID, it.LastSequence)
+		}
+		if len(st.Snapshots) == 0 && len(st.Surfaces) > 0 {
+			// Only surfaces that hint no snapshot changed.
+			var last uint64
+			for _, sf := range st.Surfaces {
+				last = max(last, sf.LastSequence)
+			}
+			touch(registry.SnapshotNone, last)
 		}
 		cursor = st.Head
 		// Send what is due, oldest first by its resume point.
@@ -189,7 +225,7 @@ func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
 				for _, q := range pending {
 					resume = min(resume, q.after)
 				}
-				if !send(resume, "invalidate", Invalidation{Snapshot: id, Sequence: p.lastSeq}) {
+				if !send(resume, "invalidate", invalidationOf(id, p)) {
 					return
 				}
 				lastSent = now

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,5 +175,36 @@ func TestACursorBelowTheHorizonGetsAResync(t *testing.T) {
 	var rs Resync
 	if err := json.Unmarshal([]byte(ev.data), &rs); err != nil || rs.Reason != "compacted" || rs.Head != e.j.Head() || rs.ResumeAfter != rs.Head {
 		t.Fatalf("resync %+v (%v)", rs, err)
+	}
+}
+
+func TestInvalidationsNameTheChangedSurfacesAndSurfacesWithoutASnapshot(t *testing.T) {
+	e := start(t, Config{Invalidations: fastInvalidations})
+	ch, stop := subscribe(t, e, "")
+	defer stop()
+	time.Sleep(50 * time.Millisecond)
+	head := record(t, e.j, 3)
+	ev := nextEvent(t, ch, "invalidate", 5*time.Second)
+	var inv Invalidation
+	if err := json.Unmarshal([]byte(ev.data), &inv); err != nil {
+		t.Fatal(err)
+	}
+	if inv.Snapshot != "runtime_health" || inv.Sequence != head || !slices.Equal(inv.Surfaces, []string{"runtime_work_session"}) {
+		t.Fatalf("event %s, want runtime_health up to %d naming runtime_work_session", ev.data, head)
+	}
+	// runtime_socket_sessions hints no snapshot: a surface watcher is
+	// still told, under snapshot "none".
+	rc, err := e.j.Record(context.Background(), engine.Change{Source: "runtime.socket_bridge", Surface: "runtime_socket_sessions",
+		ChangeType: "created", AggregateType: "socket", AggregateID: "s-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev = nextEvent(t, ch, "invalidate", 5*time.Second)
+	inv = Invalidation{}
+	if err := json.Unmarshal([]byte(ev.data), &inv); err != nil {
+		t.Fatal(err)
+	}
+	if inv.Snapshot != "none" || inv.Sequence != rc.Sequence || !slices.Equal(inv.Surfaces, []string{"runtime_socket_sessions"}) {
+		t.Fatalf("event %s, want snapshot none up to %d naming runtime_socket_sessions", ev.data, rc.Sequence)
 	}
 }
