@@ -45,14 +45,16 @@ func TestAfterZeroListsTheWholeBacklogOldestFirst(t *testing.T) {
 
 // TestInvalidUTF8IsRefusedByTheCLINamingTheField gives the record command
 // invalid UTF-8 in a flag and in a --stdin line: each is refused naming
-// the field, and nothing is written.
+// the field, and nothing is written. A flag value the record contract
+// refuses is a bad flag value (exit 2); a refused --stdin line is refused
+// input (exit 1).
 func TestInvalidUTF8IsRefusedByTheCLINamingTheField(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	seed(t, dir, "ws", 1)
 	r := jc(t, dir, "state-journal-record", "--surface", "runtime_work_session", "--change-type", "heartbeat", "--aggregate-id", "ws-\xff")
-	if r.code != 1 || !strings.Contains(r.stderr, "aggregate_id") || !strings.Contains(r.stderr, "UTF-8") {
-		t.Fatalf("invalid UTF-8 in --aggregate-id: want exit 1 naming aggregate_id, got %s", r)
+	if r.code != 2 || !strings.Contains(r.stderr, "aggregate_id") || !strings.Contains(r.stderr, "UTF-8") {
+		t.Fatalf("invalid UTF-8 in --aggregate-id: want exit 2 (a bad flag value) naming aggregate_id, got %s", r)
 	}
 	line := `{"surface":"runtime_work_session","change_type":"heartbeat","source":"runtime.work_session","aggregate_type":"work_session","aggregate_id":"ws-1","correlation_id":"c-` + "\xfe" + `"}`
 	r = jcIn(t, dir, line+"\n", "state-journal-record", "--stdin")
