@@ -3,7 +3,11 @@ package server
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,5 +51,35 @@ func TestRoutesListExactlyWhatTheServerAnswers(t *testing.T) {
 	}
 	if rec := ask(http.MethodGet, "/v1/not-an-endpoint"); rec.Code != http.StatusNotFound {
 		t.Errorf("GET of an unlisted path: status %d, want 404", rec.Code)
+	}
+}
+
+// TestTheErrorCodesPageStatesTheServersStatuses holds the HTTP column of
+// docs/errors.md to statusOf: a row's status is the one the server
+// answers with that code ("—" for codes the server never answers).
+func TestTheErrorCodesPageStatesTheServersStatuses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "errors.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("^\\|\\s*`([a-z_]+)`\\s*\\|\\s*([^|]*?)\\s*\\|")
+	n := 0
+	for i, ln := range strings.Split(string(b), "\n") {
+		m := row.FindStringSubmatch(ln)
+		if m == nil || m[2] == "—" {
+			continue
+		}
+		n++
+		got, err := strconv.Atoi(m[2])
+		if err != nil {
+			t.Errorf("docs/errors.md:%d: HTTP column %q of %s is not a status", i+1, m[2], m[1])
+			continue
+		}
+		if want := statusOf(m[1]); got != want {
+			t.Errorf("docs/errors.md:%d: %s is documented as HTTP %d, the server answers %d", i+1, m[1], got, want)
+		}
+	}
+	if n == 0 {
+		t.Fatal("docs/errors.md has no error rows with an HTTP status")
 	}
 }
