@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/agentruntime/statejournal/server"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // repoRoot is the module root: the directory above this package holding
@@ -354,8 +355,9 @@ func errorCodes(t *testing.T) map[string]string {
 	return found
 }
 
-// codeRowRE matches an error table row: "| `compacted` | 410 | ...".
-var codeRowRE = regexp.MustCompile("^\\|\\s*`([a-z_]+)`\\s*\\|")
+// codeRowRE matches an error table row: "| `compacted` | 410 | 1 | ...",
+// capturing the code and the CLI exit column.
+var codeRowRE = regexp.MustCompile("^\\|\\s*`([a-z_]+)`\\s*\\|[^|]*\\|\\s*([^|]*?)\\s*\\|")
 
 func TestEveryErrorCodeIsDocumented(t *testing.T) {
 	codes := errorCodes(t)
@@ -371,6 +373,9 @@ func TestEveryErrorCodeIsDocumented(t *testing.T) {
 	for i, ln := range strings.Split(doc, "\n") {
 		if m := codeRowRE.FindStringSubmatch(ln); m != nil {
 			rows[m[1]] = i + 1
+			if got, want := m[2], strconv.Itoa(types.ExitCode(m[1])); got != want {
+				t.Errorf("docs/errors.md:%d: %s is documented with CLI exit %q, the code table says %s", i+1, m[1], got, want)
+			}
 		}
 	}
 	names := make([]string, 0, len(codes))
