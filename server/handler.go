@@ -26,6 +26,46 @@ const (
 	accessAPI                   // every /v1 endpoint: needs the token whenever one is set
 )
 
+// Route is one endpoint of the HTTP API: a method and an exact path.
+type Route struct {
+	Method string
+	Path   string
+}
+
+// endpoint is a Route with who may call it and the method that serves it.
+type endpoint struct {
+	Route
+	access access
+	serve  func(*Server, http.ResponseWriter, *http.Request)
+}
+
+// endpoints is the HTTP API. The router serves exactly these and Routes
+// lists them, so a list of the API (the docs test) cannot drift from
+// what the server answers.
+var endpoints = []endpoint{
+	{Route{http.MethodPost, "/v1/changes"}, accessAPI, (*Server).postChanges},
+	{Route{http.MethodGet, "/v1/changes"}, accessAPI, (*Server).getChanges},
+	{Route{http.MethodGet, "/v1/surfaces"}, accessAPI, (*Server).getSurfaces},
+	{Route{http.MethodGet, "/v1/status"}, accessAPI, (*Server).getStatus},
+	{Route{http.MethodPost, "/v1/validate"}, accessAPI, (*Server).postValidate},
+	{Route{http.MethodPost, "/v1/compact"}, accessAPI, (*Server).postCompact},
+	{Route{http.MethodGet, "/v1/stale"}, accessAPI, (*Server).getStale},
+	{Route{http.MethodGet, "/v1/invalidations"}, accessAPI, (*Server).getInvalidations},
+	{Route{http.MethodGet, "/healthz"}, accessProbe, (*Server).getHealthz},
+	{Route{http.MethodGet, "/readyz"}, accessProbe, (*Server).getReadyz},
+	{Route{http.MethodGet, "/metrics"}, accessMetrics, (*Server).getMetrics},
+}
+
+// Routes lists every endpoint the server answers, in a fixed order. HEAD
+// is also answered wherever GET is.
+func Routes() []Route {
+	out := make([]Route, len(endpoints))
+	for i, e := range endpoints {
+		out[i] = e.Route
+	}
+	return out
+}
+
 type route struct {
 	access  access
 	handler http.HandlerFunc
@@ -39,30 +79,25 @@ type router struct {
 }
 
 func (s *Server) routes() http.Handler {
-	rt := &router{s: s, routes: map[string]map[string]route{}}
-	add := func(method, path string, a access, h http.HandlerFunc) {
-		if rt.routes[path] == nil {
-			rt.routes[path] = map[string]route{}
-		}
-		rt.routes[path][method] = route{access: a, handler: h}
-	}
-	add(http.MethodPost, "/v1/changes", accessAPI, s.postChanges)
-	add(http.MethodGet, "/v1/changes", accessAPI, s.getChanges)
-	add(http.MethodGet, "/v1/surfaces", accessAPI, s.getSurfaces)
-	add(http.MethodGet, "/v1/status", accessAPI, s.getStatus)
-	add(http.MethodPost, "/v1/validate", accessAPI, s.postValidate)
-	add(http.MethodPost, "/v1/compact", accessAPI, s.postCompact)
-	add(http.MethodGet, "/v1/stale", accessAPI, s.getStale)
-	add(http.MethodGet, "/v1/invalidations", accessAPI, s.getInvalidations)
-	add(http.MethodGet, "/healthz", accessProbe, s.getHealthz)
-	add(http.MethodGet, "/readyz", accessProbe, s.getReadyz)
-	metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
+	s.metricsHandler = promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog:          promLogger{s},
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
 	})
-	add(http.MethodGet, "/metrics", accessMetrics, metrics.ServeHTTP)
+	rt := &router{s: s, routes: map[string]map[string]route{}}
+	for _, e := range endpoints {
+		if rt.routes[e.Path] == nil {
+			rt.routes[e.Path] = map[string]route{}
+		}
+		serve := e.serve
+		rt.routes[e.Path][e.Method] = route{access: e.access, handler: func(w http.ResponseWriter, r *http.Request) { serve(s, w, r) }}
+	}
 	return rt
+}
+
+// getMetrics is GET /metrics: the Prometheus exposition of Config.Registry.
+func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) {
+	s.metricsHandler.ServeHTTP(w, r)
 }
 
 // ServeHTTP runs the middleware (request id, recovery, logging, metrics,

@@ -101,6 +101,8 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	http    *http.Server
+	// metricsHandler serves GET /metrics; set by routes.
+	metricsHandler http.Handler
 
 	tcp        net.Listener // nil when disabled
 	unix       *net.UnixListener

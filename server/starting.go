@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentruntime/statejournal/types"
 )
 
 // Starting answers the probes on the TCP address while the journal opens
@@ -27,7 +29,7 @@ type Starting struct {
 
 // CodeStarting is the error code of a request that arrives while the
 // journal is still opening.
-const CodeStarting = "starting"
+const CodeStarting = types.CodeStarting
 
 // ListenStarting binds addr and serves the starting probes on it.
 func ListenStarting(addr string) (*Starting, error) {
@@ -90,7 +92,7 @@ func serveStarting(w http.ResponseWriter, r *http.Request) {
 	case "/readyz":
 		writeJSON(w, http.StatusServiceUnavailable, ReadyBody{Status: "starting"})
 	default:
-		writeErrorBody(w, http.StatusServiceUnavailable, APIError{Code: CodeStarting,
+		writeErrorBody(w, statusOf(CodeStarting), APIError{Code: CodeStarting,
 			Message: "the journal is still opening (recovery and the index load); retry when /readyz answers 200"})
 	}
 }

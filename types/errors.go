@@ -78,6 +78,9 @@ var (
 	ErrUnavailable = errors.New("journal server unreachable")
 	// ErrDraining is answered while the server shuts down.
 	ErrDraining = errors.New("server is shutting down")
+	// ErrStarting is answered while the server is still opening the
+	// journal (recovery and the index load); only the probes answer.
+	ErrStarting = errors.New("server is still opening the journal")
 )
 
 // FieldError names the field of a change (or registry entry) that is
@@ -150,6 +153,7 @@ const (
 	CodeCanceled             = "canceled"
 	CodeDraining             = "draining"
 	CodeUnavailable          = "unavailable"
+	CodeStarting             = "starting"
 	CodeInternal             = "internal"
 )
 
@@ -198,6 +202,7 @@ var Codes = []CodeInfo{
 	{CodeUnsupportedMediaType, ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, ExitFailure, "the body's Content-Type or Content-Encoding is not accepted"},
 	{CodeCanceled, context.Canceled, http.StatusServiceUnavailable, ExitFailure, "the request was canceled or timed out before the journal answered"},
 	{CodeDraining, ErrDraining, http.StatusServiceUnavailable, ExitFailure, "the server is shutting down"},
+	{CodeStarting, ErrStarting, http.StatusServiceUnavailable, ExitFailure, "the server is still opening the journal (recovery, index load); retry when /readyz answers 200"},
 	{CodeUnavailable, ErrUnavailable, http.StatusServiceUnavailable, ExitFailure, "the journal server could not be reached or stopped answering (client side)"},
 	{CodeInternal, nil, http.StatusInternalServerError, ExitFailure, "anything else; the server log or the message has the details"},
 }
