@@ -1,0 +1,345 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentruntime/statejournal/segment"
+)
+
+// archivedJournal writes n records in 64 KiB segments, compacts every
+// sealed segment and closes: archives, then a hot tail.
+func archivedJournal(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	j := openT(t, dir, WithSegmentSize(64<<10))
+	fill(t, j, n)
+	if _, err := j.Compact(context.Background(), CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func archiveNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, archiveDirName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if _, _, ok := segment.ParseArchiveFileName(e.Name()); ok {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func hotNames(t *testing.T, dir string) []string {
+	t.Helper()
+	segs, _, err := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range segs {
+		out = append(out, filepath.Base(s.Path))
+	}
+	return out
+}
+
+// sequences returns the sequences a full forward read returns.
+func sequences(t *testing.T, j *Journal) []uint64 {
+	t.Helper()
+	var out []uint64
+	for _, c := range all(t, j, Query{}) {
+		out = append(out, c.Sequence)
+	}
+	return out
+}
+
+func TestHorizonPastTheHeadStopsTheOpenAndDeletesNothing(t *testing.T) {
+	dir := archivedJournal(t, 1500)
+	before := archiveNames(t, dir)
+	if len(before) < 2 {
+		t.Fatalf("want at least 2 archives, got %v", before)
+	}
+	path := filepath.Join(dir, stateDirName, horizonFileName)
+	if err := os.WriteFile(path, []byte(`{"horizon":999999,"updated_at":"2026-01-01T00:00:00Z"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		var opts []Option
+		if ro {
+			opts = append(opts, ReadOnly())
+		}
+		j, err := Open(dir, opts...)
+		if err == nil {
+			j.Close()
+			t.Fatalf("read-only=%v: open accepted a horizon past the head", ro)
+		}
+		if !strings.Contains(err.Error(), horizonFileName) {
+			t.Fatalf("read-only=%v: error does not name the horizon file: %v", ro, err)
+		}
+	}
+	if after := archiveNames(t, dir); !slices.Equal(before, after) {
+		t.Fatalf("archives changed: %v -> %v", before, after)
+	}
+}
+
+func TestDamagedHorizonFileIsAnErrorNamingIt(t *testing.T) {
+	for name, content := range map[string]string{
+		"garbage":  "not json at all\x00\x01",
+		"empty":    "",
+		"cut":      `{"horizon":12`,
+		"negative": `{"horizon":-3}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := archivedJournal(t, 1500)
+			before := archiveNames(t, dir)
+			if err := os.WriteFile(filepath.Join(dir, stateDirName, horizonFileName), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			j, err := Open(dir)
+			if err == nil {
+				j.Close()
+				t.Fatal("open read a damaged horizon file without a word")
+			}
+			if !strings.Contains(err.Error(), horizonFileName) {
+				t.Fatalf("error does not name the horizon file: %v", err)
+			}
+			if after := archiveNames(t, dir); !slices.Equal(before, after) {
+				t.Fatalf("archives changed: %v -> %v", before, after)
+			}
+		})
+	}
+}
+
+func TestArchiveNameClaimingALongerRangeCutsNoHotRecord(t *testing.T) {
+	dir := archivedJournal(t, 1500)
+	j := openT(t, dir, ReadOnly())
+	want := sequences(t, j)
+	j.Close()
+	as := archiveNames(t, dir)
+	last := as[len(as)-1]
+	first, end, _ := segment.ParseArchiveFileName(last)
+	forged := segment.ArchiveFileName(first, end+40)
+	if err := os.Rename(filepath.Join(dir, archiveDirName, last), filepath.Join(dir, archiveDirName, forged)); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := Open(dir)
+	if err == nil {
+		got := sequences(t, j2)
+		j2.Close()
+		if !slices.Equal(got, want) {
+			t.Fatalf("open trusted the forged name %s: %d records readable, want %d", forged, len(got), len(want))
+		}
+		t.Fatalf("open accepted an archive whose name disagrees with its footer")
+	}
+	if !strings.Contains(err.Error(), forged) {
+		t.Fatalf("error does not name the archive: %v", err)
+	}
+	// The hot log still holds every record past the real archive.
+	if err := os.Rename(filepath.Join(dir, archiveDirName, forged), filepath.Join(dir, archiveDirName, last)); err != nil {
+		t.Fatal(err)
+	}
+	j3 := openT(t, dir)
+	if got := sequences(t, j3); !slices.Equal(got, want) {
+		t.Fatalf("after renaming back: %d records, want %d", len(got), len(want))
+	}
+}
+
+func TestDeletedMiddleArchiveIsAnErrorOnReadsThatCrossIt(t *testing.T) {
+	dir := archivedJournal(t, 2000)
+	as := archiveNames(t, dir)
+	if len(as) < 3 {
+		t.Fatalf("want 3 archives, got %v", as)
+	}
+	mid := as[1]
+	mf, ml, _ := segment.ParseArchiveFileName(mid)
+	if err := os.Remove(filepath.Join(dir, archiveDirName, mid)); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		var opts []Option
+		if ro {
+			opts = append(opts, ReadOnly())
+		}
+		j := openT(t, dir, opts...)
+		for _, q := range []Query{{}, {After: mf - 1}, {NewestFirst: true}} {
+			q.Limit = -1
+			if _, err := j.Query(context.Background(), q); err == nil {
+				t.Fatalf("read-only=%v: query %+v crossed the missing archive %d..%d without an error", ro, q, mf, ml)
+			} else if !strings.Contains(err.Error(), fmt.Sprintf("%d..%d", mf, ml)) {
+				t.Fatalf("error does not name the missing range %d..%d: %v", mf, ml, err)
+			}
+		}
+		// A read that does not cross the hole still answers.
+		res, err := j.Query(context.Background(), Query{After: ml, Limit: -1})
+		if err != nil || len(res.Changes) == 0 || res.Changes[0].Sequence != ml+1 {
+			t.Fatalf("read-only=%v: a read after the hole: %v %d", ro, err, len(res.Changes))
+		}
+		j.Close()
+	}
+	rep, err := ValidateDir(context.Background(), dir, ValidateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Clean {
+		t.Fatal("validate says clean with a missing archive")
+	}
+}
+
+// incarnation writes n records with fixed sizes: same event id lengths,
+// same times, change types of equal length chosen by kind.
+func incarnation(t *testing.T, dir, tag, ctype string, n int) {
+	t.Helper()
+	j := openT(t, dir, WithSegmentSize(64<<10))
+	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	for i := 0; i < n; i++ {
+		c := Change{Source: "runtime.leases", Surface: "runtime_leases", ChangeType: ctype, AggregateType: "lease",
+			AggregateID: fmt.Sprintf("l-%04d", i), EventID: fmt.Sprintf("evt-%s-%04d", tag, i), OccurredAt: at}
+		if _, err := j.Record(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckpointFromAnEarlierIncarnationIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	incarnation(t, dir, "a", "created", 300)
+	old, err := os.ReadFile(filepath.Join(dir, stateDirName, checkpointFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldHot := hotNames(t, dir)
+	oldSizes := map[string]int64{}
+	for _, n := range oldHot {
+		fi, _ := os.Stat(filepath.Join(dir, hotDirName, n))
+		oldSizes[n] = fi.Size()
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	incarnation(t, dir, "b", "updated", 300)
+	for _, n := range hotNames(t, dir) {
+		fi, _ := os.Stat(filepath.Join(dir, hotDirName, n))
+		if oldSizes[n] != fi.Size() {
+			t.Fatalf("the second incarnation's segment %s is %d bytes, the first's %d: the test needs equal sizes", n, fi.Size(), oldSizes[n])
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, stateDirName, checkpointFileName), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := openT(t, dir)
+	if n := len(all(t, j, Query{ChangeTypes: []string{"created"}})); n != 0 {
+		t.Fatalf("%d records of change type created; this incarnation wrote none", n)
+	}
+	if n := len(all(t, j, Query{ChangeTypes: []string{"updated"}})); n != 300 {
+		t.Fatalf("%d records of change type updated, want 300", n)
+	}
+	rc, err := j.Record(context.Background(), Change{Source: "runtime.leases", Surface: "runtime_leases", ChangeType: "created",
+		AggregateType: "lease", AggregateID: "l-0007", EventID: "evt-a-0007"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Duplicate {
+		t.Fatalf("an event id of the earlier incarnation was taken as a duplicate of sequence %d", rc.Sequence)
+	}
+}
+
+func TestMissingFirstHotSegmentIsReported(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir, WithSegmentSize(64<<10))
+	fill(t, j, 1500)
+	j.Close()
+	hs := hotNames(t, dir)
+	if len(hs) < 3 {
+		t.Fatalf("want 3 hot segments, got %v", hs)
+	}
+	if err := os.Remove(filepath.Join(dir, hotDirName, hs[0])); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := Open(dir)
+	if err != nil {
+		if !strings.Contains(err.Error(), "1..") {
+			t.Fatalf("error does not name the lost range: %v", err)
+		}
+		return
+	}
+	defer j2.Close()
+	if h := j2.Status().Horizon; h != 1 {
+		t.Fatalf("the missing segment became the horizon: %d", h)
+	}
+	if _, err := j2.Query(context.Background(), Query{Limit: -1}); err == nil {
+		t.Fatal("a read from the start crossed the lost records without an error")
+	}
+	rep, err := ValidateDir(context.Background(), dir, ValidateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Clean {
+		t.Fatal("validate says clean with the first hot segment deleted")
+	}
+}
+
+func TestRepairOfAMissingMiddleHotSegmentReportsTheLostRange(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir, WithSegmentSize(64<<10))
+	fill(t, j, 1500)
+	j.Close()
+	segs, _, _ := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+	if len(segs) < 3 {
+		t.Fatalf("want 3 hot segments, got %d", len(segs))
+	}
+	lostFirst, lostLast := segs[1].FirstSeq, segs[2].FirstSeq-1
+	if err := os.Remove(segs[1].Path); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := Open(dir); err == nil {
+		j.Close()
+		t.Fatal("open accepted a hot log with a missing middle segment")
+	}
+	rep, err := Repair(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	if len(rep.Lost) != int(lostLast-lostFirst+1) || rep.Lost[0] != lostFirst || rep.Lost[len(rep.Lost)-1] != lostLast {
+		t.Fatalf("repair reports lost %d sequences (%v...), want %d..%d", len(rep.Lost), rep.Lost[:min(3, len(rep.Lost))], lostFirst, lostLast)
+	}
+	j2 := openT(t, dir)
+	got := sequences(t, j2)
+	for _, s := range got {
+		if s >= lostFirst && s <= lostLast {
+			t.Fatalf("sequence %d of the lost range reads as a record", s)
+		}
+	}
+	if len(got) != 1500-int(lostLast-lostFirst+1) {
+		t.Fatalf("%d records readable after repair, want %d", len(got), 1500-int(lostLast-lostFirst+1))
+	}
+	vr, err := ValidateDir(context.Background(), dir, ValidateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, p := range vr.Problems {
+		if p.Kind == ProblemLost {
+			lost++
+		}
+	}
+	if lost != int(lostLast-lostFirst+1) {
+		t.Fatalf("validate reports %d lost sequences, want %d", lost, lostLast-lostFirst+1)
+	}
+}
