@@ -122,7 +122,7 @@ func TestArchiveOpenRejectsDamagedFiles(t *testing.T) {
 		{"a flipped byte in the header version field is corrupt", flip(4), ArchiveSectionHeader},
 		{"a valid header with an unknown version is ErrUnsupportedArchiveVersion", func(*testing.T) []byte {
 			b := clone()
-			binary.LittleEndian.PutUint16(b[4:], 2)
+			binary.LittleEndian.PutUint16(b[4:], ArchiveFormatVersion+1)
 			binary.LittleEndian.PutUint32(b[8:], archiveCRC(b[:8]))
 			return b
 		}, ""},
@@ -139,7 +139,7 @@ func TestArchiveOpenRejectsDamagedFiles(t *testing.T) {
 		{"a flipped trailer magic is corrupt", flip(len(good) - 1), ArchiveSectionTrailer},
 		{"a trailer version that disagrees with the header is corrupt", func(*testing.T) []byte {
 			b := clone()
-			binary.LittleEndian.PutUint16(b[trailerOff+8:], 2)
+			binary.LittleEndian.PutUint16(b[trailerOff+8:], ArchiveFormatV1)
 			return b
 		}, ArchiveSectionTrailer},
 		{"a footer length pointing past the file is corrupt", func(*testing.T) []byte {
@@ -158,7 +158,18 @@ func TestArchiveOpenRejectsDamagedFiles(t *testing.T) {
 			return b
 		}, ArchiveSectionTrailer},
 		{"a footer whose version disagrees with the header is corrupt", func(t *testing.T) []byte {
-			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.version = 2 })
+			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.version = ArchiveFormatV1 })
+		}, ArchiveSectionFooter},
+		{"a covered range that does not hold the records is corrupt", func(t *testing.T) []byte {
+			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.rangeFirst, f.rangeLast = f.firstSeq+1, f.lastSeq })
+		}, ArchiveSectionFooter},
+		{"an inverted covered range is corrupt", func(t *testing.T) []byte {
+			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.rangeFirst, f.rangeLast = f.lastSeq, f.firstSeq })
+		}, ArchiveSectionFooter},
+		{"a coalesced count the covered range cannot hold is corrupt", func(t *testing.T) []byte {
+			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) {
+				f.rangeFirst, f.rangeLast, f.coalesced = f.firstSeq, f.lastSeq, f.lastSeq-f.firstSeq+2-f.records
+			})
 		}, ArchiveSectionFooter},
 		{"an index offset pointing past the file is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.indexOff = 1 << 40 })

@@ -11,9 +11,18 @@ import (
 // The byte layout is documented in FORMAT_ARCHIVE.md; keep the two in step.
 // All fixed-width integers are little endian.
 
-// ArchiveFormatVersion is the archive format version this build writes and
-// the only one it reads.
-const ArchiveFormatVersion uint16 = 1
+// ArchiveFormatVersion is the archive format version this build writes.
+// Version 2 added the journal id and the covered sequence range to the
+// footer; this build reads versions 1 and 2.
+const ArchiveFormatVersion uint16 = 2
+
+// ArchiveFormatV1 is the previous format version (no journal id, no
+// covered range in the footer), still read.
+const ArchiveFormatV1 uint16 = 1
+
+// ArchiveJournalIDSize is the size of the journal id a version 2 footer
+// carries.
+const ArchiveJournalIDSize = 16
 
 // Size limits of the archive format. WriteArchive refuses records over
 // them (ErrArchiveInvalidRecord); readers treat a length over them as
@@ -37,7 +46,8 @@ const (
 	archiveHeaderSize      = 12 // magic(4) version(2) flags(2) crc(4)
 	archiveTrailerSize     = 16 // footerLen(4) footerCRC(4) version(2) flags(2) magic(4)
 	archiveBlockHeaderSize = 48
-	archiveFooterFixedSize = 92
+	archiveFooterFixedSize = 92  // version 1; the smallest footer of any version
+	archiveFooterV2Fixed   = 124 // version 2: + journal id (16) + range first, last (8+8)
 	archiveMinFileSize     = archiveHeaderSize + archiveFooterFixedSize + archiveTrailerSize
 
 	// A block holds at most MaxArchiveBlockSize bytes of records, or one
@@ -77,7 +87,7 @@ func archiveAppendHeader(dst []byte) []byte {
 	start := len(dst)
 	dst = append(dst, archiveMagic...)
 	dst = binary.LittleEndian.AppendUint16(dst, ArchiveFormatVersion)
-	dst = binary.LittleEndian.AppendUint16(dst, 0) // flags: none defined in v1
+	dst = binary.LittleEndian.AppendUint16(dst, 0) // flags: none defined in v1 or v2
 	return binary.LittleEndian.AppendUint32(dst, archiveCRC(dst[start:]))
 }
 
@@ -99,8 +109,8 @@ func archiveCheckHeader(path string, b []byte) error {
 }
 
 func archiveCheckVersion(path string, version, flags uint16) error {
-	if version != ArchiveFormatVersion {
-		return fmt.Errorf("archive %s: format version %d (this build reads version %d): %w", path, version, ArchiveFormatVersion, ErrUnsupportedArchiveVersion)
+	if version != ArchiveFormatVersion && version != ArchiveFormatV1 {
+		return fmt.Errorf("archive %s: format version %d (this build reads versions %d and %d): %w", path, version, ArchiveFormatV1, ArchiveFormatVersion, ErrUnsupportedArchiveVersion)
 	}
 	if flags != 0 {
 		return fmt.Errorf("archive %s: unknown feature flags %#04x: %w", path, flags, ErrUnsupportedArchiveVersion)
@@ -321,8 +331,16 @@ type archiveFooterDisk struct {
 	indexLen    uint64
 	indexCRC    uint32
 	blocks      uint32
+	// Version 2 only: the id of the journal that wrote the archive and
+	// the sequence range it accounts for (stored records plus those its
+	// writer dropped, e.g. coalesced); zero in version 1.
+	journalID   [ArchiveJournalIDSize]byte
+	rangeFirst  uint64
+	rangeLast   uint64
 	labels      []string // sorted, distinct; a label's position is its id
 	labelCounts []uint64 // records per label, parallel to labels
+
+	crc uint32 // the footer's CRC32C (from the trailer); not encoded in the footer
 }
 
 func (f *archiveFooterDisk) append(dst []byte) []byte {
@@ -334,6 +352,11 @@ func (f *archiveFooterDisk) append(dst []byte) []byte {
 	}
 	dst = binary.LittleEndian.AppendUint32(dst, f.indexCRC)
 	dst = binary.LittleEndian.AppendUint32(dst, f.blocks)
+	if f.version >= 2 {
+		dst = append(dst, f.journalID[:]...)
+		dst = binary.LittleEndian.AppendUint64(dst, f.rangeFirst)
+		dst = binary.LittleEndian.AppendUint64(dst, f.rangeLast)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(f.labels)))
 	for i, l := range f.labels {
 		dst = binary.AppendUvarint(dst, uint64(len(l)))
@@ -366,8 +389,16 @@ func archiveParseFooter(b []byte) (archiveFooterDisk, error) {
 	f.indexLen = d.u64()
 	f.indexCRC = d.u32()
 	f.blocks = d.u32()
-	if f.version != ArchiveFormatVersion || f.flags != 0 {
+	if (f.version != ArchiveFormatVersion && f.version != ArchiveFormatV1) || f.flags != 0 {
 		return f, nil // the caller reports the version before anything else
+	}
+	if f.version >= 2 {
+		if len(b) < archiveFooterV2Fixed {
+			return f, fmt.Errorf("%d bytes, shorter than the fixed %d of a version %d footer: %w", len(b), archiveFooterV2Fixed, f.version, errArchiveTruncated)
+		}
+		copy(f.journalID[:], d.bytes(ArchiveJournalIDSize))
+		f.rangeFirst = d.u64()
+		f.rangeLast = d.u64()
 	}
 	nl := d.uvarint()
 	if d.err != nil {
@@ -413,6 +444,18 @@ func archiveParseFooter(b []byte) (archiveFooterDisk, error) {
 		return f, fmt.Errorf("%d records in %d blocks cannot span sequences %d..%d", f.records, f.blocks, f.firstSeq, f.lastSeq)
 	case f.maxTime < f.minTime:
 		return f, fmt.Errorf("time range %d..%d is inverted", f.minTime, f.maxTime)
+	}
+	if f.version >= 2 {
+		switch {
+		case f.rangeFirst == 0 && f.rangeLast == 0:
+			// The writer stated no range.
+		case f.rangeFirst == 0 || f.rangeLast < f.rangeFirst:
+			return f, fmt.Errorf("covered range %d..%d is invalid", f.rangeFirst, f.rangeLast)
+		case f.records != 0 && (f.firstSeq < f.rangeFirst || f.lastSeq > f.rangeLast):
+			return f, fmt.Errorf("records %d..%d lie outside the covered range %d..%d", f.firstSeq, f.lastSeq, f.rangeFirst, f.rangeLast)
+		case f.coalesced > f.rangeLast-f.rangeFirst+1 || f.records > f.rangeLast-f.rangeFirst+1-f.coalesced:
+			return f, fmt.Errorf("%d records and %d coalesced do not fit the covered range %d..%d", f.records, f.coalesced, f.rangeFirst, f.rangeLast)
+		}
 	}
 	return f, nil
 }

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -10,10 +11,11 @@ import (
 	"time"
 )
 
-// The golden archive pins format version 1: a build that can no longer
-// read it, or whose writer lays records out differently, fails here, so a
-// format change is a deliberate act (bump ArchiveFormatVersion, keep
-// reading v1, add a v2 golden). Regenerate with
+// The golden archives pin format versions 1 and 2: a build that can no
+// longer read them, or whose writer lays records out differently, fails
+// here, so a format change is a deliberate act (bump ArchiveFormatVersion,
+// keep reading the older versions, add a golden for the new one; the
+// block layout is unchanged since version 1). Regenerate the newest with
 //
 //	go test ./segment/ -run TestArchiveGolden -update
 //
@@ -63,16 +65,9 @@ func archiveGoldenRecords() []ArchiveRecord {
 var archiveGoldenOptions = ArchiveWriterOptions{BlockSize: 1024, Coalesced: 7, CreatedAt: archiveGoldenCreated}
 
 func TestArchiveGoldenV1IsReadable(t *testing.T) {
+	// Version 1 is frozen: this build writes version 2 only, so -update
+	// never rewrites the v1 golden.
 	recs := archiveGoldenRecords()
-	if archiveUpdateGolden() {
-		if err := os.MkdirAll(filepath.Dir(archiveGoldenPath), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := WriteArchive(archiveGoldenPath, archiveIter(recs), archiveGoldenOptions); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", archiveGoldenPath)
-	}
 	a := archiveOpen(t, archiveGoldenPath)
 	if errs := a.Verify(); errs != nil {
 		t.Fatalf("Verify: %v", errs)
@@ -85,6 +80,7 @@ func TestArchiveGoldenV1IsReadable(t *testing.T) {
 		LabelCounts: map[string]uint64{"runtime_work_session": 14, "runtime_leases": 13, "runtime_approvals": 13},
 		InputBytes:  3708, FileBytes: f.FileBytes, Blocks: 5,
 		CreatedAt: archiveGoldenCreated,
+		Checksum:  f.Checksum,
 	}
 	var input int64
 	for _, r := range recs {
@@ -155,5 +151,111 @@ func TestWriteArchiveIsDeterministic(t *testing.T) {
 	}
 	if !bytes.Equal(files[0], files[1]) {
 		t.Fatal("the same records and options wrote different bytes")
+	}
+}
+
+// The version 2 golden adds what version 2 stores in the footer: the
+// journal id and the covered sequence range.
+const archiveGoldenV2Path = "testdata/archive/v2-golden.sjar"
+
+var archiveGoldenV2Options = ArchiveWriterOptions{BlockSize: 1024, Coalesced: 7, CreatedAt: archiveGoldenCreated,
+	JournalID:  [ArchiveJournalIDSize]byte{0x6f, 0x1d, 0x2e, 0x3a, 0x44, 0x59, 0x4b, 0x62, 0x8c, 0x71, 0x0a, 0x9e, 0xb3, 0xc4, 0xd5, 0xe6},
+	RangeFirst: 990, RangeLast: 1150}
+
+func TestArchiveGoldenV2IsReadable(t *testing.T) {
+	recs := archiveGoldenRecords()
+	if archiveUpdateGolden() {
+		if _, err := WriteArchive(archiveGoldenV2Path, archiveIter(recs), archiveGoldenV2Options); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", archiveGoldenV2Path)
+	}
+	a := archiveOpen(t, archiveGoldenV2Path)
+	if errs := a.Verify(); errs != nil {
+		t.Fatalf("Verify: %v", errs)
+	}
+	f := a.Footer()
+	want := ArchiveFooter{
+		Version: 2, FirstSeq: 1000, LastSeq: 1139,
+		MinTime: 1735783445000000006, MaxTime: 1735783479000000006,
+		Records: 40, Coalesced: 7,
+		LabelCounts: map[string]uint64{"runtime_work_session": 14, "runtime_leases": 13, "runtime_approvals": 13},
+		InputBytes:  3708, FileBytes: f.FileBytes, Blocks: 5,
+		CreatedAt: archiveGoldenCreated,
+		JournalID: archiveGoldenV2Options.JournalID, RangeFirst: 990, RangeLast: 1150,
+		Checksum: f.Checksum,
+	}
+	if fmt.Sprint(f) != fmt.Sprint(want) || f.Checksum == 0 {
+		t.Fatalf("golden footer\n got %+v\nwant %+v", f, want)
+	}
+	archiveSameRecords(t, "golden records", archiveCollect(t, func(fn func(ArchiveRecord) bool) error { return a.Scan(0, nil, fn) }), recs)
+	b, err := os.ReadFile(archiveGoldenV2Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("SJAR\x02\x00\x00\x00")) || !bytes.HasSuffix(b, []byte("\x02\x00\x00\x00SJAR")) {
+		t.Fatalf("golden header % x / trailer % x", b[:12], b[len(b)-16:])
+	}
+}
+
+// TestArchiveGoldenV2LayoutIsStable writes the golden records again with
+// the same options and compares block contents, index entries and every
+// footer field but the index position (which depends on zstd's output).
+func TestArchiveGoldenV2LayoutIsStable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "again.sjar")
+	if _, err := WriteArchive(path, archiveIter(archiveGoldenRecords()), archiveGoldenV2Options); err != nil {
+		t.Fatal(err)
+	}
+	golden, fresh := archiveOpen(t, archiveGoldenV2Path), archiveOpen(t, path)
+	gb, fb := golden.Blocks(), fresh.Blocks()
+	if len(gb) != len(fb) {
+		t.Fatalf("golden has %d blocks, the writer now makes %d", len(gb), len(fb))
+	}
+	g, f := archiveGetScratch(), archiveGetScratch()
+	for i := range gb {
+		gb[i].Offset, gb[i].Length, fb[i].Offset, fb[i].Length = 0, 0, 0, 0
+		if fmt.Sprint(gb[i]) != fmt.Sprint(fb[i]) {
+			t.Fatalf("block %d index entry: golden %+v, now %+v", i, gb[i], fb[i])
+		}
+		if err := golden.readBlock(i, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := fresh.readBlock(i, f); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(g.raw, f.raw) {
+			t.Fatalf("block %d contents changed:\ngolden % x\n   now % x", i, g.raw, f.raw)
+		}
+	}
+	gf, ff := golden.footer, fresh.footer
+	gf.indexOff, gf.indexLen, gf.indexCRC, gf.crc = 0, 0, 0, 0
+	ff.indexOff, ff.indexLen, ff.indexCRC, ff.crc = 0, 0, 0, 0
+	if fmt.Sprint(gf) != fmt.Sprint(ff) {
+		t.Fatalf("footer changed:\ngolden %+v\n   now %+v", gf, ff)
+	}
+}
+
+func TestWriteArchiveRefusesRecordsOutsideTheCoveredRange(t *testing.T) {
+	recs := []ArchiveRecord{{Seq: 10, Label: "a", Payload: []byte("x")}, {Seq: 12, Label: "a", Payload: []byte("y")}}
+	for name, o := range map[string]ArchiveWriterOptions{
+		"a record before the range":           {RangeFirst: 11, RangeLast: 20},
+		"a record after the range":            {RangeFirst: 1, RangeLast: 11},
+		"an inverted range":                   {RangeFirst: 20, RangeLast: 10},
+		"a range that starts at sequence 0":   {RangeFirst: 0, RangeLast: 12},
+		"more coalesced than the range holds": {RangeFirst: 10, RangeLast: 12, Coalesced: 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := WriteArchive(filepath.Join(t.TempDir(), "a.sjar"), archiveIter(recs), o)
+			if !errors.Is(err, ErrArchiveInvalidRecord) {
+				t.Fatalf("err = %v, want ErrArchiveInvalidRecord", err)
+			}
+		})
+	}
+	path, f := archiveWrite(t, t.TempDir(), recs, ArchiveWriterOptions{RangeFirst: 10, RangeLast: 12, Coalesced: 1})
+	if f.RangeFirst != 10 || f.RangeLast != 12 {
+		t.Fatalf("range %d..%d", f.RangeFirst, f.RangeLast)
+	}
+	if got := archiveOpen(t, path).Footer(); got.RangeFirst != 10 || got.RangeLast != 12 || got.Coalesced != 1 {
+		t.Fatalf("read back %+v", got)
 	}
 }

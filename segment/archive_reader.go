@@ -97,8 +97,9 @@ func (a *Archive) load() error {
 	if string(tr[12:16]) != archiveMagic {
 		return archiveCorruptf(a.path, ArchiveSectionTrailer, trOff, "bad trailer magic %q (file cut short or overwritten?)", tr[12:16])
 	}
-	if v, fl := binary.LittleEndian.Uint16(tr[8:]), binary.LittleEndian.Uint16(tr[10:]); v != ArchiveFormatVersion || fl != 0 {
-		return archiveCorruptf(a.path, ArchiveSectionTrailer, trOff, "trailer says version %d flags %#x, header says version %d", v, fl, ArchiveFormatVersion)
+	version := binary.LittleEndian.Uint16(hdr[4:6])
+	if v, fl := binary.LittleEndian.Uint16(tr[8:]), binary.LittleEndian.Uint16(tr[10:]); v != version || fl != 0 {
+		return archiveCorruptf(a.path, ArchiveSectionTrailer, trOff, "trailer says version %d flags %#x, header says version %d", v, fl, version)
 	}
 	footLen := int64(binary.LittleEndian.Uint32(tr[0:]))
 	footCRC := binary.LittleEndian.Uint32(tr[4:])
@@ -118,9 +119,10 @@ func (a *Archive) load() error {
 	if err != nil {
 		return &ArchiveCorruptionError{Path: a.path, Section: ArchiveSectionFooter, Block: -1, Offset: footOff, Err: err}
 	}
-	if foot.version != ArchiveFormatVersion || foot.flags != 0 {
-		return archiveCorruptf(a.path, ArchiveSectionFooter, footOff, "footer says version %d flags %#x, header says version %d", foot.version, foot.flags, ArchiveFormatVersion)
+	if foot.version != version || foot.flags != 0 {
+		return archiveCorruptf(a.path, ArchiveSectionFooter, footOff, "footer says version %d flags %#x, header says version %d", foot.version, foot.flags, version)
 	}
+	foot.crc = footCRC
 
 	if foot.indexOff < archiveHeaderSize || foot.indexOff > uint64(footOff) || foot.indexLen != uint64(footOff)-foot.indexOff {
 		return archiveCorruptf(a.path, ArchiveSectionFooter, footOff, "index at %d+%d does not end where the footer starts (%d)", foot.indexOff, foot.indexLen, footOff)

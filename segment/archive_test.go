@@ -188,6 +188,10 @@ func TestArchiveFooterSummarizesTheRecords(t *testing.T) {
 	want := ArchiveFooter{
 		Version: ArchiveFormatVersion, FirstSeq: 10, LastSeq: 20, MinTime: 100, MaxTime: 900, Records: 4, Coalesced: 42,
 		LabelCounts: map[string]uint64{"a": 1, "b": 2, "c": 1}, InputBytes: 9, FileBytes: wrote.FileBytes, Blocks: 1, CreatedAt: created,
+		Checksum: got.Checksum,
+	}
+	if got.Checksum == 0 || wrote.Checksum != got.Checksum {
+		t.Errorf("footer checksum: written %08x, read %08x", wrote.Checksum, got.Checksum)
 	}
 	for name, f := range map[string]ArchiveFooter{"returned by WriteArchive": wrote, "read by OpenArchive": got} {
 		if fmt.Sprint(f) != fmt.Sprint(want) {

@@ -42,6 +42,18 @@ type ArchiveWriterOptions struct {
 	// CreatedAt is stored in the footer; the zero value means time.Now().
 	// Setting it makes the output byte-for-byte deterministic.
 	CreatedAt time.Time
+	// JournalID is stored in the footer as is: the id of the journal the
+	// archive belongs to, so a reader can refuse an archive of another
+	// journal. This package gives it no meaning.
+	JournalID [ArchiveJournalIDSize]byte
+	// RangeFirst and RangeLast are the sequence range the archive
+	// accounts for: its records plus those the caller dropped before they
+	// reached it (Coalesced, or sequences it kept elsewhere). Both zero
+	// store no range (readers then know only the records' own first and
+	// last sequence). Otherwise every
+	// record must lie inside the range (else ErrArchiveInvalidRecord),
+	// and Coalesced must fit in what the records leave of it.
+	RangeFirst, RangeLast uint64
 }
 
 // ArchiveFooter summarizes an archive. It is stored, checksummed, at the
@@ -59,6 +71,17 @@ type ArchiveFooter struct {
 	FileBytes   int64             // size of the archive file
 	Blocks      int               // number of compressed blocks
 	CreatedAt   time.Time         // when the archive was written (UTC)
+	// JournalID is the writer's ArchiveWriterOptions.JournalID; zero in a
+	// version 1 archive, which has none.
+	JournalID [ArchiveJournalIDSize]byte
+	// RangeFirst..RangeLast is the sequence range the archive accounts
+	// for (records and Coalesced); both zero when the writer stated none,
+	// and always in a version 1 archive, whose range only its file name
+	// states.
+	RangeFirst, RangeLast uint64
+	// Checksum is the footer's CRC32C: with the file name it fingerprints
+	// an archive without reading its blocks.
+	Checksum uint32
 }
 
 // CompressionRatio returns InputBytes/FileBytes, or 0 for an empty file.
@@ -177,7 +200,12 @@ type archiveWriter struct {
 }
 
 func (w *archiveWriter) write(next func() (ArchiveRecord, bool, error), opts ArchiveWriterOptions) (ArchiveFooter, error) {
-	w.foot = archiveFooterDisk{version: ArchiveFormatVersion, createdAt: opts.CreatedAt.UnixNano(), coalesced: opts.Coalesced}
+	w.foot = archiveFooterDisk{version: ArchiveFormatVersion, createdAt: opts.CreatedAt.UnixNano(), coalesced: opts.Coalesced,
+		journalID: opts.JournalID, rangeFirst: opts.RangeFirst, rangeLast: opts.RangeLast}
+	ranged := opts.RangeFirst != 0 || opts.RangeLast != 0
+	if ranged && (opts.RangeFirst == 0 || opts.RangeLast < opts.RangeFirst) {
+		return ArchiveFooter{}, fmt.Errorf("covered range %d..%d is invalid: %w", opts.RangeFirst, opts.RangeLast, ErrArchiveInvalidRecord)
+	}
 	if err := w.put(archiveAppendHeader(nil)); err != nil {
 		return ArchiveFooter{}, err
 	}
@@ -199,6 +227,8 @@ func (w *archiveWriter) write(next func() (ArchiveRecord, bool, error), opts Arc
 			return ArchiveFooter{}, fmt.Errorf("sequence %d: label is %d bytes, limit %d: %w", rec.Seq, len(rec.Label), MaxArchiveLabelSize, ErrArchiveInvalidRecord)
 		case len(rec.Payload) > MaxArchivePayloadSize:
 			return ArchiveFooter{}, fmt.Errorf("sequence %d: payload is %d bytes, limit %d: %w", rec.Seq, len(rec.Payload), MaxArchivePayloadSize, ErrArchiveInvalidRecord)
+		case ranged && (rec.Seq < opts.RangeFirst || rec.Seq > opts.RangeLast):
+			return ArchiveFooter{}, fmt.Errorf("sequence %d lies outside the covered range %d..%d: %w", rec.Seq, opts.RangeFirst, opts.RangeLast, ErrArchiveInvalidRecord)
 		}
 		if err := w.add(&rec); err != nil {
 			return ArchiveFooter{}, err
@@ -207,6 +237,9 @@ func (w *archiveWriter) write(next func() (ArchiveRecord, bool, error), opts Arc
 	}
 	if err := w.flushBlock(); err != nil {
 		return ArchiveFooter{}, err
+	}
+	if span := opts.RangeLast - opts.RangeFirst + 1; ranged && (opts.Coalesced > span || w.foot.records > span-opts.Coalesced) {
+		return ArchiveFooter{}, fmt.Errorf("%d records and %d coalesced do not fit the covered range %d..%d: %w", w.foot.records, opts.Coalesced, opts.RangeFirst, opts.RangeLast, ErrArchiveInvalidRecord)
 	}
 	return w.finish(opts)
 }
@@ -388,7 +421,8 @@ func (w *archiveWriter) finish(opts ArchiveWriterOptions) (ArchiveFooter, error)
 	if err := w.put(foot); err != nil {
 		return ArchiveFooter{}, err
 	}
-	if err := w.put(archiveAppendTrailer(nil, uint32(len(foot)), archiveCRC(foot))); err != nil {
+	w.foot.crc = archiveCRC(foot)
+	if err := w.put(archiveAppendTrailer(nil, uint32(len(foot)), w.foot.crc)); err != nil {
 		return ArchiveFooter{}, err
 	}
 	if err := w.bw.Flush(); err != nil {
@@ -416,6 +450,10 @@ func (f *archiveFooterDisk) public(fileBytes int64) ArchiveFooter {
 		FileBytes:   fileBytes,
 		Blocks:      int(f.blocks),
 		CreatedAt:   time.Unix(0, f.createdAt).UTC(),
+		JournalID:   f.journalID,
+		RangeFirst:  f.rangeFirst,
+		RangeLast:   f.rangeLast,
+		Checksum:    f.crc,
 	}
 }
 
