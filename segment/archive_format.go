@@ -317,20 +317,20 @@ func archiveParseBlock(raw []byte, h *archiveBlockHeader, recs []archiveRec, lab
 
 // archiveFooterDisk is the footer as stored.
 type archiveFooterDisk struct {
-	version     uint16
-	flags       uint16
-	createdAt   int64 // unix nanoseconds
-	firstSeq    uint64
-	lastSeq     uint64
-	minTime     int64
-	maxTime     int64
-	records     uint64
-	coalesced   uint64
-	inputBytes  uint64
-	indexOff    uint64
-	indexLen    uint64
-	indexCRC    uint32
-	blocks      uint32
+	version    uint16
+	flags      uint16
+	createdAt  int64 // unix nanoseconds
+	firstSeq   uint64
+	lastSeq    uint64
+	minTime    int64
+	maxTime    int64
+	records    uint64
+	coalesced  uint64
+	inputBytes uint64
+	indexOff   uint64
+	indexLen   uint64
+	indexCRC   uint32
+	blocks     uint32
 	// Version 2 only: the id of the journal that wrote the archive and
 	// the sequence range it accounts for (stored records plus those its
 	// writer dropped, e.g. coalesced); zero in version 1.
