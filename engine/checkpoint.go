@@ -28,6 +28,13 @@ import (
 // other surfaces, named in meta "also"), one zero byte, aggregate hash u32,
 // correlation hash u32, all little-endian.
 //
+// Version 4 ties the checkpoint to this incarnation of the directory: its
+// meta carries the journal id (state/identity.json), and every segment it
+// covers a fingerprint, the CRC32C of the segment's first and last 4 KiB
+// of covered bytes. A checkpoint of another journal, or of an earlier
+// incarnation whose segments had the same names and sizes, is refused.
+// Older checkpoints carry neither and are rebuilt.
+//
 //	0      4        6        8             12                 12+M    12+M+4        +32*N   +4
 //	+------+--------+--------+-------------+-----------------+-------+-------------+-------+--------+
 //	| SJCK | ver LE | flags  | M: meta len | meta (JSON)     | N u32 | entries 32B | ...   | crc32c |
@@ -39,11 +46,12 @@ const (
 	// checkpointVersion 3: entries' time is the commit time, dedupe ids
 	// carry their content hash (both since version 2 of step5-time), and
 	// meta "also" lists the extra surfaces of hot records that list
-	// several in changed_surfaces. An older checkpoint cannot say either,
-	// so it is not used: Open says so, rebuilds the index from the log and
-	// archives, and writes a current checkpoint at the next compaction or
-	// shutdown.
-	checkpointVersion = 3
+	// several in changed_surfaces. 4: the meta carries the journal id, the
+	// last durable sequence and per-segment fingerprints. An older
+	// checkpoint cannot say these, so it is not used: Open says so,
+	// rebuilds the index from the log and archives, and writes a current
+	// checkpoint at the next compaction or shutdown.
+	checkpointVersion = 4
 	entryDiskSize     = 32
 )
 
@@ -60,6 +68,7 @@ type checkpointMeta struct {
 	Bytes    int64           `json:"bytes"`
 	At       time.Time       `json:"at"`
 	Registry string          `json:"registry_digest"`
+	Journal  string          `json:"journal_id"`
 	Extra    json.RawMessage `json:"extra,omitempty"`
 	Also     []ckptAlso      `json:"also,omitempty"`
 }
@@ -74,6 +83,37 @@ type ckptSegment struct {
 	First uint64 `json:"first"`
 	Name  string `json:"name"`
 	Size  int64  `json:"size"` // bytes covered
+	// Fingerprint is segmentFingerprint of the covered bytes.
+	Fingerprint uint32 `json:"fingerprint"`
+}
+
+// fingerprintWindow is how many bytes at each end of a segment's covered
+// part its fingerprint reads.
+const fingerprintWindow = 4096
+
+// segmentFingerprint is the CRC32C of the first and the last (up to)
+// 4 KiB of path's first size bytes: records carry random event ids and
+// times, so another incarnation's segment of the same name and size has
+// another fingerprint.
+func segmentFingerprint(path string, size int64) (uint32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	head := make([]byte, min(size, fingerprintWindow))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return 0, fmt.Errorf("fingerprint %s: %w", filepath.Base(path), err)
+	}
+	crc := crc32.Checksum(head, castagnoli)
+	if size > fingerprintWindow {
+		tail := make([]byte, min(size-fingerprintWindow, fingerprintWindow))
+		if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
+			return 0, fmt.Errorf("fingerprint %s: %w", filepath.Base(path), err)
+		}
+		crc = crc32.Update(crc, castagnoli, tail)
+	}
+	return crc, nil
 }
 
 type ckptSurface struct {
@@ -99,11 +139,11 @@ type ckptDedupe struct {
 
 // writeCheckpoint writes the checkpoint of view v with dedupe items d.
 func (j *Journal) writeCheckpoint(v *view, d []ckptDedupe) error {
-	if len(v.segs) == 0 {
+	if len(v.segs) == 0 || j.ident == nil {
 		return nil
 	}
 	meta := checkpointMeta{First: v.first, Last: v.first + uint64(len(v.entries)) - 1, Bytes: v.bytes, At: time.Now().UTC(),
-		Registry: j.opts.registry.Digest(), Dedupe: d}
+		Registry: j.opts.registry.Digest(), Dedupe: d, Journal: j.ident.JournalID}
 	// Bytes covered per segment, from the entries.
 	for i, s := range v.segs {
 		cs := ckptSegment{First: s.first, Name: filepath.Base(s.path)}
@@ -115,10 +155,17 @@ func (j *Journal) writeCheckpoint(v *view, d []ckptDedupe) error {
 			e := v.entries[end-1-v.first]
 			cs.Size = int64(e.off) + int64(e.length)
 		}
+		fp, err := segmentFingerprint(s.path, cs.Size)
+		if err != nil {
+			return err
+		}
+		cs.Fingerprint = fp
 		meta.Segments = append(meta.Segments, cs)
 	}
 	for _, a := range v.archives {
-		meta.Archives = append(meta.Archives, a.name)
+		if !a.hole {
+			meta.Archives = append(meta.Archives, a.name)
+		}
 	}
 	j.intern.mu.RLock()
 	meta.Names = slices.Clone(j.intern.names)
@@ -185,6 +232,10 @@ func readEntry(b []byte) hotEntry {
 // errStaleCheckpoint says why a checkpoint was not used.
 var errStaleCheckpoint = errors.New("checkpoint does not match the files")
 
+// errForeignCheckpoint says a checkpoint belongs to another journal or
+// another incarnation of this directory.
+var errForeignCheckpoint = errors.New("checkpoint of another journal or incarnation")
+
 // loadedCheckpoint is a checkpoint turned into a view prefix.
 type loadedCheckpoint struct {
 	v      *view
@@ -227,6 +278,12 @@ func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, 
 	if n*entryDiskSize != len(rest) || uint64(n) != meta.Last+1-meta.First {
 		return nil, fmt.Errorf("%w: %d entries for %d bytes, sequences %d..%d", segment.ErrCorrupt, n, len(rest), meta.First, meta.Last)
 	}
+	switch {
+	case j.ident == nil:
+		return nil, fmt.Errorf("%w: the directory has no journal identity yet, so the checkpoint cannot be tied to it", errStaleCheckpoint)
+	case meta.Journal != j.ident.JournalID:
+		return nil, fmt.Errorf("%w: written by journal %q, this directory is journal %s", errForeignCheckpoint, meta.Journal, j.ident.JournalID)
+	}
 	// The files must still be what the checkpoint saw, grown at most.
 	if len(meta.Segments) == 0 || len(segs) < len(meta.Segments) {
 		return nil, fmt.Errorf("%w: %d hot segments, checkpoint saw %d", errStaleCheckpoint, len(segs), len(meta.Segments))
@@ -236,6 +293,10 @@ func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, 
 		if s.FirstSeq != cs.First || filepath.Base(s.Path) != cs.Name || s.Size < cs.Size {
 			return nil, fmt.Errorf("%w: segment %s (first %d, %d bytes), checkpoint saw %s (first %d, %d bytes)",
 				errStaleCheckpoint, filepath.Base(s.Path), s.FirstSeq, s.Size, cs.Name, cs.First, cs.Size)
+		}
+		if fp, err := segmentFingerprint(s.Path, cs.Size); err != nil || fp != cs.Fingerprint {
+			return nil, fmt.Errorf("%w: segment %s does not hold the bytes the checkpoint saw (fingerprint %08x, checkpoint %08x): an earlier incarnation of the directory?",
+				errForeignCheckpoint, filepath.Base(s.Path), fp, cs.Fingerprint)
 		}
 	}
 	ents, _ := os.ReadDir(filepath.Join(j.dir, archiveDirName))

@@ -243,7 +243,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 		}
 		i++
 		return recs[i-1], true, nil
-	}, segment.ArchiveWriterOptions{Coalesced: coalesced})
+	}, j.archiveWriterOptions(u.first, u.last, coalesced))
 	if err != nil {
 		return ar, fmt.Errorf("write archive %s: %w", ar.Name, err)
 	}
@@ -522,6 +522,11 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 	n := 0
 	for n < len(as) {
 		a := as[n]
+		if a.err != nil {
+			// A damaged or missing archive never decides what is removed
+			// (nor moves the horizon past it): it waits for the operator.
+			break
+		}
 		reason := ""
 		switch {
 		case r.MaxBytes > 0 && total > budget:
@@ -547,8 +552,7 @@ func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]Remov
 	if dry {
 		return removed, horizon, nil
 	}
-	stateDir := filepath.Join(j.dir, stateDirName)
-	if err := writeHorizon(stateDir, horizon); err != nil {
+	if err := j.writeHorizon(horizon); err != nil {
 		return nil, 0, fmt.Errorf("persist horizon %d: %w", horizon, err)
 	}
 	hook("horizon-written")

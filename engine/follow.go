@@ -151,7 +151,7 @@ func (j *Journal) Refresh() (bool, error) {
 	}
 	archived, _ := os.ReadDir(filepath.Join(j.dir, archiveDirName))
 	structural := len(v.segs) == 0 || segs[0].FirstSeq != v.segs[0].first || len(segs) < len(v.segs) ||
-		countArchives(archived) != len(v.archives)
+		countArchives(archived) != archiveFiles(v.archives)
 	for i := 0; !structural && i < len(v.segs); i++ {
 		structural = segs[i].FirstSeq != v.segs[i].first
 	}

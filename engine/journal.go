@@ -119,6 +119,10 @@ type Journal struct {
 	// figures already include the archives.
 	fromCheckpoint bool
 	skipCheckpoint bool // the checkpoint proved stale at this open
+	// ident is the journal identity (state/identity.json); nil only in a
+	// directory from before identities until its first writable open
+	// writes one, and in a read-only view of such a directory.
+	ident *identity
 }
 
 // lostSurface is the index's surface for tombstones left by Repair; it
@@ -270,16 +274,93 @@ func dropBelow(as []*archiveSeg, floor uint64) []*archiveSeg {
 	return as
 }
 
-// reconcileArchives loads the archives and finishes what a crash
-// interrupted: archives below the persisted horizon are removed, and a
-// hot log that still holds records an archive already has is cut.
+// checkedArchives loads the archives and the horizon file and checks
+// them against the identity and against each other: refused archives
+// (another journal, name and footer disagree), overlapping archives, a
+// damaged or foreign horizon file, a horizon that no retention run could
+// have written, and, without an identity, a file that says one existed.
+// Any of these fails the open; nothing is changed on disk.
+func (j *Journal) checkedArchives(hotFirst uint64) ([]*archiveSeg, horizonRead, error) {
+	archives, err := loadArchives(filepath.Join(j.dir, archiveDirName), j.ident)
+	if err != nil {
+		return nil, horizonRead{}, err
+	}
+	if err := refusedArchive(archives); err != nil {
+		return nil, horizonRead{}, err
+	}
+	if err := checkArchiveOverlaps(archives); err != nil {
+		return nil, horizonRead{}, err
+	}
+	if j.ident == nil {
+		for _, a := range archives {
+			if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+				return nil, horizonRead{}, &IntegrityError{File: relPath(stateDirName, identityFileName), Err: ErrIntegrity, Problem: fmt.Sprintf(
+					"is missing, but %s was written by journal %s: restore the identity file (its journal_id must be %s), or run state-journal-validate --repair to rewrite it from the archives",
+					a.name, journalIDString(a.footer.JournalID), journalIDString(a.footer.JournalID))}
+			}
+		}
+	}
+	hz, err := readHorizon(j.dir, j.ident)
+	if err != nil {
+		return nil, horizonRead{}, err
+	}
+	if err := checkHorizon(hz, archives, hotFirst); err != nil {
+		return nil, horizonRead{}, err
+	}
+	return archives, hz, nil
+}
+
+// overlapWithHot checks the one case where the hot log may start inside
+// the archives: a compaction wrote the newest archive and a crash came
+// before it cut the hot log. That archive decides what is cut only when
+// it is verified against the hot records (verifyArchiveAgainstHot); it
+// returns the archive's last sequence, or 0 when nothing overlaps.
+func overlapWithHot(archives []*archiveSeg, v *view) (uint64, error) {
+	n := len(archives)
+	if n == 0 || len(v.entries) == 0 || v.first > archives[n-1].last {
+		return 0, nil
+	}
+	a := archives[n-1]
+	if n > 1 && v.first <= archives[n-2].last {
+		return 0, &IntegrityError{File: relPath(archiveDirName, archives[n-2].name), Err: ErrIntegrity, Problem: fmt.Sprintf(
+			"the hot log starts at %d, inside this archive and the next: an interrupted compaction leaves at most one archive overlapping the hot log; nothing was cut", v.first)}
+	}
+	if a.err != nil {
+		return 0, &IntegrityError{File: relPath(archiveDirName, a.name), Err: ErrIntegrity, Problem: fmt.Sprintf(
+			"overlaps hot sequences %d..%d but cannot be read (%v): the hot log still holds them, so nothing was cut; move the archive out of archive/ and reopen", v.first, a.last, a.err)}
+	}
+	if a.last > v.last() {
+		return 0, fmt.Errorf("archive %s ends at sequence %d, past the hot log's last %d: %w", a.name, a.last, v.last(), segment.ErrCorrupt)
+	}
+	if err := verifyArchiveAgainstHot(a, v); err != nil {
+		return 0, err
+	}
+	return a.last, nil
+}
+
+// reportHoles logs every hole: open succeeds (reads that do not cross a
+// hole still answer, writes go on), every read that crosses one fails.
+func (j *Journal) reportHoles(as []*archiveSeg) {
+	for _, h := range holes(as) {
+		j.log.Error("sequences are missing from the journal; reads that cross them fail", "first", h.First, "last", h.Last, "err", h.Error())
+	}
+}
+
+// reconcileArchives loads and checks the archives and the horizon file
+// (checkedArchives), then finishes what a crash interrupted: archives
+// below the persisted horizon are removed, and a hot log that still holds
+// records a verified archive already has is cut. Sequences no file holds
+// become holes in the view. A directory without an identity gets one
+// here (a new journal, or an upgrade from before identities).
 func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 	dir := filepath.Join(j.dir, archiveDirName)
-	archives, err := loadArchives(dir)
+	hadData := v.last() >= v.first
+	archives, hz, err := j.checkedArchives(v.first)
 	if err != nil {
 		return nil, err
 	}
-	floor := readHorizon(filepath.Join(j.dir, stateDirName))
+	hadData = hadData || len(archives) > 0 || hz.present
+	floor := hz.value
 	for len(archives) > 0 && archives[0].last < floor {
 		if err := os.Remove(archives[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
@@ -296,12 +377,12 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 			return nil, err
 		}
 	}
-	if n := len(archives); n > 0 && len(v.entries) > 0 && v.first <= archives[n-1].last {
-		upto := archives[n-1].last
-		if upto > v.last() {
-			return nil, fmt.Errorf("archive %s ends at sequence %d, past the hot log's last %d: %w", archives[n-1].name, upto, v.last(), segment.ErrCorrupt)
-		}
-		j.log.Warn("completing an interrupted compaction: cutting hot records an archive holds", "archive", archives[n-1].name, "sequence", upto)
+	upto, err := overlapWithHot(archives, v)
+	if err != nil {
+		return nil, err
+	}
+	if upto > 0 {
+		j.log.Warn("completing an interrupted compaction: cutting hot records a verified archive holds", "archive", archives[len(archives)-1].name, "sequence", upto)
 		if err := j.wal.TruncateFront(upto + 1); err != nil {
 			return nil, fmt.Errorf("complete compaction: truncate hot log: %w", err)
 		}
@@ -313,10 +394,49 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 		v = nv
 		rec.CompletedCompaction = true
 	}
+	if j.ident == nil {
+		if err := j.initIdentity(hadData, archives, hz); err != nil {
+			return nil, err
+		}
+	}
+	archives = findHoles(archives, floor, v.first, hz.present, filepath.Base(v.segs[0].path))
+	j.reportHoles(archives)
 	v.archives, v.horizonFloor = archives, floor
 	j.addArchiveStats(v)
 	j.lastCompaction.Store(readCompaction(filepath.Join(j.dir, stateDirName)))
 	return v, nil
+}
+
+// initIdentity writes the identity of a directory that has none: a new
+// journal, or (hadData) one from before identities, whose version 1
+// archives and horizon it records so that only those stay accepted
+// without a journal id. A version 1 horizon is then rewritten as version
+// 2; a crash in between leaves the version 1 file the identity records.
+func (j *Journal) initIdentity(hadData bool, archives []*archiveSeg, hz horizonRead) error {
+	var up *identityUpgrade
+	if hadData {
+		up = &identityUpgrade{At: time.Now().UTC(), LegacyArchives: legacyArchives(archives)}
+		if hz.legacy {
+			up.LegacyHorizon = hz.value
+		}
+	}
+	id := newIdentity(up)
+	if err := writeIdentity(j.dir, id); err != nil {
+		return err
+	}
+	j.ident = id
+	if up != nil {
+		j.log.Warn("upgraded a data directory from before journal identities: wrote state/identity.json",
+			"journal_id", id.JournalID, "legacy_archives", len(up.LegacyArchives), "legacy_horizon", up.LegacyHorizon)
+	} else {
+		j.log.Info("new journal: wrote state/identity.json", "journal_id", id.JournalID)
+	}
+	if hz.legacy {
+		if err := j.writeHorizon(hz.value); err != nil {
+			return fmt.Errorf("rewrite the version 1 horizon file: %w", err)
+		}
+	}
+	return nil
 }
 
 // addArchiveStats adds the archives' records to the per-surface figures;
@@ -462,8 +582,14 @@ func (j *Journal) openReadOnly() error {
 }
 
 // loadReadOnlyView reads the journal's files into a view without
-// changing any of them.
+// changing any of them. It makes the same checks as a writer's open
+// (checkedArchives, overlapWithHot, holes) and fails where it fails.
 func (j *Journal) loadReadOnlyView() (*view, error) {
+	id, err := readIdentity(j.dir)
+	if err != nil {
+		return nil, err
+	}
+	j.ident = id
 	segs, _, err := segment.ListHotSegments(j.hotDir)
 	if err != nil {
 		return nil, err
@@ -472,28 +598,45 @@ func (j *Journal) loadReadOnlyView() (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	archives, err := loadArchives(filepath.Join(j.dir, archiveDirName))
+	hotFirst := v.first
+	if len(segs) == 0 {
+		hotFirst = 0 // decided below, after the archives
+	}
+	archives, err := loadArchives(filepath.Join(j.dir, archiveDirName), id)
 	if err != nil {
 		return nil, err
 	}
-	floor := readHorizon(filepath.Join(j.dir, stateDirName))
-	archives = dropBelow(archives, floor)
-	if n := len(archives); n > 0 && len(v.entries) > 0 && v.first <= archives[n-1].last {
-		// A compaction wrote the archive but had not cut the hot log yet:
-		// the archive is authoritative, the hot copies are skipped.
-		k := int(min(archives[n-1].last+1-v.first, uint64(len(v.entries))))
-		v.entries = v.entries[k:]
-		v.first = archives[n-1].last + 1
-		v.rebuildPostings()
-	}
-	v.archives, v.horizonFloor = archives, floor
 	if len(segs) == 0 {
 		// No hot log yet: an empty view that starts after the archives.
 		v.first = 1
 		if n := len(archives); n > 0 {
 			v.first = archives[n-1].last + 1
 		}
+		hotFirst = v.first
 	}
+	archives, hz, err := j.checkedArchives(hotFirst)
+	if err != nil {
+		return nil, err
+	}
+	floor := hz.value
+	archives = dropBelow(archives, floor)
+	upto, err := overlapWithHot(archives, v)
+	if err != nil {
+		return nil, err
+	}
+	if upto > 0 {
+		// A compaction wrote the archive but had not cut the hot log yet:
+		// the verified archive is authoritative, the hot copies are skipped.
+		k := int(min(upto+1-v.first, uint64(len(v.entries))))
+		v.entries = v.entries[k:]
+		v.first = upto + 1
+		v.rebuildPostings()
+	}
+	firstHot := ""
+	if len(segs) > 0 {
+		firstHot = filepath.Base(segs[0].Path)
+	}
+	v.archives, v.horizonFloor = findHoles(archives, floor, v.first, hz.present, firstHot), floor
 	j.addArchiveStats(v)
 	return v, nil
 }
@@ -530,6 +673,11 @@ func (j *Journal) openWriter() (err error) {
 		return err
 	}
 	rec.SweptTempFiles = append(rec.SweptTempFiles, swept...)
+	// The identity decides which checkpoint, horizon and archives belong
+	// here; read it before any of them.
+	if j.ident, err = readIdentity(j.dir); err != nil {
+		return err
+	}
 	if s, err := sweepWALTemp(j.hotDir); err != nil {
 		return err
 	} else {
@@ -588,9 +736,11 @@ func (j *Journal) openWriter() (err error) {
 		v.segs = []hotSegInfo{openSeg(1, filepath.Join(j.hotDir, segment.HotSegmentName(1)))}
 		v.first = 1
 	}
-	if v, err = j.reconcileArchives(v, rec); err != nil {
-		return err
+	rv, err := j.reconcileArchives(v, rec)
+	if err != nil {
+		return err // the deferred cleanup releases v's handles
 	}
+	v = rv
 	if !j.fromCheckpoint {
 		// The checkpoint holds the dedupe window; without it the window
 		// is rebuilt from the hot log (seeded by loadHot) and the

@@ -114,7 +114,7 @@ func newMetrics(j *Journal, reg prometheus.Registerer) (*metrics, error) {
 		m.duplicates, m.asyncDropped, m.writeErrors, m.recoveryCuts, m.recoveryCutB,
 		m.compactions, m.compactSeconds, m.compactIn, m.compactOut, m.coalesced, m.retentionRemoved, m.compactFailures,
 		gauge("state_journal_archive_bytes", "Bytes of archive segments on disk.", func() float64 { return float64(archiveBytes(j.view.Load().archives)) }),
-		gauge("state_journal_archive_segments", "Archive segment files.", func() float64 { return float64(len(j.view.Load().archives)) }),
+		gauge("state_journal_archive_segments", "Archive segment files.", func() float64 { return float64(archiveFiles(j.view.Load().archives)) }),
 		gauge("state_journal_horizon_sequence", "Oldest readable sequence; a cursor below it must resync.", func() float64 { return float64(j.view.Load().horizon()) }),
 		gauge("state_journal_hot_bytes", "Bytes of the hot log on disk.", func() float64 { return float64(j.view.Load().bytes) }),
 		gauge("state_journal_hot_segments", "Segment files of the hot log.", func() float64 { return float64(len(j.view.Load().segs)) }),

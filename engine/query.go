@@ -422,6 +422,8 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 		if len(q.Surfaces) > 0 && len(a.labelsFor(q.Surfaces)) == 0 {
 			return true, nil
 		}
+	} else if a.hole {
+		return false, fmt.Errorf("read: %w", a.err)
 	} else {
 		return false, fmt.Errorf("read archive %s: %w", a.name, a.err)
 	}

@@ -29,11 +29,19 @@ type fataler interface {
 func fullScan(t fataler, dir string) []Change {
 	t.Helper()
 	var out []Change
-	as, err := loadArchives(filepath.Join(dir, archiveDirName))
+	id, err := readIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	floor := readHorizon(filepath.Join(dir, stateDirName))
+	as, err := loadArchives(filepath.Join(dir, archiveDirName), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hz, err := readHorizon(dir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := hz.value
 	var archived uint64
 	for _, a := range as {
 		if a.last < floor {

@@ -43,6 +43,23 @@ type RepairReport struct {
 	Cuts     []segment.Cut `json:"cuts"`
 	Lost     []uint64      `json:"lost_sequences"`
 	Segments []string      `json:"rewritten_segments"`
+	// Missing lists the sequence ranges no file held that repair filled
+	// with tombstones in a new hot segment (each noted in quarantine/).
+	Missing []MissingRange `json:"missing_ranges,omitempty"`
+	// Rewritten lists metadata files repair rewrote from the data files
+	// (the identity from the archives' journal id, the horizon from the
+	// oldest file), each with the reason.
+	Rewritten []string `json:"rewritten_files,omitempty"`
+	// Unrepaired lists damage repair cannot fix, with what to do.
+	Unrepaired []string `json:"unrepaired,omitempty"`
+}
+
+// MissingRange is a run of sequences whose file was missing.
+type MissingRange struct {
+	First   uint64 `json:"first_sequence"`
+	Last    uint64 `json:"last_sequence"`
+	Segment string `json:"segment"` // the hot segment repair wrote
+	Note    string `json:"note"`    // the quarantine note that records the loss
 }
 
 // Repair fixes what Open refuses: interior damage in the hot log. It takes
@@ -99,6 +116,12 @@ func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, erro
 			return rep, err
 		}
 		o.logger.Warn("repaired hot segment", "segment", filepath.Base(s.Path), "lost", len(rep.Lost))
+	}
+	if err := repairMetadata(abs, o, &rep); err != nil {
+		return rep, err
+	}
+	if err := fillMissing(abs, qdir, o, &rep); err != nil {
+		return rep, err
 	}
 	if len(rep.Segments) > 0 {
 		// The rewritten segments no longer match the index checkpoint.
@@ -198,4 +221,185 @@ func validFrameAt(data []byte, off int, seq uint64) (int, int, bool) {
 		return 0, 0, false
 	}
 	return n, int(l), true
+}
+
+// repairMetadata rewrites an identity or horizon file that open refuses,
+// from the data files, when the data files say what it must be: the
+// identity from the journal id every version 2 archive carries, the
+// horizon as the oldest sequence a file still holds (never past it, so
+// no record becomes unreadable).
+func repairMetadata(dir string, o options, rep *RepairReport) error {
+	id, idErr := readIdentity(dir)
+	as, err := loadArchives(filepath.Join(dir, archiveDirName), nil)
+	if err != nil {
+		return err
+	}
+	if idErr != nil || id == nil {
+		ids := map[[segment.ArchiveJournalIDSize]byte]bool{}
+		for _, a := range as {
+			if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+				ids[a.footer.JournalID] = true
+			}
+		}
+		switch {
+		case len(ids) == 1:
+			var jid [segment.ArchiveJournalIDSize]byte
+			for k := range ids {
+				jid = k
+			}
+			nid := newIdentity(&identityUpgrade{At: time.Now().UTC(), LegacyArchives: legacyArchives(as)})
+			nid.id, nid.JournalID = jid, journalIDString(jid)
+			if err := fsx.MkdirAllDurable(filepath.Join(dir, stateDirName), 0o755); err != nil {
+				return err
+			}
+			if err := writeIdentity(dir, nid); err != nil {
+				return err
+			}
+			why := "missing"
+			if idErr != nil {
+				why = idErr.Error()
+			}
+			rep.Rewritten = append(rep.Rewritten, fmt.Sprintf("%s: rewritten with journal id %s, which every archive carries (was: %s)", relPath(stateDirName, identityFileName), nid.JournalID, why))
+			o.logger.Warn("repair rewrote the journal identity from the archives", "journal_id", nid.JournalID)
+			id = nid
+		case len(ids) > 1:
+			rep.Unrepaired = append(rep.Unrepaired, fmt.Sprintf("%s: the archives carry %d different journal ids; move the archives of other journals out of archive/ and run repair again", relPath(stateDirName, identityFileName), len(ids)))
+			return nil
+		case idErr != nil:
+			// No archive says what the id was: a fresh identity loses
+			// nothing (the checkpoint is rebuilt, nothing else names it).
+			if err := os.Remove(filepath.Join(dir, stateDirName, identityFileName)); err != nil {
+				return err
+			}
+			rep.Rewritten = append(rep.Rewritten, fmt.Sprintf("%s: removed (%v); no archive names the journal id, so the next writer open writes a new one", relPath(stateDirName, identityFileName), idErr))
+			id = nil
+		}
+	}
+	if as, err = loadArchives(filepath.Join(dir, archiveDirName), id); err != nil {
+		return err
+	}
+	segs, _, err := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+	if err != nil {
+		return err
+	}
+	var files []*archiveSeg
+	for _, a := range as {
+		if !a.refused {
+			files = append(files, a)
+		} else {
+			rep.Unrepaired = append(rep.Unrepaired, a.err.Error())
+		}
+	}
+	oldest := uint64(0)
+	if len(files) > 0 {
+		oldest = files[0].first
+	} else if len(segs) > 0 {
+		oldest = segs[0].FirstSeq
+	}
+	hotFirst := uint64(1)
+	if len(segs) > 0 {
+		hotFirst = segs[0].FirstSeq
+	} else if n := len(files); n > 0 {
+		hotFirst = files[n-1].last + 1
+	}
+	hz, herr := readHorizon(dir, id)
+	if herr == nil {
+		herr = checkHorizon(hz, files, hotFirst)
+	}
+	if herr == nil || oldest == 0 || id == nil {
+		return nil
+	}
+	if err := writeHorizonFile(dir, id, oldest); err != nil {
+		return err
+	}
+	rep.Rewritten = append(rep.Rewritten, fmt.Sprintf("%s: rewritten as horizon %d, the oldest sequence a file holds (was: %v)", relPath(stateDirName, horizonFileName), oldest, herr))
+	o.logger.Warn("repair rewrote the horizon file", "horizon", oldest, "was", herr.Error())
+	return nil
+}
+
+// fillMissing writes, for every run of sequences that no file holds
+// between the archives (or the horizon) and the hot log's head, a new hot
+// segment of tombstones, and a quarantine note that records the loss.
+// Sequences stay gapless, so the hot log opens again, and every lost
+// sequence stays visible as lost (validate reports each tombstone). A run
+// between two archives is not filled (the hot log cannot hold sequences
+// below an archive): it is reported in Unrepaired.
+func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
+	id, err := readIdentity(dir)
+	if err != nil {
+		return nil // reported by open; repairMetadata could not fix it
+	}
+	hot := filepath.Join(dir, hotDirName)
+	segs, _, err := segment.ListHotSegments(hot)
+	if err != nil || len(segs) == 0 {
+		return err
+	}
+	as, err := loadArchives(filepath.Join(dir, archiveDirName), id)
+	if err != nil {
+		return err
+	}
+	hz, err := readHorizon(dir, id)
+	if err != nil {
+		return nil
+	}
+	expect := max(hz.value, 1)
+	prev := ""
+	for _, a := range as {
+		if a.last < expect {
+			continue
+		}
+		if a.first > expect {
+			rep.Unrepaired = append(rep.Unrepaired, fmt.Sprintf("sequences %d..%d are missing before %s: restore the archive file that held them from a backup; repair cannot put sequences below an archive into the hot log", expect, a.first-1, a.name))
+		}
+		expect, prev = a.last+1, a.name
+	}
+	type gap struct {
+		first, last   uint64
+		after, before string
+	}
+	var gaps []gap
+	if segs[0].FirstSeq > expect {
+		gaps = append(gaps, gap{expect, segs[0].FirstSeq - 1, prev, filepath.Base(segs[0].Path)})
+	}
+	for i := 0; i+1 < len(segs); i++ {
+		res, err := segment.ScanHotSegment(segs[i], nil)
+		if err != nil {
+			return err
+		}
+		if res.Problem != nil {
+			continue // damage inside the segment: repaired above, or reported by open
+		}
+		if next := segs[i+1].FirstSeq; next > res.NextSeq {
+			gaps = append(gaps, gap{res.NextSeq, next - 1, filepath.Base(segs[i].Path), filepath.Base(segs[i+1].Path)})
+		}
+	}
+	for _, g := range gaps {
+		at := time.Now().UTC()
+		note := fmt.Sprintf("missing-%d-%d-repair-%s.json", g.first, g.last, at.Format("20060102T150405.000000000Z"))
+		nb, _ := json.MarshalIndent(map[string]any{
+			"first_sequence": g.first, "last_sequence": g.last, "after": g.after, "before": g.before, "at": at,
+			"cause": "no archive or hot segment held these sequences (a file was deleted or lost); state-journal-validate --repair wrote tombstones in their place",
+		}, "", "  ")
+		if err := fsx.MkdirAllDurable(qdir, 0o755); err != nil {
+			return err
+		}
+		if err := fsx.WriteFileAtomic(filepath.Join(qdir, note), append(nb, '\n'), 0o600); err != nil {
+			return err
+		}
+		p, _ := json.Marshal(tombstone{Quarantine: note, Cause: "missing_file", At: at})
+		payload := append(append([]byte(nil), tombstonePrefix...), p...)
+		var out []byte
+		for seq := g.first; seq <= g.last; seq++ {
+			out = segment.AppendWALEntry(out, segment.AppendEnvelope(nil, seq, payload))
+			rep.Lost = append(rep.Lost, seq)
+		}
+		name := segment.HotSegmentName(g.first)
+		if err := fsx.WriteFileAtomic(filepath.Join(hot, name), out, 0o640); err != nil {
+			return fmt.Errorf("write tombstone segment %s: %w", name, err)
+		}
+		rep.Segments = append(rep.Segments, name)
+		rep.Missing = append(rep.Missing, MissingRange{First: g.first, Last: g.last, Segment: name, Note: note})
+		o.logger.Warn("repair filled missing sequences with tombstones", "first", g.first, "last", g.last, "segment", name, "note", note)
+	}
+	return nil
 }

@@ -12,22 +12,25 @@ import (
 
 // Status is a snapshot of the journal's state, stable as JSON.
 type Status struct {
-	Dir              string             `json:"dir"`
-	ReadOnly         bool               `json:"read_only"`
-	SyncPolicy       SyncPolicy         `json:"sync_policy"`
-	FirstSequence    uint64             `json:"first_sequence"` // oldest readable sequence (the horizon)
-	LastSequence     uint64             `json:"last_sequence"`  // newest committed sequence, 0 when empty
-	DurableSequence  uint64             `json:"durable_sequence"`
-	Records          uint64             `json:"records"`
-	HotRecords       uint64             `json:"hot_records"`
-	HotBytes         int64              `json:"hot_bytes"`
-	HotSegments      int                `json:"hot_segments"`
-	SegmentSize      int                `json:"segment_size"`
-	Horizon          uint64             `json:"horizon"`
-	ArchiveRecords   uint64             `json:"archive_records"`
-	ArchiveBytes     int64              `json:"archive_bytes"`
-	ArchiveSegments  int                `json:"archive_segments"`
-	DamagedArchives  []string           `json:"damaged_archives,omitempty"`
+	Dir             string     `json:"dir"`
+	ReadOnly        bool       `json:"read_only"`
+	SyncPolicy      SyncPolicy `json:"sync_policy"`
+	FirstSequence   uint64     `json:"first_sequence"` // oldest readable sequence (the horizon)
+	LastSequence    uint64     `json:"last_sequence"`  // newest committed sequence, 0 when empty
+	DurableSequence uint64     `json:"durable_sequence"`
+	Records         uint64     `json:"records"`
+	HotRecords      uint64     `json:"hot_records"`
+	HotBytes        int64      `json:"hot_bytes"`
+	HotSegments     int        `json:"hot_segments"`
+	SegmentSize     int        `json:"segment_size"`
+	Horizon         uint64     `json:"horizon"`
+	ArchiveRecords  uint64     `json:"archive_records"`
+	ArchiveBytes    int64      `json:"archive_bytes"`
+	ArchiveSegments int        `json:"archive_segments"`
+	DamagedArchives []string   `json:"damaged_archives,omitempty"`
+	// Holes lists the sequence ranges between the horizon and the head
+	// that no file holds; a read that crosses one fails with ErrHole.
+	Holes            []string           `json:"holes,omitempty"`
 	Coalesced        uint64             `json:"coalesced"`
 	ArchiveInput     int64              `json:"archive_input_bytes"`
 	CompressionRatio float64            `json:"compression_ratio"`
@@ -90,8 +93,12 @@ func (j *Journal) Status() Status {
 	}
 	st.Horizon = v.horizon()
 	st.FirstSequence = st.Horizon
-	st.ArchiveSegments = len(v.archives)
+	st.ArchiveSegments = archiveFiles(v.archives)
 	for _, a := range v.archives {
+		if a.hole {
+			st.Holes = append(st.Holes, a.err.Error())
+			continue
+		}
 		st.ArchiveBytes += a.bytes
 		if a.err != nil {
 			st.DamagedArchives = append(st.DamagedArchives, fmt.Sprintf("%s: %v", a.name, a.err))

@@ -26,6 +26,9 @@ const (
 	ProblemIO         = "io"        // a file that cannot be read
 	ProblemLost       = "lost"      // a sequence replaced by a tombstone by an earlier repair
 	ProblemArchive    = "archive"   // a damaged archive (header, footer, index or block)
+	ProblemIntegrity  = "integrity" // identity, horizon or archive name that fails its check or disagrees with the files
+	ProblemForeign    = "foreign"   // a file of another journal or another incarnation of this directory
+	ProblemHole       = "hole"      // sequences between the horizon and the head that no file holds
 	SeverityError     = "error"
 	SeverityWarning   = "warning"
 	SeverityInfo      = "info"
@@ -99,7 +102,11 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 		return rep, fmt.Errorf("validate: %s is not a journal data directory", abs)
 	}
 	rep.WriterRunning, _ = fsx.HeldBy(abs)
-	archivedTo, err := validateArchives(ctx, abs, &rep)
+	hotFirst := uint64(0) // 0: no hot segment
+	if segs, _, err := segment.ListHotSegments(filepath.Join(abs, hotDirName)); err == nil && len(segs) > 0 {
+		hotFirst = segs[0].FirstSeq
+	}
+	archivedTo, err := validateArchives(ctx, abs, hotFirst, &rep)
 	if err != nil {
 		return rep, err
 	}
@@ -171,9 +178,6 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 	}
 	if archivedTo > 0 && len(segs) > 0 {
 		switch first := segs[0].FirstSeq; {
-		case first > archivedTo+1:
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: filepath.Base(segs[0].Path), Sequence: archivedTo + 1,
-				Message: fmt.Sprintf("sequences %d..%d are neither archived nor in the hot log", archivedTo+1, first-1)})
 		case first <= archivedTo && rep.LastSequence >= first:
 			rep.add(Problem{Severity: SeverityInfo, Kind: ProblemSequence, Segment: filepath.Base(segs[0].Path), Sequence: first,
 				Message: fmt.Sprintf("hot sequences %d..%d are also archived: an interrupted compaction the next writer open completes (readers use the archive)", first, archivedTo)})
@@ -185,17 +189,61 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 	return rep, nil
 }
 
-// validateArchives checks every archive (header, footer, index, every
-// block) and that their sequence ranges neither overlap nor leave
-// unexplained gaps. It returns the last archived sequence.
-func validateArchives(ctx context.Context, dir string, rep *ValidationReport) (uint64, error) {
-	floor := readHorizon(filepath.Join(dir, stateDirName))
-	as, err := loadArchives(filepath.Join(dir, archiveDirName))
+// validateArchives checks the journal identity, the horizon file and
+// every archive (identity, name against footer, header, footer, index,
+// every block), and that archives and hot log leave no hole between the
+// horizon and the head and do not overlap. hotFirst is the first hot
+// segment's first sequence, 0 without one. It returns the last archived
+// sequence.
+func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *ValidationReport) (uint64, error) {
+	integrity := func(err error) {
+		p := Problem{Severity: SeverityError, Kind: ProblemIntegrity, Message: err.Error()}
+		var ie *IntegrityError
+		if errors.As(err, &ie) {
+			p.Segment = ie.File
+		}
+		if errors.Is(err, ErrForeign) {
+			p.Kind = ProblemForeign
+		}
+		rep.add(p)
+	}
+	id, idErr := readIdentity(dir)
+	if idErr != nil {
+		integrity(idErr)
+	}
+	as, err := loadArchives(filepath.Join(dir, archiveDirName), id)
 	if err != nil {
 		rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: archiveDirName, Message: err.Error()})
 		return 0, nil
 	}
+	if id == nil && idErr == nil {
+		for _, a := range as {
+			if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+				integrity(&IntegrityError{File: relPath(stateDirName, identityFileName), Err: ErrIntegrity, Problem: fmt.Sprintf(
+					"is missing, but %s was written by journal %s", a.name, journalIDString(a.footer.JournalID))})
+				break
+			}
+		}
+	}
+	hz, herr := readHorizon(dir, id)
+	if herr != nil {
+		integrity(herr)
+	}
+	if hotFirst == 0 {
+		hotFirst = 1
+		if n := len(as); n > 0 {
+			hotFirst = as[n-1].last + 1
+		}
+	}
+	if herr == nil {
+		if err := checkHorizon(hz, as, hotFirst); err != nil {
+			integrity(err)
+			hz = horizonRead{} // not believed: check continuity from 1
+		}
+	}
+	floor := hz.value
 	var last uint64
+	var kept []*archiveSeg
 	for i, a := range as {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -210,16 +258,19 @@ func validateArchives(ctx context.Context, dir string, rep *ValidationReport) (u
 		if rep.FirstSequence == 0 || i == 0 {
 			rep.FirstSequence = max(a.first, floor)
 		}
-		if last != 0 && a.first != last+1 {
-			msg := fmt.Sprintf("archive starts at sequence %d but the previous archive ends at %d", a.first, last)
-			if a.first <= last {
-				msg = fmt.Sprintf("archive range %d..%d overlaps the previous archive (ends at %d)", a.first, a.last, last)
-			}
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: a.name, Sequence: last + 1, Message: msg})
+		if last != 0 && a.first <= last {
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: a.name, Sequence: a.first,
+				Message: fmt.Sprintf("archive range %d..%d overlaps the previous archive (ends at %d)", a.first, a.last, last)})
+		} else {
+			kept = append(kept, a)
 		}
-		last = a.last
+		last = max(last, a.last)
 		if a.err != nil {
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(a.err), Message: a.err.Error()})
+			if a.refused {
+				integrity(a.err)
+			} else {
+				rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(a.err), Message: a.err.Error()})
+			}
 			continue
 		}
 		ar, err := segment.OpenArchive(a.path)
@@ -237,6 +288,16 @@ func validateArchives(ctx context.Context, dir string, rep *ValidationReport) (u
 		rep.ArchiveRecords += a.footer.Records
 		rep.Coalesced += a.footer.Coalesced
 		ar.Close()
+	}
+	for _, h := range holes(findHoles(kept, floor, hotFirst, hz.present, "")) {
+		seg := h.Before
+		if seg == "" {
+			seg = h.After
+		}
+		rep.add(Problem{Severity: SeverityError, Kind: ProblemHole, Segment: seg, Sequence: h.First, Message: h.Error()})
+		if rep.FirstSequence == 0 || h.First < rep.FirstSequence {
+			rep.FirstSequence = h.First
+		}
 	}
 	return last, nil
 }

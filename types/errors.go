@@ -81,6 +81,16 @@ var (
 	// ErrStarting is answered while the server is still opening the
 	// journal (recovery and the index load); only the probes answer.
 	ErrStarting = errors.New("server is still opening the journal")
+	// ErrIntegrity marks a journal file (identity, horizon, archive)
+	// that fails its checksum or disagrees with the files it describes:
+	// it is not believed, and nothing it would decide is done.
+	ErrIntegrity = errors.New("journal file failed its integrity check")
+	// ErrForeign marks a file that belongs to another journal or to an
+	// earlier incarnation of this directory (its journal id differs).
+	ErrForeign = errors.New("file belongs to another journal")
+	// ErrHole marks sequences between the horizon and the head that no
+	// archive or hot segment holds: a read that crosses them fails.
+	ErrHole = errors.New("sequences missing from the journal")
 )
 
 // FieldError names the field of a change (or registry entry) that is
@@ -135,6 +145,9 @@ const (
 	CodeEventIDConflict      = "event_id_conflict"
 	CodeInvalidChange        = "invalid_change"
 	CodeCompacted            = "compacted"
+	CodeHole                 = "hole"
+	CodeForeignFile          = "foreign_file"
+	CodeIntegrity            = "integrity"
 	CodeClosed               = "closed"
 	CodeReadOnly             = "read_only"
 	CodeJournalFailed        = "journal_failed"
@@ -185,6 +198,9 @@ var Codes = []CodeInfo{
 	{CodeEventIDConflict, ErrEventIDConflict, http.StatusConflict, ExitFailure, "the event_id is already recorded with different content"},
 	{CodeInvalidChange, ErrInvalid, http.StatusBadRequest, ExitFailure, "the change (or the body) breaks the record contract; field, problem and allowed values are named"},
 	{CodeCompacted, ErrCompacted, http.StatusGone, ExitFailure, "the cursor is below the compaction horizon; refetch snapshots and resume after resume_after"},
+	{CodeHole, ErrHole, http.StatusInternalServerError, ExitFailure, "sequences between the horizon and the head are held by no file; the range and the files around it are named (state-journal-validate reports it)"},
+	{CodeForeignFile, ErrForeign, http.StatusInternalServerError, ExitFailure, "a file of the data directory belongs to another journal or an earlier incarnation; it is named and nothing was deleted"},
+	{CodeIntegrity, ErrIntegrity, http.StatusInternalServerError, ExitFailure, "a file of the data directory fails its checksum or disagrees with the others; it is named and nothing was deleted"},
 	{CodeClosed, ErrClosed, http.StatusServiceUnavailable, ExitFailure, "the journal is closed"},
 	{CodeReadOnly, ErrReadOnly, http.StatusConflict, ExitFailure, "the journal was opened read-only"},
 	{CodeJournalFailed, ErrFailed, http.StatusServiceUnavailable, ExitFailure, "a hot-log write or fsync failed; the journal refuses writes until reopened"},

@@ -1,0 +1,220 @@
+package engine
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/types"
+)
+
+// Errors of the journal's integrity checks, re-exported from types.
+var (
+	ErrIntegrity = types.ErrIntegrity
+	ErrForeign   = types.ErrForeign
+	ErrHole      = types.ErrHole
+)
+
+// JournalFormatVersion is the data directory's format: 1 is a directory
+// from before journal identities (step 4), 2 one with state/identity.json.
+const JournalFormatVersion = 2
+
+const (
+	identityFileName = "identity.json"
+	identityVersion  = 1
+)
+
+// identity is state/identity.json: written once, when a directory is
+// first opened for writing, and never changed. Every checkpoint, horizon
+// file and archive footer names its JournalID; a file naming another is
+// refused (or, for the checkpoint, rebuilt).
+type identity struct {
+	Version   int       `json:"version"`        // of this file's layout, identityVersion
+	JournalID string    `json:"journal_id"`     // a random UUID
+	Format    int       `json:"format_version"` // JournalFormatVersion when written
+	CreatedAt time.Time `json:"created_at"`
+	// Upgrade is set when the identity was written into a directory that
+	// already held data from before identities.
+	Upgrade *identityUpgrade `json:"upgrade,omitempty"`
+	CRC     string           `json:"crc32c"` // over this JSON with crc32c ""
+
+	id [segment.ArchiveJournalIDSize]byte // JournalID parsed
+}
+
+// identityUpgrade records what a directory held when it got its identity:
+// the version 1 archives (no journal id in their footer) by name and
+// footer checksum, and the version 1 horizon. Only those files are
+// accepted without an identity afterwards; a version 1 archive or horizon
+// that appears later is refused.
+type identityUpgrade struct {
+	At             time.Time       `json:"at"`
+	LegacyArchives []legacyArchive `json:"legacy_archives"`
+	LegacyHorizon  uint64          `json:"legacy_horizon,omitempty"`
+}
+
+type legacyArchive struct {
+	Name     string `json:"name"`
+	Checksum uint32 `json:"footer_crc32c"`
+}
+
+// IntegrityError names a journal file that open, validate or a read
+// refused, and why. It matches ErrIntegrity, ErrForeign or ErrHole.
+type IntegrityError struct {
+	File    string // relative to the data directory, e.g. "state/horizon.json"
+	Problem string // what is wrong and what to do
+	Err     error  // the kind: ErrIntegrity, ErrForeign, ErrHole, segment.ErrUnsupportedVersion
+}
+
+func (e *IntegrityError) Error() string { return e.File + ": " + e.Problem }
+
+// Unwrap returns the error's kind.
+func (e *IntegrityError) Unwrap() error { return e.Err }
+
+// HoleError is a run of sequences between the horizon and the head that
+// no file holds. Every read that crosses it returns it.
+type HoleError struct {
+	First, Last uint64
+	After       string // the file before the hole ("" at the start)
+	Before      string // the file after it
+	Cause       string // why the sequences are missing, as far as is known
+}
+
+func (e *HoleError) Error() string {
+	where := ""
+	switch {
+	case e.After != "" && e.Before != "":
+		where = fmt.Sprintf(" (between %s and %s)", e.After, e.Before)
+	case e.Before != "":
+		where = fmt.Sprintf(" (before %s)", e.Before)
+	case e.After != "":
+		where = fmt.Sprintf(" (after %s)", e.After)
+	}
+	return fmt.Sprintf("sequences %d..%d are missing: no archive or hot segment holds them%s; %s", e.First, e.Last, where, e.Cause)
+}
+
+// Unwrap returns ErrHole.
+func (e *HoleError) Unwrap() error { return types.ErrHole }
+
+// sealJSON returns v's JSON with its CRC field set to the CRC32C of the
+// JSON encoded with that field empty. crc points at v's CRC field.
+func sealJSON(v any, crc *string) []byte {
+	*crc = ""
+	b, _ := json.Marshal(v)
+	*crc = fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli))
+	out, _ := json.Marshal(v)
+	return append(out, '\n')
+}
+
+// checkSealed verifies a value decoded from sealJSON output.
+func checkSealed(v any, crc *string) error {
+	got := *crc
+	defer func() { *crc = got }()
+	if len(got) != 8 {
+		return fmt.Errorf("crc32c %q is not 8 hex digits", got)
+	}
+	*crc = ""
+	b, _ := json.Marshal(v)
+	if want := fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli)); want != got {
+		return fmt.Errorf("checksum mismatch (stored %s, computed %s)", got, want)
+	}
+	return nil
+}
+
+func relPath(parts ...string) string { return filepath.ToSlash(filepath.Join(parts...)) }
+
+// readIdentity reads state/identity.json. It returns nil, nil when the
+// file does not exist, and an *IntegrityError when it is damaged.
+func readIdentity(dir string) (*identity, error) {
+	rel := relPath(stateDirName, identityFileName)
+	b, err := os.ReadFile(filepath.Join(dir, stateDirName, identityFileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &IntegrityError{File: rel, Problem: "cannot be read: " + err.Error(), Err: types.ErrIntegrity}
+	}
+	bad := func(format string, a ...any) error {
+		return &IntegrityError{File: rel, Problem: fmt.Sprintf(format, a...) +
+			"; the journal identity decides which archives, horizon and checkpoint belong here, so nothing is opened: restore the file from a backup", Err: types.ErrIntegrity}
+	}
+	var id identity
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.DisallowUnknownFields()
+	if len(b) == 0 {
+		return nil, bad("is empty")
+	}
+	if err := d.Decode(&id); err != nil {
+		return nil, bad("is not a journal identity: %v", err)
+	}
+	if id.Version != identityVersion {
+		return nil, &IntegrityError{File: rel, Problem: fmt.Sprintf("identity file version %d, this build reads version %d", id.Version, identityVersion), Err: segment.ErrUnsupportedVersion}
+	}
+	if err := checkSealed(&id, &id.CRC); err != nil {
+		return nil, bad("%v", err)
+	}
+	u, err := uuid.Parse(id.JournalID)
+	if err != nil {
+		return nil, bad("journal_id %q is not a UUID", id.JournalID)
+	}
+	if id.Format < 1 || id.Format > JournalFormatVersion {
+		return nil, &IntegrityError{File: rel, Problem: fmt.Sprintf("journal format version %d, this build reads 1..%d", id.Format, JournalFormatVersion), Err: segment.ErrUnsupportedVersion}
+	}
+	id.id = u
+	return &id, nil
+}
+
+// newIdentity makes a fresh identity; up is non-nil for an upgrade.
+func newIdentity(up *identityUpgrade) *identity {
+	u := uuid.New()
+	return &identity{Version: identityVersion, JournalID: u.String(), Format: JournalFormatVersion, CreatedAt: time.Now().UTC(), Upgrade: up, id: u}
+}
+
+// writeIdentity writes the identity atomically (temp file, fsync, rename,
+// directory fsync). It is called once per directory.
+func writeIdentity(dir string, id *identity) error {
+	b := sealJSON(id, &id.CRC)
+	if err := fsx.WriteFileAtomic(filepath.Join(dir, stateDirName, identityFileName), b, 0o644); err != nil {
+		return fmt.Errorf("write journal identity: %w", err)
+	}
+	return nil
+}
+
+// acceptsLegacyArchive reports whether a version 1 archive (no journal id)
+// may be read: in a directory without an identity (before its upgrade),
+// or when the upgrade recorded it by name and footer checksum.
+func (id *identity) acceptsLegacyArchive(name string, checksum uint32) bool {
+	if id == nil {
+		return true
+	}
+	return id.Upgrade != nil && slices.Contains(id.Upgrade.LegacyArchives, legacyArchive{Name: name, Checksum: checksum})
+}
+
+// idString is the journal id for messages, "none" without an identity.
+func (id *identity) idString() string {
+	if id == nil {
+		return "none"
+	}
+	return id.JournalID
+}
+
+func journalIDString(b [segment.ArchiveJournalIDSize]byte) string {
+	if b == ([segment.ArchiveJournalIDSize]byte{}) {
+		return "none"
+	}
+	u, err := uuid.FromBytes(b[:])
+	if err != nil {
+		return hex.EncodeToString(b[:])
+	}
+	return u.String()
+}
