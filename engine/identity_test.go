@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -341,5 +342,226 @@ func TestRepairOfAMissingMiddleHotSegmentReportsTheLostRange(t *testing.T) {
 	}
 	if lost != int(lostLast-lostFirst+1) {
 		t.Fatalf("validate reports %d lost sequences, want %d", lost, lostLast-lostFirst+1)
+	}
+}
+
+// snapshotFiles maps every file under dir to its contents.
+func snapshotFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			out[p] = string(b)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestStep4DirectoryUpgradesInPlace(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/step4-dir", dir)
+	want := make([]uint64, 0, 328)
+	for s := uint64(293); s <= 620; s++ {
+		want = append(want, s)
+	}
+	before := snapshotFiles(t, dir)
+	ro := openT(t, dir, ReadOnly())
+	if got := sequences(t, ro); !slices.Equal(got, want) {
+		t.Fatalf("read-only open of a step-4 directory: %d records, want 293..620", len(got))
+	}
+	ro.Close()
+	if after := snapshotFiles(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("a read-only open of a step-4 directory changed files")
+	}
+	j := openT(t, dir)
+	if got := sequences(t, j); !slices.Equal(got, want) {
+		t.Fatalf("writable open of a step-4 directory: %d records, want 293..620", len(got))
+	}
+	if h := j.Status().Horizon; h != 293 {
+		t.Fatalf("horizon %d after the upgrade, want 293", h)
+	}
+	j.Close()
+	id, err := readIdentity(dir)
+	if err != nil || id == nil || id.Upgrade == nil || len(id.Upgrade.LegacyArchives) != 3 || id.Upgrade.LegacyHorizon != 293 {
+		t.Fatalf("identity after the upgrade: %+v %v", id, err)
+	}
+	hz, err := readHorizon(dir, id)
+	if err != nil || hz.legacy || hz.value != 293 {
+		t.Fatalf("horizon after the upgrade: %+v %v (want a version 2 file)", hz, err)
+	}
+	// Reopen: the v1 archives stay accepted, the new checkpoint is used.
+	j = openT(t, dir)
+	if !j.fromCheckpoint {
+		t.Fatal("the checkpoint written after the upgrade was not used")
+	}
+	fill(t, j, 10)
+	if got := len(sequences(t, j)); got != 338 {
+		t.Fatalf("%d records after the upgrade and 10 more, want 338", got)
+	}
+	j.Close()
+	// A version 1 archive that was not there at the upgrade is refused.
+	stray := filepath.Join(dir, archiveDirName, segment.ArchiveFileName(1000, 1139))
+	b, err := os.ReadFile("../segment/testdata/archive/v1-golden.sjar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stray, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir)
+	if !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), filepath.Base(stray)) {
+		t.Fatalf("a v1 archive added after the upgrade: %v, want ErrForeign naming it", err)
+	}
+}
+
+// twoJournals returns two archived journals in separate directories.
+func twoJournals(t *testing.T) (string, string) {
+	return archivedJournal(t, 1500), archivedJournal(t, 1500)
+}
+
+func TestFilesOfAnotherJournalAreRefusedOrRebuilt(t *testing.T) {
+	t.Run("an archive of another journal stops the open and nothing is deleted", func(t *testing.T) {
+		a, b := twoJournals(t)
+		as := archiveNames(t, a)
+		victim := as[len(as)-1]
+		bs := archiveNames(t, b)
+		if !slices.Contains(bs, victim) {
+			t.Fatalf("journal b has no %s", victim)
+		}
+		data, _ := os.ReadFile(filepath.Join(b, archiveDirName, victim))
+		if err := os.WriteFile(filepath.Join(a, archiveDirName, victim), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshotFiles(t, a)
+		for _, ro := range []bool{false, true} {
+			var opts []Option
+			if ro {
+				opts = append(opts, ReadOnly())
+			}
+			_, err := Open(a, opts...)
+			if !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), victim) {
+				t.Fatalf("read-only=%v: %v, want ErrForeign naming %s", ro, err, victim)
+			}
+		}
+		if after := snapshotFiles(t, a); len(after) != len(before) {
+			t.Fatal("files changed")
+		}
+		rep, err := ValidateDir(context.Background(), a, ValidateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range rep.Problems {
+			found = found || (p.Kind == ProblemForeign && strings.Contains(p.Segment, victim))
+		}
+		if !found {
+			t.Fatalf("validate does not report the foreign archive: %+v", rep.Problems)
+		}
+	})
+	t.Run("a horizon file of another journal stops the open and nothing is deleted", func(t *testing.T) {
+		a, b := twoJournals(t)
+		jb := openT(t, b)
+		r := DefaultRetention()
+		r.MaxRecords = 200
+		if _, err := jb.Compact(context.Background(), CompactOptions{Retention: &r}); err != nil {
+			t.Fatal(err)
+		}
+		jb.Close()
+		data, err := os.ReadFile(filepath.Join(b, stateDirName, horizonFileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(a, stateDirName, horizonFileName), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := archiveNames(t, a)
+		_, err = Open(a)
+		if !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), horizonFileName) {
+			t.Fatalf("%v, want ErrForeign naming the horizon file", err)
+		}
+		if after := archiveNames(t, a); !slices.Equal(before, after) {
+			t.Fatalf("archives changed: %v -> %v", before, after)
+		}
+	})
+	t.Run("a checkpoint of another journal is rebuilt", func(t *testing.T) {
+		a := t.TempDir()
+		incarnation(t, a, "a", "created", 200)
+		b := t.TempDir()
+		incarnation(t, b, "b", "updated", 200)
+		data, _ := os.ReadFile(filepath.Join(b, stateDirName, checkpointFileName))
+		if err := os.WriteFile(filepath.Join(a, stateDirName, checkpointFileName), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j := openT(t, a)
+		if j.fromCheckpoint {
+			t.Fatal("the checkpoint of another journal was used")
+		}
+		if n := len(all(t, j, Query{ChangeTypes: []string{"created"}})); n != 200 {
+			t.Fatalf("%d created records, want 200", n)
+		}
+	})
+}
+
+func TestChecksummedHorizonThatNoRetentionWritesIsRefused(t *testing.T) {
+	dir := archivedJournal(t, 1500)
+	id, err := readIdentity(dir)
+	if err != nil || id == nil {
+		t.Fatal(err)
+	}
+	as := archiveNames(t, dir)
+	f, l, _ := segment.ParseArchiveFileName(as[0])
+	hs := hotNames(t, dir)
+	_ = hs
+	for name, h := range map[string]uint64{"past the head": 999_999, "inside an archive": f + (l-f)/2} {
+		t.Run(name, func(t *testing.T) {
+			if err := writeHorizonFile(dir, id, h); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Open(dir)
+			if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), horizonFileName) {
+				t.Fatalf("horizon %d: %v, want ErrIntegrity naming the file", h, err)
+			}
+			if after := archiveNames(t, dir); !slices.Equal(as, after) {
+				t.Fatalf("archives changed: %v -> %v", as, after)
+			}
+		})
+	}
+	// Repair rewrites it from the files, and nothing is lost.
+	rep, err := Repair(context.Background(), dir)
+	if err != nil || len(rep.Rewritten) != 1 {
+		t.Fatalf("repair: %+v %v", rep, err)
+	}
+	j := openT(t, dir)
+	if n := len(sequences(t, j)); n != 1500 {
+		t.Fatalf("%d records after repair, want 1500", n)
+	}
+}
+
+func TestMissingIdentityIsRefusedAndRepairRewritesIt(t *testing.T) {
+	dir := archivedJournal(t, 1500)
+	id, _ := readIdentity(dir)
+	if err := os.Remove(filepath.Join(dir, stateDirName, identityFileName)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir)
+	if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), identityFileName) || !strings.Contains(err.Error(), id.JournalID) {
+		t.Fatalf("%v, want ErrIntegrity naming the identity file and the journal id", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, stateDirName, identityFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a refused open wrote an identity")
+	}
+	rep, err := Repair(context.Background(), dir)
+	if err != nil || len(rep.Rewritten) == 0 {
+		t.Fatalf("repair: %+v %v", rep, err)
+	}
+	nid, err := readIdentity(dir)
+	if err != nil || nid.JournalID != id.JournalID {
+		t.Fatalf("rewritten identity %+v %v, want journal id %s", nid, err, id.JournalID)
+	}
+	j := openT(t, dir)
+	if n := len(sequences(t, j)); n != 1500 {
+		t.Fatalf("%d records after repair, want 1500", n)
 	}
 }
