@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,8 +89,8 @@ func TestHorizonPastTheHeadStopsTheOpenAndDeletesNothing(t *testing.T) {
 			j.Close()
 			t.Fatalf("read-only=%v: open accepted a horizon past the head", ro)
 		}
-		if !strings.Contains(err.Error(), horizonFileName) {
-			t.Fatalf("read-only=%v: error does not name the horizon file: %v", ro, err)
+		if !strings.Contains(err.Error(), horizonFileName) || !errors.Is(err, ErrForeign) {
+			t.Fatalf("read-only=%v: want ErrForeign naming the horizon file (a v1 file in a journal with an identity): %v", ro, err)
 		}
 	}
 	if after := archiveNames(t, dir); !slices.Equal(before, after) {
@@ -115,8 +116,8 @@ func TestDamagedHorizonFileIsAnErrorNamingIt(t *testing.T) {
 				j.Close()
 				t.Fatal("open read a damaged horizon file without a word")
 			}
-			if !strings.Contains(err.Error(), horizonFileName) {
-				t.Fatalf("error does not name the horizon file: %v", err)
+			if !strings.Contains(err.Error(), horizonFileName) || !errors.Is(err, ErrIntegrity) {
+				t.Fatalf("want ErrIntegrity naming the horizon file: %v", err)
 			}
 			if after := archiveNames(t, dir); !slices.Equal(before, after) {
 				t.Fatalf("archives changed: %v -> %v", before, after)
@@ -146,8 +147,8 @@ func TestArchiveNameClaimingALongerRangeCutsNoHotRecord(t *testing.T) {
 		}
 		t.Fatalf("open accepted an archive whose name disagrees with its footer")
 	}
-	if !strings.Contains(err.Error(), forged) {
-		t.Fatalf("error does not name the archive: %v", err)
+	if !strings.Contains(err.Error(), forged) || !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("want ErrIntegrity naming the archive: %v", err)
 	}
 	// The hot log still holds every record past the real archive.
 	if err := os.Rename(filepath.Join(dir, archiveDirName, forged), filepath.Join(dir, archiveDirName, last)); err != nil {
@@ -180,8 +181,8 @@ func TestDeletedMiddleArchiveIsAnErrorOnReadsThatCrossIt(t *testing.T) {
 			q.Limit = -1
 			if _, err := j.Query(context.Background(), q); err == nil {
 				t.Fatalf("read-only=%v: query %+v crossed the missing archive %d..%d without an error", ro, q, mf, ml)
-			} else if !strings.Contains(err.Error(), fmt.Sprintf("%d..%d", mf, ml)) {
-				t.Fatalf("error does not name the missing range %d..%d: %v", mf, ml, err)
+			} else if !strings.Contains(err.Error(), fmt.Sprintf("%d..%d", mf, ml)) || !errors.Is(err, ErrHole) {
+				t.Fatalf("want ErrHole naming the missing range %d..%d: %v", mf, ml, err)
 			}
 		}
 		// A read that does not cross the hole still answers.
@@ -195,8 +196,8 @@ func TestDeletedMiddleArchiveIsAnErrorOnReadsThatCrossIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Clean {
-		t.Fatal("validate says clean with a missing archive")
+	if !hasProblem(rep, ProblemHole, fmt.Sprintf("%d..%d", mf, ml)) {
+		t.Fatalf("validate does not report the hole %d..%d: %+v", mf, ml, rep.Problems)
 	}
 }
 
@@ -284,15 +285,34 @@ func TestMissingFirstHotSegmentIsReported(t *testing.T) {
 	if h := j2.Status().Horizon; h != 1 {
 		t.Fatalf("the missing segment became the horizon: %d", h)
 	}
-	if _, err := j2.Query(context.Background(), Query{Limit: -1}); err == nil {
-		t.Fatal("a read from the start crossed the lost records without an error")
+	lost := fmt.Sprintf("1..%d", segFirst(t, dir)-1)
+	if _, err := j2.Query(context.Background(), Query{Limit: -1}); !errors.Is(err, ErrHole) || !strings.Contains(err.Error(), lost) {
+		t.Fatalf("a read from the start: %v, want ErrHole naming %s", err, lost)
 	}
+	if st := j2.Status(); len(st.Holes) != 1 || !strings.Contains(st.Holes[0], lost) {
+		t.Fatalf("status holes %v", st.Holes)
+	}
+	// Reads after the hole answer; writes go on.
+	if _, err := j2.Query(context.Background(), Query{After: segFirst(t, dir) - 1, Limit: 5}); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, j2, 5)
 	rep, err := ValidateDir(context.Background(), dir, ValidateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Clean {
-		t.Fatal("validate says clean with the first hot segment deleted")
+	if !hasProblem(rep, ProblemHole, lost) {
+		t.Fatalf("validate does not report the hole %s: %+v", lost, rep.Problems)
+	}
+	j2.Close()
+	// Repair fills the range with tombstones and says so.
+	rr, err := Repair(context.Background(), dir)
+	if err != nil || len(rr.Missing) != 1 || rr.Missing[0].First != 1 {
+		t.Fatalf("repair: %+v %v", rr, err)
+	}
+	j3 := openT(t, dir)
+	if _, err := j3.Query(context.Background(), Query{Limit: -1}); err != nil {
+		t.Fatalf("after repair: %v", err)
 	}
 }
 
@@ -316,6 +336,12 @@ func TestRepairOfAMissingMiddleHotSegmentReportsTheLostRange(t *testing.T) {
 	rep, err := Repair(context.Background(), dir)
 	if err != nil {
 		t.Fatalf("repair: %v", err)
+	}
+	if len(rep.Missing) != 1 || rep.Missing[0].First != lostFirst || rep.Missing[0].Last != lostLast {
+		t.Fatalf("repair reports missing %+v, want %d..%d", rep.Missing, lostFirst, lostLast)
+	}
+	if _, err := os.Stat(filepath.Join(dir, quarantineDirName, rep.Missing[0].Note)); err != nil {
+		t.Fatalf("no quarantine note: %v", err)
 	}
 	if len(rep.Lost) != int(lostLast-lostFirst+1) || rep.Lost[0] != lostFirst || rep.Lost[len(rep.Lost)-1] != lostLast {
 		t.Fatalf("repair reports lost %d sequences (%v...), want %d..%d", len(rep.Lost), rep.Lost[:min(3, len(rep.Lost))], lostFirst, lostLast)
@@ -563,5 +589,90 @@ func TestMissingIdentityIsRefusedAndRepairRewritesIt(t *testing.T) {
 	j := openT(t, dir)
 	if n := len(sequences(t, j)); n != 1500 {
 		t.Fatalf("%d records after repair, want 1500", n)
+	}
+}
+
+func hasProblem(rep ValidationReport, kind, text string) bool {
+	for _, p := range rep.Problems {
+		if p.Kind == kind && p.Severity == SeverityError && strings.Contains(p.Message, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// segFirst is the first sequence of the first hot segment.
+func segFirst(t *testing.T, dir string) uint64 {
+	t.Helper()
+	segs, _, err := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+	if err != nil || len(segs) == 0 {
+		t.Fatal(err)
+	}
+	return segs[0].FirstSeq
+}
+
+// TestInterruptedCompactionCutsOnlyWhatAVerifiedArchiveHolds builds the
+// state a crash between writing an archive and cutting the hot log leaves
+// (the archive of the first hot segment beside the segment itself), once
+// with the true records and once with one record's bytes changed.
+func TestInterruptedCompactionCutsOnlyWhatAVerifiedArchiveHolds(t *testing.T) {
+	for _, forged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forged=%v", forged), func(t *testing.T) {
+			dir := t.TempDir()
+			j := openT(t, dir, WithSegmentSize(64<<10))
+			fill(t, j, 1000)
+			j.Close()
+			id, err := readIdentity(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs, _, _ := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+			first, last := segs[0].FirstSeq, segs[1].FirstSeq-1
+			var recs []segment.ArchiveRecord
+			if _, err := segment.ScanHotSegment(segs[0], func(_ int64, seq uint64, payload []byte) bool {
+				p := append([]byte(nil), payload...)
+				if forged && seq == first+3 {
+					p = bytes.Replace(p, []byte(`"ws-`), []byte(`"wz-`), 1)
+				}
+				c, _ := decodeStored(payload, seq)
+				recs = append(recs, segment.ArchiveRecord{Seq: seq, Time: c.OccurredAt.UnixNano(), Label: c.Surface, Payload: p})
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			name := segment.ArchiveFileName(first, last)
+			if _, err := segment.WriteArchive(filepath.Join(dir, archiveDirName, name), func() (segment.ArchiveRecord, bool, error) {
+				if i == len(recs) {
+					return segment.ArchiveRecord{}, false, nil
+				}
+				i++
+				return recs[i-1], true, nil
+			}, segment.ArchiveWriterOptions{JournalID: id.id, RangeFirst: first, RangeLast: last}); err != nil {
+				t.Fatal(err)
+			}
+			hotBefore := hotNames(t, dir)
+			j2, err := Open(dir)
+			if forged {
+				if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), name) {
+					t.Fatalf("open with a forged overlapping archive: %v, want ErrIntegrity naming %s", err, name)
+				}
+				if got := hotNames(t, dir); !slices.Equal(got, hotBefore) {
+					t.Fatalf("hot segments changed: %v -> %v", hotBefore, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j2.Close()
+			if j2.recovery == nil || !j2.recovery.CompletedCompaction {
+				t.Fatal("open did not complete the interrupted compaction")
+			}
+			got := sequences(t, j2)
+			if len(got) != 1000 || got[0] != 1 || got[999] != 1000 {
+				t.Fatalf("%d records after completing the compaction, want 1..1000 once", len(got))
+			}
+		})
 	}
 }

@@ -399,6 +399,13 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 			return nil, err
 		}
 	}
+	if hz.legacy {
+		// The identity records this version 1 horizon; rewrite it as
+		// version 2 (a crash before this leaves the recorded v1 file).
+		if err := j.writeHorizon(hz.value); err != nil {
+			return nil, fmt.Errorf("rewrite the version 1 horizon file: %w", err)
+		}
+	}
 	archives = findHoles(archives, floor, v.first, hz.present, filepath.Base(v.segs[0].path))
 	j.reportHoles(archives)
 	v.archives, v.horizonFloor = archives, floor
@@ -410,8 +417,7 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 // initIdentity writes the identity of a directory that has none: a new
 // journal, or (hadData) one from before identities, whose version 1
 // archives and horizon it records so that only those stay accepted
-// without a journal id. A version 1 horizon is then rewritten as version
-// 2; a crash in between leaves the version 1 file the identity records.
+// without a journal id.
 func (j *Journal) initIdentity(hadData bool, archives []*archiveSeg, hz horizonRead) error {
 	var up *identityUpgrade
 	if hadData {
@@ -430,11 +436,6 @@ func (j *Journal) initIdentity(hadData bool, archives []*archiveSeg, hz horizonR
 			"journal_id", id.JournalID, "legacy_archives", len(up.LegacyArchives), "legacy_horizon", up.LegacyHorizon)
 	} else {
 		j.log.Info("new journal: wrote state/identity.json", "journal_id", id.JournalID)
-	}
-	if hz.legacy {
-		if err := j.writeHorizon(hz.value); err != nil {
-			return fmt.Errorf("rewrite the version 1 horizon file: %w", err)
-		}
 	}
 	return nil
 }
