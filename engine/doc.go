@@ -45,6 +45,18 @@
 //     heartbeat coalescing are counted in the archive's footer).
 //   - Every record from the horizon (Status().Horizon) to the head is
 //     readable exactly once; a cursor below the horizon gets ErrCompacted.
+//     Sequences in that range that no file holds (a deleted archive or hot
+//     segment) are a hole: every read that crosses it fails with ErrHole
+//     (a *HoleError naming the range and the files around it), Status
+//     lists it, validate reports it; reads that do not cross it answer.
+//   - Trust nothing on disk: the journal identity (state/identity.json)
+//     is written once; the horizon file, the checkpoint and every archive
+//     footer name it. A file of another journal is refused (ErrForeign),
+//     or, for the checkpoint, rebuilt; a horizon file that fails its
+//     checksum or names a sequence no retention run writes stops the open
+//     (ErrIntegrity) and deletes nothing; an archive whose footer and name
+//     disagree is refused, and only an archive verified record by record
+//     against the hot log decides what open cuts from it.
 //   - Open repairs only what a crash can produce (a torn or zero-filled
 //     tail of the newest segment, an interrupted truncation, compaction or
 //     retention step) and logs, persists and counts each repair. Any other
@@ -70,8 +82,9 @@
 //	hot/                       tidwall/wal segments of CRC32C envelopes (package segment)
 //	archive/*.sjar             zstd archives (segment/FORMAT_ARCHIVE.md)
 //	quarantine/                bytes cut by recovery or repair
+//	state/identity.json        journal id and format version (identity.go), written once
 //	state/index.ckpt           index checkpoint (checkpoint.go), for fast open
-//	state/horizon.json         the persisted horizon
+//	state/horizon.json         the persisted horizon (archive.go), checksummed
 //	state/last-recovery.json   the last repair at open
 //	state/last-compaction.json the last compaction
 //
@@ -80,7 +93,8 @@
 // journal.go opens, recovers and closes; committer.go is the write path;
 // prepare.go validates and redacts; index.go and query.go answer queries;
 // follow.go has Wait, Stale and the read-only follower; compact.go,
-// archive.go and auto.go compact and apply retention; checkpoint.go saves
+// archive.go and auto.go compact and apply retention; identity.go and
+// archive.go verify the identity, horizon and archives; checkpoint.go saves
 // the index; validate.go and repair.go check and fix a directory without
 // opening it.
 package engine
