@@ -676,3 +676,32 @@ func TestInterruptedCompactionCutsOnlyWhatAVerifiedArchiveHolds(t *testing.T) {
 		})
 	}
 }
+
+func TestMissingHorizonFileAfterRetentionIsAHole(t *testing.T) {
+	dir := archivedJournal(t, 1500)
+	j := openT(t, dir)
+	r := DefaultRetention()
+	r.MaxRecords = 1000
+	rep, err := j.Compact(context.Background(), CompactOptions{Retention: &r})
+	if err != nil || len(rep.Removed) == 0 {
+		t.Fatalf("retention removed nothing: %+v %v", rep, err)
+	}
+	horizon := rep.HorizonAfter
+	j.Close()
+	if err := os.Remove(filepath.Join(dir, stateDirName, horizonFileName)); err != nil {
+		t.Fatal(err)
+	}
+	j2 := openT(t, dir)
+	lost := fmt.Sprintf("1..%d", horizon-1)
+	if _, err := j2.Query(context.Background(), Query{Limit: -1}); !errors.Is(err, ErrHole) || !strings.Contains(err.Error(), lost) || !strings.Contains(err.Error(), horizonFileName) {
+		t.Fatalf("a read from the start without the horizon file: %v, want ErrHole naming %s and the horizon file", err, lost)
+	}
+	if _, err := j2.Query(context.Background(), Query{After: horizon - 1, Limit: -1}); err != nil {
+		t.Fatalf("a read from the old horizon: %v", err)
+	}
+	j2.Close()
+	vr, err := ValidateDir(context.Background(), dir, ValidateOptions{})
+	if err != nil || !hasProblem(vr, ProblemHole, lost) {
+		t.Fatalf("validate: %v %+v", err, vr.Problems)
+	}
+}
