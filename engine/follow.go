@@ -103,7 +103,8 @@ type StaleSet struct {
 // Stale returns the snapshot hints and surfaces changed after since, with
 // the latest sequence of each. It costs in proportion to the number of
 // snapshots and surfaces, never to the journal's size. A cursor below the
-// horizon answers Resync (every snapshot listed) and ErrCompacted: the
+// horizon answers Resync (every snapshot listed) and ErrCompacted, and a
+// cursor before a hole answers Resync and the *HoleError (ErrHole): the
 // consumer must refetch everything.
 func (j *Journal) Stale(since uint64) (StaleSet, error) {
 	v := j.view.Load()
@@ -114,6 +115,17 @@ func (j *Journal) Stale(since uint64) (StaleSet, error) {
 			st.Snapshots = append(st.Snapshots, StaleItem{ID: h, LastSequence: st.Head})
 		}
 		return st, fmt.Errorf("%w: cursor %d, oldest readable sequence %d", types.ErrCompacted, since, st.Horizon)
+	}
+	for _, h := range holes(v.archives) {
+		if h.Last > since {
+			// What changed in the missing sequences is unknown: everything
+			// may be stale.
+			st.Resync = true
+			for _, id := range j.opts.registry.SnapshotIDs() {
+				st.Snapshots = append(st.Snapshots, StaleItem{ID: id, LastSequence: st.Head})
+			}
+			return st, fmt.Errorf("stale since %d: %w", since, h)
+		}
 	}
 	for id, last := range v.hintLast {
 		if last > since {

@@ -185,6 +185,12 @@ func TestDeletedMiddleArchiveIsAnErrorOnReadsThatCrossIt(t *testing.T) {
 				t.Fatalf("want ErrHole naming the missing range %d..%d: %v", mf, ml, err)
 			}
 		}
+		if st, err := j.Stale(mf - 1); !errors.Is(err, ErrHole) || !st.Resync {
+			t.Fatalf("read-only=%v: Stale before the hole: %v resync=%v, want ErrHole and resync", ro, err, st.Resync)
+		}
+		if _, err := j.Stale(ml); err != nil {
+			t.Fatalf("read-only=%v: Stale after the hole: %v", ro, err)
+		}
 		// A read that does not cross the hole still answers.
 		res, err := j.Query(context.Background(), Query{After: ml, Limit: -1})
 		if err != nil || len(res.Changes) == 0 || res.Changes[0].Sequence != ml+1 {

@@ -13,6 +13,7 @@ import (
 // Status is a snapshot of the journal's state, stable as JSON.
 type Status struct {
 	Dir             string     `json:"dir"`
+	JournalID       string     `json:"journal_id,omitempty"` // state/identity.json; empty in a step-4 directory until its first writable open
 	ReadOnly        bool       `json:"read_only"`
 	SyncPolicy      SyncPolicy `json:"sync_policy"`
 	FirstSequence   uint64     `json:"first_sequence"` // oldest readable sequence (the horizon)
@@ -85,6 +86,9 @@ func (j *Journal) Status() Status {
 		IndexBytes:      int64(cap(v.entries)) * int64(unsafe.Sizeof(hotEntry{})),
 		LastRecovery:    j.recovery,
 		RegistryDigest:  j.opts.registry.Digest(),
+	}
+	if j.ident != nil {
+		st.JournalID = j.ident.JournalID
 	}
 	if len(v.entries) > 0 {
 		st.LastSequence = v.last()

@@ -48,6 +48,7 @@ type Problem struct {
 // ValidationReport is the result of Validate.
 type ValidationReport struct {
 	Dir             string        `json:"dir"`
+	JournalID       string        `json:"journal_id,omitempty"`
 	Clean           bool          `json:"clean"`
 	Segments        int           `json:"segments"`
 	Records         uint64        `json:"records"`
@@ -208,8 +209,14 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 		rep.add(p)
 	}
 	id, idErr := readIdentity(dir)
-	if idErr != nil {
+	switch {
+	case idErr != nil:
 		integrity(idErr)
+	case id == nil:
+		rep.add(Problem{Severity: SeverityInfo, Kind: ProblemIntegrity, Segment: relPath(stateDirName, identityFileName),
+			Message: "no journal identity yet (a directory from before identities, or never opened for writing): the next writer open writes one"})
+	default:
+		rep.JournalID = id.JournalID
 	}
 	as, err := loadArchives(filepath.Join(dir, archiveDirName), id)
 	if err != nil {
