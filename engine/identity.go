@@ -218,3 +218,32 @@ func journalIDString(b [segment.ArchiveJournalIDSize]byte) string {
 	}
 	return u.String()
 }
+
+// missingHotLog checks a directory whose hot/ holds no segment: a writer
+// would start a new hot log at sequence 1, reusing sequences that the
+// archives or the horizon already account for. It returns an error when
+// they account for any, naming the sequence the hot log must start at.
+func missingHotLog(dir string, id *identity) error {
+	next := uint64(1)
+	ents, err := os.ReadDir(filepath.Join(dir, archiveDirName))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range ents {
+		if _, last, ok := segment.ParseArchiveFileName(e.Name()); ok {
+			next = max(next, last+1)
+		}
+	}
+	hz, err := readHorizon(dir, id)
+	if err != nil {
+		return err
+	}
+	next = max(next, hz.value)
+	if next == 1 {
+		return nil
+	}
+	return &IntegrityError{File: hotDirName + "/", Err: types.ErrHole, Problem: fmt.Sprintf(
+		"holds no segment, but the archives and the horizon account for sequences up to %d: the hot log was removed, and a new one would reuse sequences from 1; "+
+			"restore hot/ from a backup, or run state-journal-validate --repair to start the hot log at %d (records the removed hot log held after %d are lost and cannot be counted)",
+		next-1, next, next-1)}
+}

@@ -711,3 +711,37 @@ func TestMissingHorizonFileAfterRetentionIsAHole(t *testing.T) {
 		t.Fatalf("validate: %v %+v", err, vr.Problems)
 	}
 }
+
+func TestRemovedHotLogIsNotRestartedAtSequenceOne(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir, WithSegmentSize(64<<10))
+	fill(t, j, 600)
+	if _, err := j.Compact(context.Background(), CompactOptions{SealActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, j, 20)
+	j.Close()
+	if err := os.RemoveAll(filepath.Join(dir, hotDirName)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir)
+	if !errors.Is(err, ErrHole) || !strings.Contains(err.Error(), "600") {
+		t.Fatalf("open without hot/: %v, want ErrHole naming sequence 600", err)
+	}
+	vr, err := ValidateDir(context.Background(), dir, ValidateOptions{})
+	if err != nil || vr.Clean {
+		t.Fatalf("validate says clean without hot/: %v %+v", err, vr.Problems)
+	}
+	rep, err := Repair(context.Background(), dir)
+	if err != nil || len(rep.Rewritten) != 1 {
+		t.Fatalf("repair: %+v %v", rep, err)
+	}
+	j2 := openT(t, dir)
+	rc, err := j2.Record(context.Background(), heartbeat("ws-after"))
+	if err != nil || rc.Sequence != 601 {
+		t.Fatalf("first record after repair: %+v %v, want sequence 601", rc, err)
+	}
+	if n := len(sequences(t, j2)); n != 601 {
+		t.Fatalf("%d records readable, want 601", n)
+	}
+}

@@ -698,6 +698,11 @@ func (j *Journal) openWriter() (err error) {
 			return err
 		}
 	}
+	if len(segs) == 0 {
+		if err := missingHotLog(j.dir, j.ident); err != nil {
+			return err
+		}
+	}
 	v, cuts, err := j.loadHot(segs, false)
 	if err != nil {
 		return err

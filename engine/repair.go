@@ -331,8 +331,32 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 	}
 	hot := filepath.Join(dir, hotDirName)
 	segs, _, err := segment.ListHotSegments(hot)
-	if err != nil || len(segs) == 0 {
+	if err != nil {
 		return err
+	}
+	if len(segs) == 0 {
+		var ie *IntegrityError
+		if err := missingHotLog(dir, id); errors.As(err, &ie) && errors.Is(err, ErrHole) {
+			// Start an empty hot log after what the files account for.
+			next := uint64(1)
+			if as, _ := loadArchives(filepath.Join(dir, archiveDirName), id); len(as) > 0 {
+				next = as[len(as)-1].last + 1
+			}
+			if hz, err := readHorizon(dir, id); err == nil {
+				next = max(next, hz.value)
+			}
+			if err := fsx.MkdirAllDurable(hot, 0o755); err != nil {
+				return err
+			}
+			name := segment.HotSegmentName(next)
+			if err := fsx.WriteFileAtomic(filepath.Join(hot, name), nil, 0o640); err != nil {
+				return err
+			}
+			rep.Segments = append(rep.Segments, name)
+			rep.Rewritten = append(rep.Rewritten, fmt.Sprintf("%s/%s: an empty hot log starting at %d, after the last archived sequence (the removed hot log's records after %d are lost and cannot be counted)", hotDirName, name, next, next-1))
+			o.logger.Warn("repair started an empty hot log after the archives", "segment", name)
+		}
+		return nil
 	}
 	as, err := loadArchives(filepath.Join(dir, archiveDirName), id)
 	if err != nil {

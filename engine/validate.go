@@ -237,6 +237,10 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 		integrity(herr)
 	}
 	if hotFirst == 0 {
+		if err := missingHotLog(dir, id); err != nil && herr == nil && idErr == nil {
+			p := Problem{Severity: SeverityError, Kind: ProblemHole, Segment: hotDirName, Message: err.Error()}
+			rep.add(p)
+		}
 		hotFirst = 1
 		if n := len(as); n > 0 {
 			hotFirst = as[n-1].last + 1
