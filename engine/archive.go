@@ -261,6 +261,11 @@ func verifyArchiveAgainstHot(a *archiveSeg, v *view) error {
 			}
 			return true
 		})
+		if errors.Is(err, os.ErrNotExist) {
+			// A read-only view raced the writer's front truncation: the
+			// caller retries on a fresh listing.
+			return err
+		}
 		if err != nil {
 			return fail("cannot be compared with hot segment %s: %v", filepath.Base(s.path), err)
 		}

@@ -274,17 +274,13 @@ func dropBelow(as []*archiveSeg, floor uint64) []*archiveSeg {
 	return as
 }
 
-// checkedArchives loads the archives and the horizon file and checks
-// them against the identity and against each other: refused archives
+// checkedArchives checks the archives loadArchives returned and the
+// horizon file against the identity and against each other: refused archives
 // (another journal, name and footer disagree), overlapping archives, a
 // damaged or foreign horizon file, a horizon that no retention run could
 // have written, and, without an identity, a file that says one existed.
 // Any of these fails the open; nothing is changed on disk.
-func (j *Journal) checkedArchives(hotFirst uint64) ([]*archiveSeg, horizonRead, error) {
-	archives, err := loadArchives(filepath.Join(j.dir, archiveDirName), j.ident)
-	if err != nil {
-		return nil, horizonRead{}, err
-	}
+func (j *Journal) checkedArchives(archives []*archiveSeg, hotFirst uint64) ([]*archiveSeg, horizonRead, error) {
 	if err := refusedArchive(archives); err != nil {
 		return nil, horizonRead{}, err
 	}
@@ -355,7 +351,11 @@ func (j *Journal) reportHoles(as []*archiveSeg) {
 func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 	dir := filepath.Join(j.dir, archiveDirName)
 	hadData := v.last() >= v.first
-	archives, hz, err := j.checkedArchives(v.first)
+	archives, err := loadArchives(dir, j.ident)
+	if err != nil {
+		return nil, err
+	}
+	archives, hz, err := j.checkedArchives(archives, v.first)
 	if err != nil {
 		return nil, err
 	}
@@ -599,10 +599,6 @@ func (j *Journal) loadReadOnlyView() (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	hotFirst := v.first
-	if len(segs) == 0 {
-		hotFirst = 0 // decided below, after the archives
-	}
 	archives, err := loadArchives(filepath.Join(j.dir, archiveDirName), id)
 	if err != nil {
 		return nil, err
@@ -613,9 +609,8 @@ func (j *Journal) loadReadOnlyView() (*view, error) {
 		if n := len(archives); n > 0 {
 			v.first = archives[n-1].last + 1
 		}
-		hotFirst = v.first
 	}
-	archives, hz, err := j.checkedArchives(hotFirst)
+	archives, hz, err := j.checkedArchives(archives, v.first)
 	if err != nil {
 		return nil, err
 	}
