@@ -710,6 +710,19 @@ func TestMissingHorizonFileAfterRetentionIsAHole(t *testing.T) {
 	if err != nil || !hasProblem(vr, ProblemHole, lost) {
 		t.Fatalf("validate: %v %+v", err, vr.Problems)
 	}
+	// Repair moves the horizon to the oldest archive and says what is lost;
+	// a cursor below it then gets ErrCompacted, never a silent gap.
+	rr, err := Repair(context.Background(), dir)
+	if err != nil || len(rr.Missing) != 1 || rr.Missing[0].First != 1 || rr.Missing[0].Last != horizon-1 {
+		t.Fatalf("repair: %+v %v", rr, err)
+	}
+	j3 := openT(t, dir)
+	if _, err := j3.Query(context.Background(), Query{After: 1, Limit: -1}); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("a cursor below the repaired horizon: %v, want ErrCompacted", err)
+	}
+	if got := sequences(t, j3); len(got) != 1500-int(horizon-1) {
+		t.Fatalf("%d records after repair, want %d", len(got), 1500-int(horizon-1))
+	}
 }
 
 func TestRemovedHotLogIsNotRestartedAtSequenceOne(t *testing.T) {

@@ -372,8 +372,24 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 		if a.last < expect {
 			continue
 		}
-		if a.first > expect {
-			rep.Unrepaired = append(rep.Unrepaired, fmt.Sprintf("sequences %d..%d are missing before %s: restore the archive file that held them from a backup; repair cannot put sequences below an archive into the hot log", expect, a.first-1, a.name))
+		switch {
+		case a.first > expect && prev == "" && id != nil:
+			// Nothing older is readable: the oldest archive was lost, or
+			// the horizon file is a stale copy. Moving the horizon to the
+			// oldest file is what retention would have done; cursors below
+			// it get ErrCompacted (resync), never a silent gap.
+			if err := writeHorizonFile(dir, id, a.first); err != nil {
+				return err
+			}
+			for seq := expect; seq < a.first; seq++ {
+				rep.Lost = append(rep.Lost, seq)
+			}
+			rep.Missing = append(rep.Missing, MissingRange{First: expect, Last: a.first - 1,
+				Note: fmt.Sprintf("below the oldest archive %s: horizon moved to %d (restore the archive from a backup before this repair if you have it)", a.name, a.first)})
+			rep.Rewritten = append(rep.Rewritten, fmt.Sprintf("%s: horizon %d, the oldest archived sequence; sequences %d..%d are lost (cursors below get ErrCompacted)", relPath(stateDirName, horizonFileName), a.first, expect, a.first-1))
+			o.logger.Warn("repair moved the horizon past sequences no file holds", "first", expect, "last", a.first-1, "horizon", a.first)
+		case a.first > expect:
+			rep.Unrepaired = append(rep.Unrepaired, fmt.Sprintf("sequences %d..%d are missing between %s and %s: restore the archive file that held them from a backup; repair cannot put sequences below an archive into the hot log", expect, a.first-1, prev, a.name))
 		}
 		expect, prev = a.last+1, a.name
 	}
