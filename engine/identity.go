@@ -247,3 +247,41 @@ func missingHotLog(dir string, id *identity) error {
 			"restore hot/ from a backup, or run state-journal-validate --repair to start the hot log at %d (records the removed hot log held after %d are lost and cannot be counted)",
 		next-1, next, next-1)}
 }
+
+// JournalID is a journal's id as archive footers store it (the 16 bytes
+// of the UUID in state/identity.json).
+type JournalID = [segment.ArchiveJournalIDSize]byte
+
+// InitDir gives a new data directory its journal identity without opening
+// the journal and returns the journal id; for a directory that has one it
+// returns it. Tools that build a data directory's files directly (the
+// query benchmark writes archives with segment.WriteArchive) stamp them
+// with this id, so Open accepts them. A directory that already holds
+// archives or hot segments but no identity is refused: open it for
+// writing once, which upgrades it.
+func InitDir(dir string) (JournalID, error) {
+	id, err := readIdentity(dir)
+	if err != nil {
+		return JournalID{}, err
+	}
+	if id != nil {
+		return id.id, nil
+	}
+	for _, sub := range []string{archiveDirName, hotDirName} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return JournalID{}, err
+		}
+		if len(ents) > 0 {
+			return JournalID{}, fmt.Errorf("init %s: %s/ already holds files but the directory has no identity: open it for writing once to upgrade it", dir, sub)
+		}
+	}
+	if err := fsx.MkdirAllDurable(filepath.Join(dir, stateDirName), 0o755); err != nil {
+		return JournalID{}, err
+	}
+	id = newIdentity(nil)
+	if err := writeIdentity(dir, id); err != nil {
+		return JournalID{}, err
+	}
+	return id.id, nil
+}

@@ -9,6 +9,7 @@
 // Generate builds the data directory directly in the engine's on-disk
 // layout, the way compaction leaves it:
 //
+//	<dir>/state/identity.json                   engine.InitDir: the journal id the archives carry
 //	<dir>/archive/archive-<first>-<last>.sjar   segment.WriteArchive, ArchiveRecords records each
 //	<dir>/hot/<N-T+1>                           the hot log, T records written through RecordBatch
 //	<dir>/state/                                index checkpoint, written by Close

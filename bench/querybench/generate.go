@@ -179,6 +179,10 @@ func Generate(dir, root string, cfg Config) (*Dataset, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
+	// The archives carry the journal id, as compaction's do.
+	if g.journalID, err = engine.InitDir(dir); err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
 	regPath := filepath.Join(root, "surfaces.yaml")
 	if err := os.WriteFile(regPath, registryYAML(g.specs), 0o644); err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
@@ -294,7 +298,7 @@ func (g *generator) writeArchive(path string, first, last uint64, counts []uint6
 			buf = appendHeartbeatMetadata(buf[:len(buf)-1], r.pid)
 		}
 		return segment.ArchiveRecord{Seq: seq, Time: r.change.OccurredAt.UnixNano(), Label: r.change.Surface, Payload: buf}, true, nil
-	}, segment.ArchiveWriterOptions{})
+	}, segment.ArchiveWriterOptions{JournalID: g.journalID, RangeFirst: first, RangeLast: last})
 }
 
 // writeHot writes the hot tail, sequences from..Head, through the

@@ -18,6 +18,9 @@ type generator struct {
 	rare    int
 	aggIDs  [][]string // per surface, the aggregate ids it uses
 	start   time.Time  // occurred_at of sequence 0
+	// journalID is the id of the journal the archives belong to
+	// (engine.InitDir).
+	journalID engine.JournalID
 }
 
 // otherAggregates is the number of aggregates per ordinary surface.
