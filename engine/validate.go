@@ -64,6 +64,8 @@ type ValidationReport struct {
 	Problems        []Problem     `json:"problems"`
 	Truncated       bool          `json:"problems_truncated,omitempty"`
 	Repaired        []segment.Cut `json:"repaired,omitempty"`
+	// Repair is what state-journal-validate --repair did, when it ran.
+	Repair *RepairReport `json:"repair,omitempty"`
 }
 
 func (r *ValidationReport) add(p Problem) {

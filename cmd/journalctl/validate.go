@@ -67,9 +67,10 @@ Exit codes: 0 clean, 1 problems found (or repaired), 2 usage error.`,
 			}
 			if repaired != nil {
 				rep.Repaired = repaired.Cuts
+				rep.Repair = repaired
 			}
 			code := exitOK
-			if !rep.Clean || (repaired != nil && len(repaired.Cuts) > 0) {
+			if !rep.Clean || (repaired != nil && (len(repaired.Cuts) > 0 || len(repaired.Missing) > 0 || len(repaired.Rewritten) > 0 || len(repaired.Unrepaired) > 0)) {
 				code = exitProblems
 			}
 			if g.json {
@@ -95,6 +96,20 @@ Exit codes: 0 clean, 1 problems found (or repaired), 2 usage error.`,
 				if repaired != nil {
 					for _, c := range repaired.Cuts {
 						fmt.Fprintf(g.out, "repaired: %s in %s at offset %d: %d bytes kept in %s\n", c.Cause, c.Segment, c.Offset, c.Bytes, c.Quarantine)
+					}
+					for _, m := range repaired.Missing {
+						if m.Segment != "" {
+							fmt.Fprintf(g.out, "repaired: sequences %d..%d were held by no file and are lost: tombstones written to hot/%s, loss noted in quarantine/%s\n",
+								m.First, m.Last, m.Segment, m.Note)
+						} else {
+							fmt.Fprintf(g.out, "repaired: sequences %d..%d were held by no file and are lost: %s\n", m.First, m.Last, m.Note)
+						}
+					}
+					for _, w := range repaired.Rewritten {
+						fmt.Fprintf(g.out, "repaired: %s\n", w)
+					}
+					for _, u := range repaired.Unrepaired {
+						fmt.Fprintf(g.out, "NOT repaired: %s\n", u)
 					}
 					if len(repaired.Lost) > 0 {
 						fmt.Fprintf(g.out, "repaired: %d sequence(s) replaced by tombstones: %v\n", len(repaired.Lost), repaired.Lost)
