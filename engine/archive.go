@@ -331,6 +331,13 @@ func readHorizon(dir string, id *identity) (horizonRead, error) {
 	if err != nil {
 		return horizonRead{}, &IntegrityError{File: rel, Problem: "cannot be read: " + err.Error(), Err: types.ErrIntegrity}
 	}
+	return parseHorizon(b, id)
+}
+
+// parseHorizon decodes and verifies the bytes of a horizon file for the
+// journal identity id.
+func parseHorizon(b []byte, id *identity) (horizonRead, error) {
+	rel := relPath(stateDirName, horizonFileName)
 	bad := func(format string, a ...any) error {
 		return &IntegrityError{File: rel, Err: types.ErrIntegrity, Problem: fmt.Sprintf(format, a...) +
 			"; the horizon decides which archives retention removes, so nothing was opened or deleted: restore the file, or run state-journal-validate --repair to rewrite it from the archives and the hot log"}

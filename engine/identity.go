@@ -144,6 +144,12 @@ func readIdentity(dir string) (*identity, error) {
 	if err != nil {
 		return nil, &IntegrityError{File: rel, Problem: "cannot be read: " + err.Error(), Err: types.ErrIntegrity}
 	}
+	return parseIdentity(b)
+}
+
+// parseIdentity decodes and verifies the bytes of an identity file.
+func parseIdentity(b []byte) (*identity, error) {
+	rel := relPath(stateDirName, identityFileName)
 	bad := func(format string, a ...any) error {
 		return &IntegrityError{File: rel, Problem: fmt.Sprintf(format, a...) +
 			"; the journal identity decides which archives, horizon and checkpoint belong here, so nothing is opened: restore the file from a backup", Err: types.ErrIntegrity}

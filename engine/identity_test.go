@@ -758,3 +758,33 @@ func TestRemovedHotLogIsNotRestartedAtSequenceOne(t *testing.T) {
 		t.Fatalf("%d records readable, want 601", n)
 	}
 }
+
+// FuzzReadMetadataFiles feeds arbitrary bytes to the identity and horizon
+// readers: they never panic, and a file they accept is one the writers
+// produce (sealed with its checksum) or a recorded version 1 horizon.
+func FuzzReadMetadataFiles(f *testing.F) {
+	dir := f.TempDir()
+	os.MkdirAll(filepath.Join(dir, stateDirName), 0o755)
+	id := newIdentity(nil)
+	if err := writeIdentity(dir, id); err != nil {
+		f.Fatal(err)
+	}
+	idBytes, _ := os.ReadFile(filepath.Join(dir, stateDirName, identityFileName))
+	if err := writeHorizonFile(dir, id, 42); err != nil {
+		f.Fatal(err)
+	}
+	hzBytes, _ := os.ReadFile(filepath.Join(dir, stateDirName, horizonFileName))
+	for _, seed := range [][]byte{idBytes, hzBytes, []byte(`{"horizon":7,"updated_at":"2026-01-01T00:00:00Z"}`), nil, []byte("{}"), []byte(`{"version":2}`)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, err := parseIdentity(b); err == nil {
+			if checkSealed(got, &got.CRC) != nil {
+				t.Fatalf("accepted an identity that is not sealed: %q", b)
+			}
+		}
+		if h, err := parseHorizon(b, id); err == nil && h.legacy {
+			t.Fatalf("accepted a version 1 horizon the identity does not record: %q", b)
+		}
+	})
+}
