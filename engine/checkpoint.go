@@ -57,20 +57,23 @@ const (
 
 // checkpointMeta is the JSON part of a checkpoint.
 type checkpointMeta struct {
-	First    uint64          `json:"first"`
-	Last     uint64          `json:"last"` // first-1 when the hot log is empty
-	Segments []ckptSegment   `json:"segments"`
-	Archives []string        `json:"archives"`
-	Names    []string        `json:"names"` // interned ids → names
-	Surfaces []ckptSurface   `json:"surfaces"`
-	Hints    []ckptHint      `json:"hints"`
-	Dedupe   []ckptDedupe    `json:"dedupe"`
-	Bytes    int64           `json:"bytes"`
-	At       time.Time       `json:"at"`
-	Registry string          `json:"registry_digest"`
-	Journal  string          `json:"journal_id"`
-	Extra    json.RawMessage `json:"extra,omitempty"`
-	Also     []ckptAlso      `json:"also,omitempty"`
+	First    uint64        `json:"first"`
+	Last     uint64        `json:"last"` // first-1 when the hot log is empty
+	Segments []ckptSegment `json:"segments"`
+	Archives []string      `json:"archives"`
+	Names    []string      `json:"names"` // interned ids → names
+	Surfaces []ckptSurface `json:"surfaces"`
+	Hints    []ckptHint    `json:"hints"`
+	Dedupe   []ckptDedupe  `json:"dedupe"`
+	Bytes    int64         `json:"bytes"`
+	At       time.Time     `json:"at"`
+	Registry string        `json:"registry_digest"`
+	Journal  string        `json:"journal_id"`
+	// Durable is the last sequence that was fsynced when the checkpoint
+	// was written: the files must hold at least that much.
+	Durable uint64          `json:"durable"`
+	Extra   json.RawMessage `json:"extra,omitempty"`
+	Also    []ckptAlso      `json:"also,omitempty"`
 }
 
 // ckptAlso is a hot record indexed under the other surfaces it lists.
@@ -144,6 +147,7 @@ func (j *Journal) writeCheckpoint(v *view, d []ckptDedupe) error {
 	}
 	meta := checkpointMeta{First: v.first, Last: v.first + uint64(len(v.entries)) - 1, Bytes: v.bytes, At: time.Now().UTC(),
 		Registry: j.opts.registry.Digest(), Dedupe: d, Journal: j.ident.JournalID}
+	meta.Durable = min(j.durableSeq.Load(), meta.Last)
 	// Bytes covered per segment, from the entries.
 	for i, s := range v.segs {
 		cs := ckptSegment{First: s.first, Name: filepath.Base(s.path)}
@@ -247,43 +251,94 @@ type loadedCheckpoint struct {
 
 // loadCheckpoint reads the checkpoint and checks it against segs and the
 // archive directory. It returns nil and the reason when it cannot be used.
-func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, error) {
-	b, err := os.ReadFile(filepath.Join(j.dir, stateDirName, checkpointFileName))
+// readCheckpointFile reads state/index.ckpt and checks its magic,
+// checksum, version and shape. It returns the meta and the entry section
+// (count first).
+func readCheckpointFile(dir string) (checkpointMeta, []byte, error) {
+	var meta checkpointMeta
+	b, err := os.ReadFile(filepath.Join(dir, stateDirName, checkpointFileName))
 	if err != nil {
-		return nil, err
+		return meta, nil, err
 	}
 	if len(b) < 16 || string(b[:4]) != checkpointMagic {
-		return nil, fmt.Errorf("%w: bad magic", segment.ErrCorrupt)
+		return meta, nil, fmt.Errorf("%w: bad magic", segment.ErrCorrupt)
 	}
 	if got := crc32.Checksum(b[:len(b)-4], castagnoli); got != binary.LittleEndian.Uint32(b[len(b)-4:]) {
-		return nil, fmt.Errorf("%w: checksum mismatch", segment.ErrCorrupt)
+		return meta, nil, fmt.Errorf("%w: checksum mismatch", segment.ErrCorrupt)
 	}
 	if ver := binary.LittleEndian.Uint16(b[4:]); ver != checkpointVersion {
-		return nil, fmt.Errorf("%w: checkpoint version %d, this build reads %d", segment.ErrUnsupportedVersion, ver, checkpointVersion)
+		return meta, nil, fmt.Errorf("%w: checkpoint version %d, this build reads %d", segment.ErrUnsupportedVersion, ver, checkpointVersion)
 	}
 	ml := int(binary.LittleEndian.Uint32(b[8:]))
 	if ml > len(b)-16 {
-		return nil, fmt.Errorf("%w: meta length %d past the file", segment.ErrCorrupt, ml)
+		return meta, nil, fmt.Errorf("%w: meta length %d past the file", segment.ErrCorrupt, ml)
 	}
-	var meta checkpointMeta
 	if err := json.Unmarshal(b[12:12+ml], &meta); err != nil {
-		return nil, fmt.Errorf("%w: meta: %v", segment.ErrCorrupt, err)
+		return meta, nil, fmt.Errorf("%w: meta: %v", segment.ErrCorrupt, err)
 	}
 	rest := b[12+ml : len(b)-4]
 	if len(rest) < 4 {
-		return nil, fmt.Errorf("%w: no entry count", segment.ErrCorrupt)
+		return meta, nil, fmt.Errorf("%w: no entry count", segment.ErrCorrupt)
+	}
+	n := int(binary.LittleEndian.Uint32(rest))
+	if n*entryDiskSize != len(rest)-4 || uint64(n) != meta.Last+1-meta.First {
+		return meta, nil, fmt.Errorf("%w: %d entries for %d bytes, sequences %d..%d", segment.ErrCorrupt, n, len(rest)-4, meta.First, meta.Last)
+	}
+	return meta, rest, nil
+}
+
+// lostDurable checks the hot log's last sequence against the records a
+// checkpoint of this journal saw durable: a checkpoint marks durable only
+// records that were fsynced before it was written, so files that end
+// before them lost acknowledged records (a truncated, deleted or older
+// copy of a hot segment). It returns an *IntegrityError naming the
+// segment and the sequences, or nil.
+func lostDurable(meta *checkpointMeta, last uint64) error {
+	if meta == nil || meta.Durable <= last {
+		return nil
+	}
+	seg := ""
+	for _, cs := range meta.Segments {
+		if cs.First <= last+1 {
+			seg = cs.Name
+		}
+	}
+	return &IntegrityError{File: relPath(hotDirName, seg), Err: ErrHole, Problem: fmt.Sprintf(
+		"the hot log ends at sequence %d, but the index checkpoint (written %s) saw sequences up to %d fsynced: acknowledged records %d..%d are missing from this segment or after it; "+
+			"restore the segment from a backup, or run state-journal-validate --repair to record the loss (tombstones for %d..%d, so their sequences are never reused); "+
+			"if state/index.ckpt is not this directory's own, remove it instead",
+		last, meta.At.Format(time.RFC3339), meta.Durable, last+1, meta.Durable, last+1, meta.Durable)}
+}
+
+// checkpointOfJournal returns the meta of the checkpoint in dir when it
+// verifies and belongs to journal id, else nil.
+func checkpointOfJournal(dir string, id *identity) *checkpointMeta {
+	if id == nil {
+		return nil
+	}
+	meta, _, err := readCheckpointFile(dir)
+	if err != nil || meta.Journal != id.JournalID {
+		return nil
+	}
+	return &meta
+}
+
+func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, error) {
+	meta, rest, err := readCheckpointFile(j.dir)
+	if err != nil {
+		return nil, err
 	}
 	n := int(binary.LittleEndian.Uint32(rest))
 	rest = rest[4:]
-	if n*entryDiskSize != len(rest) || uint64(n) != meta.Last+1-meta.First {
-		return nil, fmt.Errorf("%w: %d entries for %d bytes, sequences %d..%d", segment.ErrCorrupt, n, len(rest), meta.First, meta.Last)
-	}
 	switch {
 	case j.ident == nil:
 		return nil, fmt.Errorf("%w: the directory has no journal identity yet, so the checkpoint cannot be tied to it", errStaleCheckpoint)
 	case meta.Journal != j.ident.JournalID:
 		return nil, fmt.Errorf("%w: written by journal %q, this directory is journal %s", errForeignCheckpoint, meta.Journal, j.ident.JournalID)
 	}
+	// This journal's checkpoint: the records it saw durable must still be
+	// in the files (loadHot checks once it has scanned them).
+	j.ckptMeta = &meta
 	// The files must still be what the checkpoint saw, grown at most.
 	if len(meta.Segments) == 0 || len(segs) < len(meta.Segments) {
 		return nil, fmt.Errorf("%w: %d hot segments, checkpoint saw %d", errStaleCheckpoint, len(segs), len(meta.Segments))

@@ -788,3 +788,49 @@ func FuzzReadMetadataFiles(f *testing.F) {
 		}
 	})
 }
+
+func TestHotLogEndingBeforeTheCheckpointsDurableRecordsIsAReportedLoss(t *testing.T) {
+	for _, damage := range []string{"cut to 0 bytes", "cut in half", "deleted"} {
+		t.Run(damage, func(t *testing.T) {
+			dir := t.TempDir()
+			j := openT(t, dir, WithSegmentSize(64<<10))
+			fill(t, j, 400)
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			segs, _, _ := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+			tail := segs[len(segs)-1]
+			switch damage {
+			case "cut to 0 bytes":
+				os.Truncate(tail.Path, 0)
+			case "cut in half":
+				os.Truncate(tail.Path, tail.Size/2)
+			case "deleted":
+				os.Remove(tail.Path)
+			}
+			for _, ro := range []bool{true, false} {
+				var opts []Option
+				if ro {
+					opts = append(opts, ReadOnly())
+				}
+				_, err := Open(dir, opts...)
+				if !errors.Is(err, ErrHole) || !strings.Contains(err.Error(), "..400") {
+					t.Fatalf("read-only=%v: %v, want ErrHole naming the lost sequences up to 400", ro, err)
+				}
+			}
+			vr, err := ValidateDir(context.Background(), dir, ValidateOptions{})
+			if err != nil || !hasProblem(vr, ProblemHole, "..400") {
+				t.Fatalf("validate: %v %+v", err, vr.Problems)
+			}
+			rep, err := Repair(context.Background(), dir)
+			if err != nil || len(rep.Missing) != 1 || rep.Missing[0].Last != 400 {
+				t.Fatalf("repair: %+v %v", rep, err)
+			}
+			j2 := openT(t, dir)
+			rc, err := j2.Record(context.Background(), heartbeat("ws-after"))
+			if err != nil || rc.Sequence != 401 {
+				t.Fatalf("after repair: %+v %v, want sequence 401 (lost sequences are never reused)", rc, err)
+			}
+		})
+	}
+}

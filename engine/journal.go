@@ -123,6 +123,9 @@ type Journal struct {
 	// directory from before identities until its first writable open
 	// writes one, and in a read-only view of such a directory.
 	ident *identity
+	// ckptMeta is this journal's checkpoint as loadHot read it, used or
+	// not: the records it saw durable must be in the files (lostDurable).
+	ckptMeta *checkpointMeta
 }
 
 // lostSurface is the index's surface for tombstones left by Repair; it
@@ -796,6 +799,9 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 	v.surf = make([]surfaceStat, 0, 64)
 	startIdx, startOff, startSeq := 0, int64(0), uint64(0)
 	fromCk := false
+	if !j.skipCheckpoint {
+		j.ckptMeta = nil
+	}
 	if len(segs) > 0 && !j.skipCheckpoint {
 		ck, err := j.loadCheckpoint(segs)
 		switch {
@@ -905,6 +911,8 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 	}
 	if len(segs) == 0 {
 		v.first = 1
+	} else if err := lostDurable(j.ckptMeta, expect-1); err != nil {
+		return nil, nil, err
 	}
 	return v, cuts, nil
 }

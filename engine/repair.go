@@ -413,6 +413,13 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 			gaps = append(gaps, gap{res.NextSeq, next - 1, filepath.Base(segs[i].Path), filepath.Base(segs[i+1].Path)})
 		}
 	}
+	if m := checkpointOfJournal(dir, id); m != nil {
+		// Records the checkpoint saw durable after the hot log's end.
+		tail := segs[len(segs)-1]
+		if res, err := segment.ScanHotSegment(tail, nil); err == nil && res.Problem == nil && m.Durable >= res.NextSeq {
+			gaps = append(gaps, gap{res.NextSeq, m.Durable, filepath.Base(tail.Path), ""})
+		}
+	}
 	for _, g := range gaps {
 		at := time.Now().UTC()
 		note := fmt.Sprintf("missing-%d-%d-repair-%s.json", g.first, g.last, at.Format("20060102T150405.000000000Z"))

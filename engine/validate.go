@@ -178,6 +178,11 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 	}
 	if len(segs) == 0 {
 		rep.FirstSequence = 1
+	} else if id, err := readIdentity(abs); err == nil {
+		var ie *IntegrityError
+		if err := lostDurable(checkpointOfJournal(abs, id), expect-1); errors.As(err, &ie) {
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemHole, Segment: ie.File, Sequence: expect, Message: err.Error()})
+		}
 	}
 	if archivedTo > 0 && len(segs) > 0 {
 		switch first := segs[0].FirstSeq; {
