@@ -432,27 +432,34 @@ func checkHorizon(h horizonRead, as []*archiveSeg, hotFirst uint64) error {
 func findHoles(as []*archiveSeg, floor, hotFirst uint64, horizonPresent bool, firstHot string) []*archiveSeg {
 	expect := max(floor, 1)
 	prev := ""
-	cause := func(first uint64) string {
+	cause := func(beforeHot bool) string {
+		why := "the file that held them is missing"
 		switch {
-		case first == expect && prev == "" && !horizonPresent:
-			return "state/horizon.json is missing (retention writes it before it removes anything), so these sequences were never compacted away: the file that held them was deleted"
-		case first == expect && prev == "":
-			return fmt.Sprintf("the horizon file says %d is the oldest readable sequence: the file that held them is missing, or state/horizon.json is stale", floor)
+		case prev == "" && !horizonPresent:
+			why = "the file that held them is missing, or state/horizon.json is (retention writes the horizon before it removes anything)"
+		case prev == "":
+			why = fmt.Sprintf("the file that held them is missing, or state/horizon.json (which says %d) is stale", floor)
 		}
-		return "the file that held them is missing: restore it from a backup, or the loss stays reported"
+		switch {
+		case beforeHot:
+			return why + "; restore it from a backup, or run state-journal-validate --repair to record the loss with tombstones"
+		case prev == "":
+			return why + "; restore it from a backup, or run state-journal-validate --repair to move the horizon past them (cursors below get ErrCompacted)"
+		}
+		return why + "; restore it from a backup (until then every read that crosses them fails)"
 	}
 	var out []*archiveSeg
 	for _, a := range as {
 		if a.first > expect {
 			out = append(out, &archiveSeg{first: expect, last: a.first - 1, hole: true,
-				err: &HoleError{First: expect, Last: a.first - 1, After: prev, Before: a.name, Cause: cause(expect)}})
+				err: &HoleError{First: expect, Last: a.first - 1, After: prev, Before: a.name, Cause: cause(false)}})
 		}
 		out = append(out, a)
 		expect, prev = a.last+1, a.name
 	}
 	if hotFirst > expect {
 		out = append(out, &archiveSeg{first: expect, last: hotFirst - 1, hole: true,
-			err: &HoleError{First: expect, Last: hotFirst - 1, After: prev, Before: firstHot, Cause: cause(expect)}})
+			err: &HoleError{First: expect, Last: hotFirst - 1, After: prev, Before: firstHot, Cause: cause(true)}})
 	}
 	return out
 }
