@@ -166,7 +166,8 @@ func checkArchive(a *archiveSeg, id *identity) error {
 	} else {
 		if id != nil && f.JournalID != id.id {
 			return &IntegrityError{File: rel, Err: types.ErrForeign, Problem: fmt.Sprintf(
-				"written by journal %s, this directory is journal %s: move it out of archive/ (nothing was deleted)", journalIDString(f.JournalID), id.JournalID)}
+				"written by journal %s, this directory is journal %s: move it out of archive/ (nothing was deleted); if every archive names that journal, state/identity.json is the stranger and state-journal-validate --repair rewrites it from the archives",
+				journalIDString(f.JournalID), id.JournalID)}
 		}
 		if f.RangeFirst != a.first || f.RangeLast != a.last {
 			return &IntegrityError{File: rel, Err: types.ErrIntegrity, Problem: fmt.Sprintf(

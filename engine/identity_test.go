@@ -834,3 +834,30 @@ func TestHotLogEndingBeforeTheCheckpointsDurableRecordsIsAReportedLoss(t *testin
 		})
 	}
 }
+
+func TestIdentityOfAnotherJournalIsRefusedAndRepairTakesTheArchivesWord(t *testing.T) {
+	a, b := twoJournals(t)
+	idA, _ := readIdentity(a)
+	data, _ := os.ReadFile(filepath.Join(b, stateDirName, identityFileName))
+	if err := os.WriteFile(filepath.Join(a, stateDirName, identityFileName), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := archiveNames(t, a)
+	if _, err := Open(a); !errors.Is(err, ErrForeign) {
+		t.Fatalf("open with another journal's identity: %v, want ErrForeign", err)
+	}
+	if after := archiveNames(t, a); !slices.Equal(before, after) {
+		t.Fatalf("archives changed: %v -> %v", before, after)
+	}
+	rep, err := Repair(context.Background(), a)
+	if err != nil || len(rep.Rewritten) == 0 {
+		t.Fatalf("repair: %+v %v", rep, err)
+	}
+	if id, err := readIdentity(a); err != nil || id.JournalID != idA.JournalID {
+		t.Fatalf("identity after repair: %+v %v, want journal %s", id, err, idA.JournalID)
+	}
+	j := openT(t, a)
+	if n := len(sequences(t, j)); n != 1500 {
+		t.Fatalf("%d records after repair, want 1500", n)
+	}
+}

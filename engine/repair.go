@@ -67,8 +67,20 @@ type MissingRange struct {
 // into the quarantine directory, and rewrites the damaged segment
 // atomically with a tombstone in place of each sequence whose record was
 // lost, so sequences stay gapless. Valid records after the damage are
-// kept. A torn tail is cut as Open would cut it. Everything it does is
-// logged and returned; a clean journal is left untouched.
+// kept. A torn tail is cut as Open would cut it.
+//
+// It also repairs what the integrity checks at Open refuse, from the data
+// files, and only where they say what the answer is: an identity that is
+// missing, damaged or another journal's is rewritten with the journal id
+// every archive carries; a horizon file that is damaged, foreign or names
+// a sequence no retention run writes is rewritten as the oldest sequence a
+// file holds; sequences that no file holds below or inside the hot log
+// (a deleted hot segment, the last archive, records a checkpoint saw
+// durable) are filled with tombstones in a new hot segment, the loss noted
+// in quarantine/; sequences lost below the oldest archive move the
+// horizon past them. A hole between two archives, or archives of several
+// journals, is reported in Unrepaired with what to do. Everything it does
+// is logged and returned; a clean journal is left untouched.
 func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, error) {
 	var rep RepairReport
 	o, err := buildOptions(opts)
@@ -234,13 +246,18 @@ func repairMetadata(dir string, o options, rep *RepairReport) error {
 	if err != nil {
 		return err
 	}
-	if idErr != nil || id == nil {
-		ids := map[[segment.ArchiveJournalIDSize]byte]bool{}
-		for _, a := range as {
-			if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
-				ids[a.footer.JournalID] = true
-			}
+	ids := map[[segment.ArchiveJournalIDSize]byte]bool{}
+	for _, a := range as {
+		if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+			ids[a.footer.JournalID] = true
 		}
+	}
+	if id != nil && len(ids) == 1 && !ids[id.id] {
+		// Every archive names one other journal: the identity file is
+		// the stranger (replaced by another journal's), not the archives.
+		idErr = fmt.Errorf("it names journal %s, every archive names another", id.JournalID)
+	}
+	if idErr != nil || id == nil {
 		switch {
 		case len(ids) == 1:
 			var jid [segment.ArchiveJournalIDSize]byte
