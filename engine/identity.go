@@ -291,3 +291,31 @@ func InitDir(dir string) (JournalID, error) {
 	}
 	return id.id, nil
 }
+
+// strangerIdentity reports the identity file as the foreign one when
+// every version 2 archive names one and the same other journal: then the
+// identity was replaced, not the archives (refusing each archive would
+// tell the operator to move every archive away).
+func strangerIdentity(as []*archiveSeg, id *identity) error {
+	if id == nil {
+		return nil
+	}
+	var other [segment.ArchiveJournalIDSize]byte
+	n := 0
+	for _, a := range as {
+		if a.err != nil && !a.refused || a.footer.Version == segment.ArchiveFormatV1 || a.footer.Version == 0 {
+			continue
+		}
+		if a.footer.JournalID == id.id || (n > 0 && a.footer.JournalID != other) {
+			return nil
+		}
+		other = a.footer.JournalID
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return &IntegrityError{File: relPath(stateDirName, identityFileName), Err: types.ErrForeign, Problem: fmt.Sprintf(
+		"names journal %s, but every archive (%d) names journal %s: the identity file was replaced; restore it, or run state-journal-validate --repair to rewrite it from the archives (nothing was deleted)",
+		id.JournalID, n, journalIDString(other))}
+}

@@ -843,8 +843,8 @@ func TestIdentityOfAnotherJournalIsRefusedAndRepairTakesTheArchivesWord(t *testi
 		t.Fatal(err)
 	}
 	before := archiveNames(t, a)
-	if _, err := Open(a); !errors.Is(err, ErrForeign) {
-		t.Fatalf("open with another journal's identity: %v, want ErrForeign", err)
+	if _, err := Open(a); !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), identityFileName) {
+		t.Fatalf("open with another journal's identity: %v, want ErrForeign naming the identity file", err)
 	}
 	if after := archiveNames(t, a); !slices.Equal(before, after) {
 		t.Fatalf("archives changed: %v -> %v", before, after)

@@ -284,6 +284,9 @@ func dropBelow(as []*archiveSeg, floor uint64) []*archiveSeg {
 // have written, and, without an identity, a file that says one existed.
 // Any of these fails the open; nothing is changed on disk.
 func (j *Journal) checkedArchives(archives []*archiveSeg, hotFirst uint64) ([]*archiveSeg, horizonRead, error) {
+	if err := strangerIdentity(archives, j.ident); err != nil {
+		return nil, horizonRead{}, err
+	}
 	if err := refusedArchive(archives); err != nil {
 		return nil, horizonRead{}, err
 	}

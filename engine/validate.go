@@ -239,6 +239,9 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 			}
 		}
 	}
+	if err := strangerIdentity(as, id); err != nil {
+		integrity(err)
+	}
 	hz, herr := readHorizon(dir, id)
 	if herr != nil {
 		integrity(herr)
