@@ -103,7 +103,7 @@ func labelSurfaces(label string) []string {
 // A refused one (another journal's, a version 1 archive the identity does
 // not list, a name that disagrees with the footer) stays in the list with
 // err and refused set: open fails on it, validate reports it.
-func loadArchives(dir string, id *identity) ([]*archiveSeg, error) {
+func loadArchives(dir string, id *journalIdentity) ([]*archiveSeg, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -155,7 +155,7 @@ func (a *archiveSeg) newestCommit(now int64) int64 {
 
 // checkArchive checks an opened archive's footer against the journal
 // identity and against the range its name claims.
-func checkArchive(a *archiveSeg, id *identity) error {
+func checkArchive(a *archiveSeg, id *journalIdentity) error {
 	f := a.footer
 	rel := relPath(archiveDirName, a.name)
 	if f.Version == segment.ArchiveFormatV1 {
@@ -323,7 +323,7 @@ type horizonRead struct {
 // journal id against id, its version. A missing file is not an error
 // here (present false); a damaged, foreign or unknown one is an
 // *IntegrityError, never a silent 0.
-func readHorizon(dir string, id *identity) (horizonRead, error) {
+func readHorizon(dir string, id *journalIdentity) (horizonRead, error) {
 	rel := relPath(stateDirName, horizonFileName)
 	b, err := os.ReadFile(filepath.Join(dir, stateDirName, horizonFileName))
 	if errors.Is(err, os.ErrNotExist) {
@@ -337,7 +337,7 @@ func readHorizon(dir string, id *identity) (horizonRead, error) {
 
 // parseHorizon decodes and verifies the bytes of a horizon file for the
 // journal identity id.
-func parseHorizon(b []byte, id *identity) (horizonRead, error) {
+func parseHorizon(b []byte, id *journalIdentity) (horizonRead, error) {
 	rel := relPath(stateDirName, horizonFileName)
 	bad := func(format string, a ...any) error {
 		return &IntegrityError{File: rel, Err: types.ErrIntegrity, Problem: fmt.Sprintf(format, a...) +
@@ -387,7 +387,7 @@ func parseHorizon(b []byte, id *identity) (horizonRead, error) {
 }
 
 // writeHorizonFile persists horizon h for journal id atomically.
-func writeHorizonFile(dir string, id *identity, h uint64) error {
+func writeHorizonFile(dir string, id *journalIdentity, h uint64) error {
 	if id == nil {
 		return fmt.Errorf("write horizon %d: the journal has no identity", h)
 	}

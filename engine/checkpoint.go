@@ -312,7 +312,7 @@ func lostDurable(meta *checkpointMeta, last uint64) error {
 
 // checkpointOfJournal returns the meta of the checkpoint in dir when it
 // verifies and belongs to journal id, else nil.
-func checkpointOfJournal(dir string, id *identity) *checkpointMeta {
+func checkpointOfJournal(dir string, id *journalIdentity) *checkpointMeta {
 	if id == nil {
 		return nil
 	}

@@ -736,7 +736,11 @@ func TestTheWindowForgetsIDsBelowTheHorizonAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.Close() // the checkpoint holds all six ids
-	if err := writeHorizon(filepath.Join(dir, stateDirName), kept.Sequence); err != nil {
+	id, err := readIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeHorizonFile(dir, id, kept.Sequence); err != nil {
 		t.Fatal(err)
 	}
 	j = openT(t, dir)

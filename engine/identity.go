@@ -35,11 +35,11 @@ const (
 	identityVersion  = 1
 )
 
-// identity is state/identity.json: written once, when a directory is
+// journalIdentity is state/identity.json: written once, when a directory is
 // first opened for writing, and never changed. Every checkpoint, horizon
 // file and archive footer names its JournalID; a file naming another is
 // refused (or, for the checkpoint, rebuilt).
-type identity struct {
+type journalIdentity struct {
 	Version   int       `json:"version"`        // of this file's layout, identityVersion
 	JournalID string    `json:"journal_id"`     // a random UUID
 	Format    int       `json:"format_version"` // JournalFormatVersion when written
@@ -135,7 +135,7 @@ func relPath(parts ...string) string { return filepath.ToSlash(filepath.Join(par
 
 // readIdentity reads state/identity.json. It returns nil, nil when the
 // file does not exist, and an *IntegrityError when it is damaged.
-func readIdentity(dir string) (*identity, error) {
+func readIdentity(dir string) (*journalIdentity, error) {
 	rel := relPath(stateDirName, identityFileName)
 	b, err := os.ReadFile(filepath.Join(dir, stateDirName, identityFileName))
 	if errors.Is(err, os.ErrNotExist) {
@@ -148,13 +148,13 @@ func readIdentity(dir string) (*identity, error) {
 }
 
 // parseIdentity decodes and verifies the bytes of an identity file.
-func parseIdentity(b []byte) (*identity, error) {
+func parseIdentity(b []byte) (*journalIdentity, error) {
 	rel := relPath(stateDirName, identityFileName)
 	bad := func(format string, a ...any) error {
 		return &IntegrityError{File: rel, Problem: fmt.Sprintf(format, a...) +
 			"; the journal identity decides which archives, horizon and checkpoint belong here, so nothing is opened: restore the file from a backup", Err: types.ErrIntegrity}
 	}
-	var id identity
+	var id journalIdentity
 	d := json.NewDecoder(strings.NewReader(string(b)))
 	d.DisallowUnknownFields()
 	if len(b) == 0 {
@@ -181,14 +181,14 @@ func parseIdentity(b []byte) (*identity, error) {
 }
 
 // newIdentity makes a fresh identity; up is non-nil for an upgrade.
-func newIdentity(up *identityUpgrade) *identity {
+func newIdentity(up *identityUpgrade) *journalIdentity {
 	u := uuid.New()
-	return &identity{Version: identityVersion, JournalID: u.String(), Format: JournalFormatVersion, CreatedAt: time.Now().UTC(), Upgrade: up, id: u}
+	return &journalIdentity{Version: identityVersion, JournalID: u.String(), Format: JournalFormatVersion, CreatedAt: time.Now().UTC(), Upgrade: up, id: u}
 }
 
 // writeIdentity writes the identity atomically (temp file, fsync, rename,
 // directory fsync). It is called once per directory.
-func writeIdentity(dir string, id *identity) error {
+func writeIdentity(dir string, id *journalIdentity) error {
 	b := sealJSON(id, &id.CRC)
 	if err := fsx.WriteFileAtomic(filepath.Join(dir, stateDirName, identityFileName), b, 0o644); err != nil {
 		return fmt.Errorf("write journal identity: %w", err)
@@ -199,7 +199,7 @@ func writeIdentity(dir string, id *identity) error {
 // acceptsLegacyArchive reports whether a version 1 archive (no journal id)
 // may be read: in a directory without an identity (before its upgrade),
 // or when the upgrade recorded it by name and footer checksum.
-func (id *identity) acceptsLegacyArchive(name string, checksum uint32) bool {
+func (id *journalIdentity) acceptsLegacyArchive(name string, checksum uint32) bool {
 	if id == nil {
 		return true
 	}
@@ -207,7 +207,7 @@ func (id *identity) acceptsLegacyArchive(name string, checksum uint32) bool {
 }
 
 // idString is the journal id for messages, "none" without an identity.
-func (id *identity) idString() string {
+func (id *journalIdentity) idString() string {
 	if id == nil {
 		return "none"
 	}
@@ -229,7 +229,7 @@ func journalIDString(b [segment.ArchiveJournalIDSize]byte) string {
 // would start a new hot log at sequence 1, reusing sequences that the
 // archives or the horizon already account for. It returns an error when
 // they account for any, naming the sequence the hot log must start at.
-func missingHotLog(dir string, id *identity) error {
+func missingHotLog(dir string, id *journalIdentity) error {
 	next := uint64(1)
 	ents, err := os.ReadDir(filepath.Join(dir, archiveDirName))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -296,7 +296,7 @@ func InitDir(dir string) (JournalID, error) {
 // every version 2 archive names one and the same other journal: then the
 // identity was replaced, not the archives (refusing each archive would
 // tell the operator to move every archive away).
-func strangerIdentity(as []*archiveSeg, id *identity) error {
+func strangerIdentity(as []*archiveSeg, id *journalIdentity) error {
 	if id == nil {
 		return nil
 	}

@@ -393,7 +393,7 @@ func snapshotFiles(t *testing.T, dir string) map[string]string {
 
 func TestStep4DirectoryUpgradesInPlace(t *testing.T) {
 	dir := t.TempDir()
-	copyDir(t, "testdata/step4-dir", dir)
+	copyDir(t, "testdata/step4-retained-dir", dir)
 	want := make([]uint64, 0, 328)
 	for s := uint64(293); s <= 620; s++ {
 		want = append(want, s)

@@ -122,7 +122,7 @@ type Journal struct {
 	// ident is the journal identity (state/identity.json); nil only in a
 	// directory from before identities until its first writable open
 	// writes one, and in a read-only view of such a directory.
-	ident *identity
+	ident *journalIdentity
 	// ckptMeta is this journal's checkpoint as loadHot read it, used or
 	// not: the records it saw durable must be in the files (lostDurable).
 	ckptMeta *checkpointMeta
