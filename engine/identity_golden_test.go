@@ -11,7 +11,7 @@ import (
 
 // The golden data directory pins the step-5 formats the engine writes:
 // state/identity.json (v1), state/horizon.json (v2), state/index.ckpt
-// (v3, with journal id, durable sequence and segment fingerprints) and
+// (v4, with journal id, durable sequence and segment fingerprints) and
 // archives with v2 footers. A build that can no longer read it fails
 // here. Regenerate only for an intended format change:
 //
