@@ -12,10 +12,10 @@
 //	uvarint(len(envelope)) | envelope
 //
 //	envelope (version 2, written by this build):
-//	0        1         2                 6        7                    15                   23
-//	+--------+---------+-----------------+--------+--------------------+--------------------+-------------+
-//	| 0xA7   | 0x02    | crc32c LE       | flags  | sequence uint64 LE | committed int64 LE | payload ... |
-//	+--------+---------+-----------------+--------+--------------------+--------------------+-------------+
+//	0        1         2                 6        7                    15                   23                27
+//	+--------+---------+-----------------+--------+--------------------+--------------------+-----------------+-------------+
+//	| 0xA7   | 0x02    | crc32c LE       | flags  | sequence uint64 LE | committed int64 LE | journal tag LE  | payload ... |
+//	+--------+---------+-----------------+--------+--------------------+--------------------+-----------------+-------------+
 //	                     CRC32C (Castagnoli) over bytes 6..end
 //
 //	envelope (version 1, written by earlier releases, still read):
@@ -34,6 +34,15 @@
 // by an earlier release and continued by this one); each entry says which
 // it is. Compaction carries the commit time into the archive record's time
 // field, so archives need no format change for it.
+//
+// The journal tag (JournalTag: the first four bytes of the journal id in
+// state/identity.json) names the journal that wrote the entry. Without it
+// a hot segment file of another journal built by the same code, with the
+// same sequences and sizes, would pass every check here; the engine
+// refuses a version 2 entry whose tag is not its journal's, and believes
+// a version 1 entry (no tag) only where the identity's upgrade record
+// says the directory held version 1 entries (below the sequence the hot
+// log had reached when the identity was written).
 //
 // # What tidwall/wal does not do, and what this package adds
 //

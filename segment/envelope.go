@@ -11,11 +11,11 @@ import (
 //
 // Version 2, what this build writes:
 //
-//	0        1         2                 6        7                    15                      23
-//	+--------+---------+-----------------+--------+--------------------+-----------------------+-------------+
-//	| magic  | version | crc32c LE       | flags  | sequence uint64 LE | committed int64 LE    | payload ... |
-//	| 0xA7   | 0x02    | over bytes 6..  |        |                    | unix nanos, 0=unknown | JSON record |
-//	+--------+---------+-----------------+--------+--------------------+-----------------------+-------------+
+//	0        1         2                 6        7                    15                      23                27
+//	+--------+---------+-----------------+--------+--------------------+-----------------------+-----------------+-------------+
+//	| magic  | version | crc32c LE       | flags  | sequence uint64 LE | committed int64 LE    | journal tag     | payload ... |
+//	| 0xA7   | 0x02    | over bytes 6..  |        |                    | unix nanos, 0=unknown | uint32 LE       | JSON record |
+//	+--------+---------+-----------------+--------+--------------------+-----------------------+-----------------+-------------+
 //
 // Version 1, still read (written by earlier releases), has no commit time:
 //
@@ -26,18 +26,28 @@ import (
 //	+--------+---------+-----------------+--------+------------------------+-------------+
 //
 // The CRC32C (Castagnoli) covers everything after it (flags, sequence,
-// commit time, payload), so an entry that moved, was cut or had a byte
-// flipped is detected. The magic is non-zero so that zero bytes (a
+// commit time, journal tag, payload), so an entry that moved, was cut or
+// had a byte flipped is detected. The journal tag (JournalTag: the first
+// four bytes of the journal id of state/identity.json) binds the entry to
+// its journal: a segment file of another journal built by the same code
+// (same sequences, same sizes) decodes cleanly, and only the tag tells it
+// apart; the engine refuses an entry whose tag is not its journal's. The magic is non-zero so that zero bytes (a
 // zero-filled tail, which tidwall/wal would decode as valid empty entries)
 // never pass as an envelope. Flags carry facts about the record that are
 // not part of the record contract (FlagWriterEventID). The commit time is
 // the journal's own clock for the record (see Envelope.Committed); a
-// version 1 envelope, or a version 2 one written with 0, has none.
+// version 1 envelope, or a version 2 one written with 0, has none; a
+// version 1 envelope has no journal tag either (see the engine for where
+// it is still believed).
+//
+// Version 2 is unreleased outside this build's development line; its
+// layout gained the journal tag before any release wrote it, so no data
+// with a 23-byte version 2 header exists.
 const (
 	EnvelopeMagic byte = 0xA7
 	// EnvelopeVersion1 is the envelope without a commit time.
 	EnvelopeVersion1 byte = 0x01
-	// EnvelopeVersion2 adds the commit time.
+	// EnvelopeVersion2 adds the commit time and the journal tag.
 	EnvelopeVersion2 byte = 0x02
 	// EnvelopeVersion is the version this build writes.
 	EnvelopeVersion = EnvelopeVersion2
@@ -46,7 +56,10 @@ const (
 	EnvelopeHeaderSizeV1 = 15
 	// EnvelopeHeaderSize is the size of the envelope this build writes
 	// (version 2) before the payload.
-	EnvelopeHeaderSize = 23
+	EnvelopeHeaderSize = 27
+	// JournalTagSize is the size of the journal tag of a version 2
+	// envelope.
+	JournalTagSize = 4
 )
 
 // Envelope flags.
@@ -68,6 +81,9 @@ type Envelope struct {
 	// the envelope does not carry one (version 1, or a version 2 entry
 	// written without one, such as a repair tombstone).
 	Committed int64
+	// Tag is the journal tag (JournalTag of the writing journal's id);
+	// 0 in a version 1 envelope, which has none.
+	Tag uint32
 	// Payload aliases the decoded bytes.
 	Payload []byte
 }
@@ -80,25 +96,35 @@ func (e Envelope) HeaderSize() int {
 	return EnvelopeHeaderSize
 }
 
-// AppendEnvelope appends the envelope of (seq, payload), with no flags
-// and no commit time, to dst and returns the extended slice.
+// JournalTag is the journal tag of the journal id (the 16 bytes of its
+// UUID): its first four bytes read big-endian, so that %08x of the tag is
+// the first eight hex digits of the UUID as state/identity.json spells it.
+func JournalTag(id [ArchiveJournalIDSize]byte) uint32 {
+	return binary.BigEndian.Uint32(id[:JournalTagSize])
+}
+
+// AppendEnvelope appends the envelope of (seq, payload), with no flags,
+// no commit time and journal tag 0, to dst and returns the extended
+// slice. The journal writes AppendEnvelopeTime with its tag; this form is
+// for tests of this package, which knows nothing of journals.
 func AppendEnvelope(dst []byte, seq uint64, payload []byte) []byte {
-	return AppendEnvelopeTime(dst, seq, 0, 0, payload)
+	return AppendEnvelopeTime(dst, seq, 0, 0, 0, payload)
 }
 
 // AppendEnvelopeFlags is AppendEnvelope with flags.
 func AppendEnvelopeFlags(dst []byte, seq uint64, flags byte, payload []byte) []byte {
-	return AppendEnvelopeTime(dst, seq, flags, 0, payload)
+	return AppendEnvelopeTime(dst, seq, flags, 0, 0, payload)
 }
 
-// AppendEnvelopeTime appends a version 2 envelope carrying flags and the
-// commit time committed (unix nanoseconds; 0 for none). It does not
-// allocate when dst has room.
-func AppendEnvelopeTime(dst []byte, seq uint64, flags byte, committed int64, payload []byte) []byte {
+// AppendEnvelopeTime appends a version 2 envelope carrying flags, the
+// commit time committed (unix nanoseconds; 0 for none) and the journal
+// tag of the writing journal. It does not allocate when dst has room.
+func AppendEnvelopeTime(dst []byte, seq uint64, flags byte, committed int64, tag uint32, payload []byte) []byte {
 	start := len(dst)
 	dst = append(dst, EnvelopeMagic, EnvelopeVersion2, 0, 0, 0, 0, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(committed))
+	dst = binary.LittleEndian.AppendUint32(dst, tag)
 	dst = append(dst, payload...)
 	crc := crc32.Checksum(dst[start+6:], castagnoli)
 	binary.LittleEndian.PutUint32(dst[start+2:start+6], crc)
@@ -164,6 +190,7 @@ func DecodeEnvelopeEntry(b []byte) (Envelope, error) {
 	e := Envelope{Version: b[1], Flags: b[6], Seq: binary.LittleEndian.Uint64(b[7:15]), Payload: b[hdr:]}
 	if hdr == EnvelopeHeaderSize {
 		e.Committed = int64(binary.LittleEndian.Uint64(b[15:23]))
+		e.Tag = binary.LittleEndian.Uint32(b[23:27])
 	}
 	return e, nil
 }

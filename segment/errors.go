@@ -34,6 +34,7 @@ const (
 	CauseBadLength   Cause = "bad_length"       // an entry whose length runs past valid data that follows
 	CauseBadSequence Cause = "bad_sequence"     // an envelope whose sequence is not the one its position implies
 	CauseUnsupported Cause = "unsupported_version"
+	CauseForeign     Cause = "foreign_journal" // an entry whose journal tag names another journal (found by the engine)
 	CauseIOError     Cause = "io_error"
 )
 

@@ -42,7 +42,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		"flipped-body":   func() []byte { b := AppendEnvelope(nil, 3, []byte("xyz")); b[len(b)-1] ^= 1; return b }(),
 		"golden-payload": AppendEnvelope(nil, hotGoldenFirst, hotGoldenEntries()[0].payload),
 		"writer-id-flag": AppendEnvelopeFlags(nil, 9, FlagWriterEventID, []byte(`{"event_id":"k"}`)),
-		"commit-time":    AppendEnvelopeTime(nil, 11, FlagWriterEventID, 1735787045000000006, []byte(`{"a":1}`)),
+		"commit-time":    AppendEnvelopeTime(nil, 11, FlagWriterEventID, 1735787045000000006, 0, []byte(`{"a":1}`)),
+		"journal-tag":    AppendEnvelopeTime(nil, 12, 0, 1735787045000000007, 0x5eed7a90, []byte(`{"a":2}`)),
 		"v1-valid":       AppendEnvelopeV1(nil, 7, 0, []byte(`{"surface":"runtime_leases"}`)),
 		"v1-writer-id":   AppendEnvelopeV1(nil, 9, FlagWriterEventID, []byte(`{"event_id":"k"}`)),
 		"v2-short":       AppendEnvelope(nil, 5, nil)[:EnvelopeHeaderSize-1],
@@ -77,8 +78,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		if e.Version == EnvelopeVersion1 {
 			again = AppendEnvelopeV1(nil, seq, flags, payload)
 		} else {
-			again = AppendEnvelopeTime(nil, seq, flags, e.Committed, payload)
-			if e.Committed == 0 && flags == 0 && !bytes.Equal(AppendEnvelope(nil, seq, payload), b) {
+			again = AppendEnvelopeTime(nil, seq, flags, e.Committed, e.Tag, payload)
+			if e.Committed == 0 && e.Tag == 0 && flags == 0 && !bytes.Equal(AppendEnvelope(nil, seq, payload), b) {
 				t.Fatalf("decoded (%d, %q) without flags re-encodes differently", seq, payload)
 			}
 			if EnvelopeSize(len(payload)) != len(b) {

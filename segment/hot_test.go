@@ -739,11 +739,14 @@ func hotGoldenV2Committed(i, n int) int64 {
 	return 1735787045000000006 + int64(i)*1000
 }
 
+// hotGoldenV2Tag is the journal tag of the version 2 golden segment.
+const hotGoldenV2Tag uint32 = 0x5eed7a90
+
 func hotGoldenV2Bytes() []byte {
 	var b []byte
 	es := hotGoldenEntries()
 	for i, e := range es {
-		b = AppendWALEntry(b, AppendEnvelopeTime(nil, hotGoldenFirst+uint64(i), e.flags, hotGoldenV2Committed(i, len(es)), e.payload))
+		b = AppendWALEntry(b, AppendEnvelopeTime(nil, hotGoldenFirst+uint64(i), e.flags, hotGoldenV2Committed(i, len(es)), hotGoldenV2Tag, e.payload))
 	}
 	return b
 }
@@ -768,8 +771,8 @@ func TestHotGoldenV2IsReadableAndStable(t *testing.T) {
 	i := 0
 	res, err := ScanHotSegmentEntries(seg, 0, hotGoldenFirst, func(e HotEntry) bool {
 		if e.Version != EnvelopeVersion2 || e.Seq != hotGoldenFirst+uint64(i) || e.Flags != want[i].flags ||
-			e.Committed != hotGoldenV2Committed(i, len(want)) || string(e.Payload) != string(want[i].payload) ||
-			e.FrameLen != int64(len(AppendWALEntry(nil, AppendEnvelopeTime(nil, e.Seq, e.Flags, e.Committed, e.Payload)))) {
+			e.Committed != hotGoldenV2Committed(i, len(want)) || e.Tag != hotGoldenV2Tag || string(e.Payload) != string(want[i].payload) ||
+			e.FrameLen != int64(len(AppendWALEntry(nil, AppendEnvelopeTime(nil, e.Seq, e.Flags, e.Committed, e.Tag, e.Payload)))) {
 			t.Errorf("golden v2 entry %d: %+v", i, e)
 		}
 		i++
@@ -779,12 +782,12 @@ func TestHotGoldenV2IsReadableAndStable(t *testing.T) {
 		t.Fatalf("scan of the v2 golden segment: %+v, %v, %d entries", res, err, i)
 	}
 	// The first frame, byte by byte: length, magic, version 2, CRC,
-	// flags, sequence, commit time.
+	// flags, sequence, commit time, journal tag.
 	n := EnvelopeHeaderSize + len(want[0].payload)
 	env := b[2:]
 	if b[0] != 0x80|byte(n&0x7f) || b[1] != byte(n>>7) || env[0] != 0xA7 || env[1] != 0x02 || env[6] != 0 ||
 		binary.LittleEndian.Uint64(env[7:15]) != hotGoldenFirst || int64(binary.LittleEndian.Uint64(env[15:23])) != hotGoldenV2Committed(0, len(want)) ||
-		EnvelopeHeaderSize != 23 {
+		binary.LittleEndian.Uint32(env[23:27]) != hotGoldenV2Tag || EnvelopeHeaderSize != 27 {
 		t.Fatalf("first frame header % x", b[:2+EnvelopeHeaderSize])
 	}
 	// The version 1 golden segment still scans, with no commit time.
@@ -793,7 +796,7 @@ func TestHotGoldenV2IsReadableAndStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := ScanHotSegmentEntries(HotSegment{Path: hotGoldenPath, FirstSeq: hotGoldenFirst, Size: int64(len(v1))}, 0, hotGoldenFirst, func(e HotEntry) bool {
-		if e.Version != EnvelopeVersion1 || e.Committed != 0 || e.HeaderSize() != EnvelopeHeaderSizeV1 {
+		if e.Version != EnvelopeVersion1 || e.Committed != 0 || e.Tag != 0 || e.HeaderSize() != EnvelopeHeaderSizeV1 {
 			t.Errorf("v1 entry %d: version %d committed %d", e.Seq, e.Version, e.Committed)
 		}
 		return true
