@@ -241,6 +241,7 @@ type committerState struct {
 	tip      *view                  // the newest view built, published once durable
 	tail     *os.File               // read handle of the tail segment, for the syncer's fsync
 	tails    []*os.File             // earlier tail handles the syncer may still use
+	tag      uint32                 // the journal tag every envelope carries (segment.JournalTag)
 }
 
 func (c *committerState) init(j *Journal, v *view) {
@@ -250,6 +251,9 @@ func (c *committerState) init(j *Journal, v *view) {
 	c.inBatch = make(map[string]dedupeEntry)
 	c.inReq = make(map[string]dedupeEntry)
 	c.idRand = newIDRand()
+	// Open wrote the identity (reconcileArchives) before the committer
+	// starts, so every version 2 entry names this journal.
+	c.tag = j.ident.hotTag()
 	if len(v.segs) > 0 {
 		if fi, err := os.Stat(v.segs[len(v.segs)-1].path); err == nil {
 			c.tailSize = fi.Size()
@@ -522,7 +526,7 @@ func (j *Journal) commit() {
 	}
 	old := c.tip
 	nv := &view{first: old.first, entries: old.entries, segs: old.segs, bytes: old.bytes, intern: old.intern,
-		archives: old.archives, horizonFloor: old.horizonFloor, version: old.version + 1, also: old.also}
+		archives: old.archives, horizonFloor: old.horizonFloor, version: old.version + 1, also: old.also, ident: old.ident}
 	nv.surf = append(make([]surfaceStat, 0, len(old.surf)+1), old.surf...)
 	// The outer slices are copied so this view's headers are its own; the
 	// posting lists themselves are shared and only appended to.
@@ -591,7 +595,7 @@ func (j *Journal) commit() {
 				appendGeneratedID(payload[eventIDOffset:eventIDOffset], seq, it.committed, uint32(c.idRand.Uint64()))
 				id = string(payload[eventIDOffset : eventIDOffset+len(generatedIDPlaceholder)])
 			}
-			c.scratch = segment.AppendEnvelopeTime(c.scratch[:0], seq, flags, it.committed, payload)
+			c.scratch = segment.AppendEnvelopeTime(c.scratch[:0], seq, flags, it.committed, c.tag, payload)
 			c.batch.Write(seq, c.scratch)
 			frame := int64(uvarintLen(uint64(len(c.scratch))) + len(c.scratch))
 			e := it.entry

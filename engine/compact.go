@@ -280,14 +280,21 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 	var in int64
 	var bad error
 	arena := make([]byte, 0, u.bytes) // one allocation for every payload
-	_, err := segment.ScanHotSegment(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, func(off int64, seq uint64, payload []byte) bool {
+	_, err := segment.ScanHotSegmentEntries(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, 0, u.seg.first, func(he segment.HotEntry) bool {
+		seq, payload := he.Seq, he.Payload
 		if seq < u.first {
 			return true
 		}
 		if seq > u.last {
 			return false
 		}
-		in += int64(len(payload)) + segment.EnvelopeHeaderSize
+		if err := checkHotEntry(v.ident, u.seg.path, he.Off, he.Envelope); err != nil {
+			// Another journal's records must not be archived as this
+			// journal's (the archive would carry this journal's id).
+			bad = fmt.Errorf("compact: %w", err)
+			return false
+		}
+		in += int64(len(payload)) + int64(he.HeaderSize())
 		if isTombstone(payload) {
 			// A repaired loss stays a loss; the archive's coalesced count
 			// accounts for the gap.

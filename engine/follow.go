@@ -167,6 +167,15 @@ func (j *Journal) Refresh() (bool, error) {
 	for i := 0; !structural && i < len(v.segs); i++ {
 		structural = segs[i].FirstSeq != v.segs[i].first
 	}
+	if !structural && v.ident == nil {
+		// A writer upgraded the directory since this view was read: its
+		// new entries carry the new identity's tag; reload with it.
+		if id, err := readIdentity(j.dir); err != nil {
+			return false, err
+		} else if id != nil {
+			structural = true
+		}
+	}
 	if structural {
 		nv, err := j.loadReadOnlyView()
 		if err != nil {
@@ -200,6 +209,10 @@ func (j *Journal) Refresh() (bool, error) {
 		var decErr error
 		mtime := fileMtime(s.Path)
 		res, err := segment.ScanHotSegmentEntries(s, start, seq, func(he segment.HotEntry) bool {
+			if err := checkHotEntry(nv.ident, s.Path, he.Off, he.Envelope); err != nil {
+				decErr = err
+				return false
+			}
 			e, err := j.indexEntry(&nv, he, mtime)
 			if err != nil {
 				decErr = err

@@ -54,13 +54,18 @@ type journalIdentity struct {
 
 // identityUpgrade records what a directory held when it got its identity:
 // the version 1 archives (no journal id in their footer) by name and
-// footer checksum, and the version 1 horizon. Only those files are
+// footer checksum, the version 1 horizon, and where the version 1 hot
+// entries end. Only those files (and entries) are
 // accepted without an identity afterwards; a version 1 archive or horizon
 // that appears later is refused.
 type identityUpgrade struct {
 	At             time.Time       `json:"at"`
 	LegacyArchives []legacyArchive `json:"legacy_archives"`
 	LegacyHorizon  uint64          `json:"legacy_horizon,omitempty"`
+	// LegacyHotNext is the sequence the hot log had reached when the
+	// identity was written: version 1 hot entries (no journal tag) are
+	// believed only below it (hottag.go).
+	LegacyHotNext uint64 `json:"legacy_hot_next,omitempty"`
 }
 
 type legacyArchive struct {

@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/agentruntime/statejournal/segment"
 )
 
 // The golden data directory pins the step-5 formats the engine writes:
-// state/identity.json (v1), state/horizon.json (v2), state/index.ckpt
+// hot envelopes v2 (commit time and journal tag), state/identity.json
+// (v1), state/horizon.json (v2), state/index.ckpt
 // (v4, with journal id, durable sequence and segment fingerprints) and
 // archives with v2 footers. A build that can no longer read it fails
 // here. Regenerate only for an intended format change:
@@ -56,12 +59,27 @@ func TestGoldenDataDirV2IsReadable(t *testing.T) {
 		t.Fatalf("golden identity: %+v %v", id, err)
 	}
 	hz, err := readHorizon(dir, id)
-	if err != nil || hz.legacy || hz.value != 289 {
+	if err != nil || hz.legacy || hz.value != 286 {
 		t.Fatalf("golden horizon: %+v %v", hz, err)
 	}
 	meta, _, err := readCheckpointFile(dir)
 	if err != nil || meta.Journal != id.JournalID || meta.Durable != 620 || len(meta.Segments) != 1 || meta.Segments[0].Fingerprint == 0 {
 		t.Fatalf("golden checkpoint: %+v %v", meta, err)
+	}
+	// Every hot entry carries the identity's journal tag.
+	hot, _, err := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+	if err != nil || len(hot) != 1 {
+		t.Fatalf("golden hot log: %v %v", hot, err)
+	}
+	tagged := 0
+	if _, err := segment.ScanHotSegmentEntries(hot[0], 0, hot[0].FirstSeq, func(he segment.HotEntry) bool {
+		if he.Version != segment.EnvelopeVersion2 || he.Tag != segment.JournalTag(id.id) {
+			t.Errorf("golden hot entry %d: version %d tag %08x, want version 2 tag %08x", he.Seq, he.Version, he.Tag, segment.JournalTag(id.id))
+		}
+		tagged++
+		return true
+	}); err != nil || tagged != 20 {
+		t.Fatalf("golden hot log: %d entries, %v", tagged, err)
 	}
 	before := snapshotFiles(t, dir)
 	j := openT(t, dir, ReadOnly())
@@ -69,11 +87,11 @@ func TestGoldenDataDirV2IsReadable(t *testing.T) {
 		t.Fatal("the golden checkpoint was not used")
 	}
 	var want []uint64
-	for s := uint64(289); s <= 620; s++ {
+	for s := uint64(286); s <= 620; s++ {
 		want = append(want, s)
 	}
 	if got := sequences(t, j); !slices.Equal(got, want) {
-		t.Fatalf("golden directory: %d records, want 289..620", len(got))
+		t.Fatalf("golden directory: %d records, want 286..620", len(got))
 	}
 	for _, a := range j.view.Load().archives {
 		if a.err != nil || a.footer.Version != 2 || a.footer.JournalID != id.id || a.footer.RangeFirst != a.first || a.footer.RangeLast != a.last {

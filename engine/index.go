@@ -139,6 +139,10 @@ type view struct {
 	// hintLast[hint] is the last sequence (hot or archived) that named
 	// that snapshot hint: the answer to Stale.
 	hintLast []uint64
+	// ident is the journal identity the view's hot entries were checked
+	// against (nil in a directory without one yet); readers check every
+	// entry they decode against it (hottag.go).
+	ident *journalIdentity
 	// also lists the hot records with more than one changed surface,
 	// ascending by sequence; appended to like entries.
 	also []alsoRec

@@ -401,9 +401,10 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 		rec.CompletedCompaction = true
 	}
 	if j.ident == nil {
-		if err := j.initIdentity(hadData, archives, hz); err != nil {
+		if err := j.initIdentity(hadData, archives, hz, v.last()+1); err != nil {
 			return nil, err
 		}
+		v.ident = j.ident
 	}
 	if hz.legacy {
 		// The identity records this version 1 horizon; rewrite it as
@@ -423,11 +424,12 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 // initIdentity writes the identity of a directory that has none: a new
 // journal, or (hadData) one from before identities, whose version 1
 // archives and horizon it records so that only those stay accepted
-// without a journal id.
-func (j *Journal) initIdentity(hadData bool, archives []*archiveSeg, hz horizonRead) error {
+// without a journal id, and hotNext, the hot log's next sequence (its
+// version 1 entries are the ones below it).
+func (j *Journal) initIdentity(hadData bool, archives []*archiveSeg, hz horizonRead, hotNext uint64) error {
 	var up *identityUpgrade
 	if hadData {
-		up = &identityUpgrade{At: time.Now().UTC(), LegacyArchives: legacyArchives(archives)}
+		up = &identityUpgrade{At: time.Now().UTC(), LegacyArchives: legacyArchives(archives), LegacyHotNext: hotNext}
 		if hz.legacy {
 			up.LegacyHorizon = hz.value
 		}
@@ -439,7 +441,7 @@ func (j *Journal) initIdentity(hadData bool, archives []*archiveSeg, hz horizonR
 	j.ident = id
 	if up != nil {
 		j.log.Warn("upgraded a data directory from before journal identities: wrote state/identity.json",
-			"journal_id", id.JournalID, "legacy_archives", len(up.LegacyArchives), "legacy_horizon", up.LegacyHorizon)
+			"journal_id", id.JournalID, "legacy_archives", len(up.LegacyArchives), "legacy_horizon", up.LegacyHorizon, "legacy_hot_next", up.LegacyHotNext)
 	} else {
 		j.log.Info("new journal: wrote state/identity.json", "journal_id", id.JournalID)
 	}
@@ -821,6 +823,10 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 		}
 	}
 	j.fromCheckpoint = fromCk
+	// The segments before startIdx are not scanned: the checkpoint's
+	// fingerprint (CRC32C of each segment's first and last bytes, which
+	// hold journal-tagged envelopes) vouches for them; another journal's
+	// file fails it and the index is rebuilt by the scan below.
 	var cuts []segment.Cut
 	expect := startSeq
 	for i := startIdx; i < len(segs); i++ {
@@ -849,6 +855,10 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 		var decErr error
 		mtime := fileMtime(s.Path)
 		res, err := segment.ScanHotSegmentEntries(s, off, seq, func(he segment.HotEntry) bool {
+			if err := checkHotEntry(j.ident, s.Path, he.Off, he.Envelope); err != nil {
+				decErr = err
+				return false
+			}
 			if he.Seq < skipBelow {
 				return true
 			}
@@ -917,6 +927,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 	} else if err := lostDurable(j.ckptMeta, expect-1); err != nil {
 		return nil, nil, err
 	}
+	v.ident = j.ident
 	return v, cuts, nil
 }
 

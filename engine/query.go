@@ -534,6 +534,9 @@ func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 	if err != nil {
 		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
 	}
+	if err := checkHotEntry(r.v.ident, seg.path, int64(e.off), env); err != nil {
+		return Change{}, err
+	}
 	c, err := decodeStored(env.Payload, seq)
 	if err == nil {
 		// The index holds the commit time (the envelope's, or the
@@ -572,6 +575,9 @@ func (r *hotReader) readEnvelope(seq uint64, e *hotEntry) (segment.Envelope, err
 	}
 	if err != nil {
 		return segment.Envelope{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
+	}
+	if err := checkHotEntry(r.v.ident, seg.path, int64(e.off), env); err != nil {
+		return segment.Envelope{}, err
 	}
 	return env, nil
 }

@@ -109,6 +109,9 @@ func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, erro
 		return rep, err
 	}
 	qdir := filepath.Join(abs, quarantineDirName)
+	// Tombstones carry the journal's tag; a damaged identity is reported
+	// (and perhaps rewritten) by repairMetadata below.
+	id, _ := readIdentity(abs)
 	for i, s := range segs {
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
@@ -124,7 +127,7 @@ func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, erro
 		if i+1 < len(segs) {
 			nextFirst = segs[i+1].FirstSeq
 		}
-		if err := repairSegment(s, nextFirst, qdir, &rep); err != nil {
+		if err := repairSegment(s, nextFirst, qdir, id, &rep); err != nil {
 			return rep, err
 		}
 		o.logger.Warn("repaired hot segment", "segment", filepath.Base(s.Path), "lost", len(rep.Lost))
@@ -155,7 +158,7 @@ func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, erro
 
 // repairSegment rebuilds one damaged segment. nextFirst is the first
 // sequence of the following segment, 0 when s is the last.
-func repairSegment(s segment.HotSegment, nextFirst uint64, qdir string, rep *RepairReport) error {
+func repairSegment(s segment.HotSegment, nextFirst uint64, qdir string, id *journalIdentity, rep *RepairReport) error {
 	data, err := os.ReadFile(s.Path)
 	if err != nil {
 		return err
@@ -176,7 +179,7 @@ func repairSegment(s segment.HotSegment, nextFirst uint64, qdir string, rep *Rep
 		p, _ := json.Marshal(tombstone{Quarantine: filepath.Base(cut.Quarantine), Cause: string(cut.Cause), At: cut.At})
 		payload := append(append([]byte(nil), tombstonePrefix...), p...)
 		for ; seq < upto; seq++ {
-			out = segment.AppendWALEntry(out, segment.AppendEnvelope(nil, seq, payload))
+			out = segment.AppendWALEntry(out, tombstoneEnvelope(id, seq, payload))
 			rep.Lost = append(rep.Lost, seq)
 		}
 	}
@@ -219,6 +222,17 @@ func repairSegment(s segment.HotSegment, nextFirst uint64, qdir string, rep *Rep
 	}
 	rep.Segments = append(rep.Segments, filepath.Base(s.Path))
 	return nil
+}
+
+// tombstoneEnvelope is the envelope of a tombstone for seq: version 2
+// with the journal's tag, or, in a directory without an identity (from
+// before identities, where the next writer open records the version 1
+// entries as legacy), version 1.
+func tombstoneEnvelope(id *journalIdentity, seq uint64, payload []byte) []byte {
+	if id == nil {
+		return segment.AppendEnvelopeV1(nil, seq, 0, payload)
+	}
+	return segment.AppendEnvelopeTime(nil, seq, 0, 0, id.hotTag(), payload)
 }
 
 // validFrameAt reports whether a whole wal frame whose envelope decodes
@@ -264,7 +278,11 @@ func repairMetadata(dir string, o options, rep *RepairReport) error {
 			for k := range ids {
 				jid = k
 			}
-			nid := newIdentity(&identityUpgrade{At: time.Now().UTC(), LegacyArchives: legacyArchives(as)})
+			up := &identityUpgrade{At: time.Now().UTC(), LegacyArchives: legacyArchives(as)}
+			if id != nil && id.Upgrade != nil {
+				up.LegacyHotNext = id.Upgrade.LegacyHotNext // where the version 1 hot entries end
+			}
+			nid := newIdentity(up)
 			nid.id, nid.JournalID = jid, journalIDString(jid)
 			if err := fsx.MkdirAllDurable(filepath.Join(dir, stateDirName), 0o755); err != nil {
 				return err
@@ -454,7 +472,7 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 		payload := append(append([]byte(nil), tombstonePrefix...), p...)
 		var out []byte
 		for seq := g.first; seq <= g.last; seq++ {
-			out = segment.AppendWALEntry(out, segment.AppendEnvelope(nil, seq, payload))
+			out = segment.AppendWALEntry(out, tombstoneEnvelope(id, seq, payload))
 			rep.Lost = append(rep.Lost, seq)
 		}
 		name := segment.HotSegmentName(g.first)

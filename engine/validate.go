@@ -124,6 +124,10 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 			Message: fmt.Sprintf("an interrupted front/back truncation is pending (%d file steps); the next writer open completes it", len(fix))})
 	}
 	rep.Segments = len(segs)
+	// Hot entries must carry this journal's tag (hottag.go); a damaged
+	// identity is reported by validateArchives and the tags are not
+	// checked against it.
+	ident, identErr := readIdentity(abs)
 	var expect uint64
 	for i, s := range segs {
 		if ctx.Err() != nil {
@@ -139,14 +143,30 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: name, Sequence: expect,
 				Message: fmt.Sprintf("segment starts at sequence %d but the previous segment ends at %d", s.FirstSeq, expect-1)})
 		}
-		res, err := segment.ScanHotSegment(s, func(off int64, seq uint64, payload []byte) bool {
-			checkRecord(&rep, reg, name, off, seq, payload)
+		var foreign *segment.CorruptionError
+		foreignN := 0
+		res, err := segment.ScanHotSegmentEntries(s, 0, s.FirstSeq, func(he segment.HotEntry) bool {
+			if identErr == nil {
+				var ce *segment.CorruptionError
+				if errors.As(checkHotEntry(ident, name, he.Off, he.Envelope), &ce) {
+					if foreign == nil {
+						foreign = ce
+					}
+					foreignN++
+				}
+			}
+			checkRecord(&rep, reg, name, he.Off, he.Seq, he.Payload)
 			rep.Records++
 			return true
 		})
 		if err != nil {
 			rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: name, Message: err.Error()})
 			continue
+		}
+		if foreign != nil {
+			rep.add(Problem{Severity: SeverityError, Kind: ProblemForeign, Segment: name, Offset: foreign.Offset, Sequence: foreign.Sequence,
+				Message: fmt.Sprintf("%d of the segment's %d entries, the first at offset %d (sequence %d), were not written by this journal: %v; open refuses the directory, and --repair does not cut them",
+					foreignN, res.Entries, foreign.Offset, foreign.Sequence, foreign.Err)})
 		}
 		rep.Bytes += s.Size
 		expect = s.FirstSeq + uint64(res.Entries)
