@@ -277,6 +277,44 @@ func dropBelow(as []*archiveSeg, floor uint64) []*archiveSeg {
 	return as
 }
 
+// missingIdentity reports a directory without an identity whose version 2
+// archives say it had one.
+func missingIdentity(archives []*archiveSeg, id *journalIdentity) error {
+	if id != nil {
+		return nil
+	}
+	for _, a := range archives {
+		if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+			return &IntegrityError{File: relPath(stateDirName, identityFileName), Err: ErrIntegrity, Problem: fmt.Sprintf(
+				"is missing, but %s was written by journal %s: restore the identity file (its journal_id must be %s), or run state-journal-validate --repair to rewrite it from the archives",
+				a.name, journalIDString(a.footer.JournalID), journalIDString(a.footer.JournalID))}
+		}
+	}
+	return nil
+}
+
+// identityFirst is called when the hot scan refused an entry as another
+// journal's (err): when the archives show that the identity file itself
+// is the stranger, or is missing, that is the error to report (every hot
+// entry disagrees with a replaced identity); otherwise err stands.
+func (j *Journal) identityFirst(err error) error {
+	var ce *segment.CorruptionError
+	if !errors.As(err, &ce) || ce.Cause != segment.CauseForeign {
+		return err
+	}
+	archives, aerr := loadArchives(filepath.Join(j.dir, archiveDirName), j.ident)
+	if aerr != nil {
+		return err
+	}
+	if ierr := strangerIdentity(archives, j.ident); ierr != nil {
+		return ierr
+	}
+	if ierr := missingIdentity(archives, j.ident); ierr != nil {
+		return ierr
+	}
+	return err
+}
+
 // checkedArchives checks the archives loadArchives returned and the
 // horizon file against the identity and against each other: refused archives
 // (another journal, name and footer disagree), overlapping archives, a
@@ -293,14 +331,8 @@ func (j *Journal) checkedArchives(archives []*archiveSeg, hotFirst uint64) ([]*a
 	if err := checkArchiveOverlaps(archives); err != nil {
 		return nil, horizonRead{}, err
 	}
-	if j.ident == nil {
-		for _, a := range archives {
-			if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
-				return nil, horizonRead{}, &IntegrityError{File: relPath(stateDirName, identityFileName), Err: ErrIntegrity, Problem: fmt.Sprintf(
-					"is missing, but %s was written by journal %s: restore the identity file (its journal_id must be %s), or run state-journal-validate --repair to rewrite it from the archives",
-					a.name, journalIDString(a.footer.JournalID), journalIDString(a.footer.JournalID))}
-			}
-		}
+	if err := missingIdentity(archives, j.ident); err != nil {
+		return nil, horizonRead{}, err
 	}
 	hz, err := readHorizon(j.dir, j.ident)
 	if err != nil {
@@ -605,7 +637,7 @@ func (j *Journal) loadReadOnlyView() (*view, error) {
 	}
 	v, _, err := j.loadHot(segs, true)
 	if err != nil {
-		return nil, err
+		return nil, j.identityFirst(err)
 	}
 	archives, err := loadArchives(filepath.Join(j.dir, archiveDirName), id)
 	if err != nil {
@@ -708,7 +740,7 @@ func (j *Journal) openWriter() (err error) {
 	}
 	v, cuts, err := j.loadHot(segs, false)
 	if err != nil {
-		return err
+		return j.identityFirst(err)
 	}
 	defer func() {
 		if err != nil {
