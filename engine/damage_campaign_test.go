@@ -880,7 +880,10 @@ func (env *campaignEnv) runCell(t *testing.T, tg campaignTarget, d campaignDamag
 	var logs bytes.Buffer
 	got := env.script.run(dir, &logs)
 	cr.outcome, cr.why, cr.notes = classify(tg, env.clean, got)
-	cr.logs = logs.String()
+	for i := range cr.notes {
+		cr.notes[i] = strings.ReplaceAll(cr.notes[i], dir+string(filepath.Separator), "")
+	}
+	cr.logs = strings.ReplaceAll(logs.String(), dir+string(filepath.Separator), "")
 	return cr
 }
 
