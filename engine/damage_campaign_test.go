@@ -117,7 +117,7 @@ func campaignWrite(t *testing.T, j *Journal, base time.Time, phase string, from,
 // quarantine and writes state/last-recovery.json.
 func campaignTornTail(t *testing.T, dir string) {
 	t.Helper()
-	segs, _, err := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+	segs, _, err := segment.ListHotSegments(filepath.Join(dir, "hot"))
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("list hot segments: %v (%d)", err, len(segs))
 	}
@@ -188,7 +188,7 @@ func buildCampaignJournal(t *testing.T, dir, snapRoot string, base time.Time) *c
 	// may just have left it empty).
 	for i := 0; i < 400; i += 10 {
 		campaignWrite(t, j, base, "e", i, 10, cj.written)
-		segs, _, err := segment.ListHotSegments(filepath.Join(dir, hotDirName))
+		segs, _, err := segment.ListHotSegments(filepath.Join(dir, "hot"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,6 +209,24 @@ func buildCampaignJournal(t *testing.T, dir, snapRoot string, base time.Time) *c
 	return cj
 }
 
+// campaignArchives lists the archives of a data directory by their names,
+// oldest first.
+func campaignArchives(t *testing.T, dir string) []campaignTarget {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []campaignTarget
+	for _, e := range ents {
+		if first, last, ok := segment.ParseArchiveFileName(e.Name()); ok {
+			out = append(out, campaignTarget{rel: filepath.Join("archive", e.Name()), first: first, last: last})
+		}
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].first < out[k].first })
+	return out
+}
+
 // campaignTarget is one file the campaign damages.
 type campaignTarget struct {
 	kind  string // row of the table
@@ -224,7 +242,7 @@ type campaignTarget struct {
 func campaignTargets(t *testing.T, cj *campaignJournal) []campaignTarget {
 	t.Helper()
 	var out []campaignTarget
-	segs, _, err := segment.ListHotSegments(filepath.Join(cj.dir, hotDirName))
+	segs, _, err := segment.ListHotSegments(filepath.Join(cj.dir, "hot"))
 	if err != nil || len(segs) < 3 {
 		t.Fatalf("the template needs at least 3 hot segments, has %d (%v)", len(segs), err)
 	}
@@ -243,30 +261,30 @@ func campaignTargets(t *testing.T, cj *campaignJournal) []campaignTarget {
 	add("sealed hot segment (first)", 0)
 	add("sealed hot segment (last sealed)", len(segs)-2)
 	add("active hot segment", len(segs)-1)
-	as, err := loadArchives(filepath.Join(cj.dir, archiveDirName))
-	if err != nil || len(as) < 3 {
-		t.Fatalf("the template needs at least 3 archives, has %d (%v)", len(as), err)
+	as := campaignArchives(t, cj.dir)
+	if len(as) < 3 {
+		t.Fatalf("the template needs at least 3 archives, has %d", len(as))
 	}
 	for _, p := range []struct {
 		kind string
-		a    *archiveSeg
+		a    campaignTarget
 	}{{"archive (first)", as[0]}, {"archive (middle)", as[len(as)/2]}, {"archive (last)", as[len(as)-1]}} {
-		out = append(out, campaignTarget{kind: p.kind, rel: filepath.Join(archiveDirName, p.a.name), first: p.a.first, last: p.a.last})
+		p.a.kind = p.kind
+		out = append(out, p.a)
 	}
 	// An archive retention removed: only "stale" applies (put it back).
 	for _, s := range cj.snaps {
-		sas, _ := loadArchives(filepath.Join(s, archiveDirName))
-		if len(sas) > 0 && sas[0].last < as[0].first {
-			out = append(out, campaignTarget{kind: "archive (removed by retention)", rel: filepath.Join(archiveDirName, sas[0].name),
-				first: sas[0].first, last: sas[0].last, onlyStale: true})
+		if sas := campaignArchives(t, s); len(sas) > 0 && sas[0].last < as[0].first {
+			sas[0].kind, sas[0].onlyStale = "archive (removed by retention)", true
+			out = append(out, sas[0])
 			break
 		}
 	}
-	fixed := map[string]string{
-		filepath.Join(stateDirName, checkpointFileName): "index checkpoint",
-		filepath.Join(stateDirName, horizonFileName):    "horizon file",
-		filepath.Join(stateDirName, recoveryFileName):   "recovery state",
-		filepath.Join(stateDirName, compactFileName):    "compaction state",
+	fixed := map[string]string{ // names of the on-disk format
+		"state/index.ckpt":           "index checkpoint",
+		"state/horizon.json":         "horizon file",
+		"state/last-recovery.json":   "recovery state",
+		"state/last-compaction.json": "compaction state",
 	}
 	for rel, kind := range fixed {
 		if _, err := os.Stat(filepath.Join(cj.dir, rel)); err != nil {
@@ -275,7 +293,7 @@ func campaignTargets(t *testing.T, cj *campaignJournal) []campaignTarget {
 	}
 	// Every other metadata file (an identity file, whatever its name) is
 	// damaged too: state/ and the top level, LOCK apart.
-	for _, d := range []string{stateDirName, "."} {
+	for _, d := range []string{"state", "."} {
 		ents, _ := os.ReadDir(filepath.Join(cj.dir, d))
 		for _, e := range ents {
 			rel := filepath.Join(d, e.Name())
@@ -794,9 +812,14 @@ func campaignClip(s string, n int) string {
 // horizon (retention removed it).
 func campaignRetries(t *testing.T, cj *campaignJournal) []Change {
 	t.Helper()
-	as, _ := loadArchives(filepath.Join(cj.dir, archiveDirName))
-	segs, _, _ := segment.ListHotSegments(filepath.Join(cj.dir, hotDirName))
-	horizon := readHorizon(filepath.Join(cj.dir, stateDirName))
+	as := campaignArchives(t, cj.dir)
+	segs, _, _ := segment.ListHotSegments(filepath.Join(cj.dir, "hot"))
+	j, err := Open(cj.dir, ReadOnly(), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	horizon := j.Status().Horizon
+	j.Close()
 	pick := func(lo, hi uint64) *Change {
 		var best *Change
 		for _, c := range cj.written {
