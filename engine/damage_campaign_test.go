@@ -526,11 +526,18 @@ func (s *session) queries(j *Journal, prefix string, level int) {
 		}
 	}
 	r := stepResult{name: prefix + "status", answer: b.String(), detail: b.String()}
-	if st.Failed != "" {
-		r.err = "status failed: " + st.Failed
-	}
-	if len(st.DamagedArchives) > 0 {
-		r.err = strings.TrimSpace(r.err + " damaged archives: " + strings.Join(st.DamagedArchives, "; "))
+	// What Status reports about damage (failed, damaged_archives, holes,
+	// whatever this build has) is its way of naming it: read it from the
+	// JSON, so the test follows the fields the engine grows.
+	var fields map[string]json.RawMessage
+	if js, err := json.Marshal(st); err == nil && json.Unmarshal(js, &fields) == nil {
+		var reps []string
+		for _, k := range []string{"failed", "damaged_archives", "holes", "problems", "integrity"} {
+			if v, ok := fields[k]; ok && string(v) != "null" && string(v) != `""` && string(v) != "[]" {
+				reps = append(reps, k+": "+string(v))
+			}
+		}
+		r.err = strings.Join(reps, "; ")
 	}
 	s.add(r)
 }
@@ -692,11 +699,16 @@ func classify(tg campaignTarget, clean, got []*session) (string, string, []strin
 			outcome, why = o, w
 		}
 	}
-	// Only a recovery record naming the file (a persistent report of what
-	// an open cut) excuses later differing answers, in its session and the
-	// ones after it. An error reports its own step only: a step after it
-	// that loses records without a word is still a silent loss.
-	reported := false
+	// A recovery record naming the file (a persistent report of what an
+	// open cut) excuses every later differing answer, losses included. An
+	// error naming the file reports its step, and excuses later answers of
+	// the same session that differ without losing records (a retry of a
+	// record in a reported hole written anew, a horizon shown lower beside
+	// a reported hole). An answer that loses event ids of the clean twin's
+	// answer without an error or a recovery is a silent loss, whatever was
+	// reported before it: compaction dropping the rest of a damaged segment
+	// after a read reported the damage is exactly that.
+	recovered := false
 	for si, s := range got {
 		want := map[string]stepResult{}
 		for _, r := range clean[si].steps {
@@ -704,45 +716,54 @@ func classify(tg campaignTarget, clean, got []*session) (string, string, []strin
 		}
 		for _, r := range s.reported {
 			if tg.named(r) {
-				reported = true
+				recovered = true
 			}
 		}
+		named := false
 		for _, r := range s.steps {
 			w, ok := want[r.name]
-			switch {
-			case ok && r.err == w.err && r.answer == w.answer:
+			if ok && r.err == w.err && r.answer == w.answer {
 				continue
-			case r.err != "" && tg.named(r.err):
-				notes = append(notes, fmt.Sprintf("%s: reported: %s", r.name, campaignClip(r.err, 300)))
+			}
+			if r.err != "" {
+				if tg.named(r.err) {
+					notes = append(notes, fmt.Sprintf("%s: reported: %s", r.name, campaignClip(r.err, 300)))
+					worse(outReported, r.name)
+					named = true
+				} else {
+					notes = append(notes, fmt.Sprintf("%s: error not naming %s: %s", r.name, filepath.Base(tg.rel), campaignClip(r.err, 300)))
+					worse(outUnnamed, r.name)
+				}
+				continue
+			}
+			d := fmt.Sprintf("%s: %s; clean twin: %s", r.name, r.detail, w.detail)
+			if w.err != "" {
+				d = fmt.Sprintf("%s: %s; clean twin failed: %s", r.name, r.detail, campaignClip(w.err, 200))
+			}
+			lost, extra := diffRecs(w.recs, r.recs)
+			if len(lost) > 0 || len(extra) > 0 {
+				d += fmt.Sprintf(" — differing records: clean twin's %d %s, this run's %d %s", len(lost), sample(lost), len(extra), sample(extra))
+			}
+			gone := lostIDs(w.recs, r.recs)
+			if strings.HasSuffix(r.name, "newest") {
+				gone = nil // a window: a shifted head moves records out of it
+			}
+			if len(gone) > 0 {
+				d += fmt.Sprintf(" — %d event ids of the clean twin's answer are absent %s", len(gone), sample(gone))
+			}
+			switch {
+			case recovered:
+				notes = append(notes, "differs after a recovery that named the file: "+d)
 				worse(outReported, r.name)
-			case r.err != "":
-				notes = append(notes, fmt.Sprintf("%s: error not naming %s: %s", r.name, filepath.Base(tg.rel), campaignClip(r.err, 300)))
-				worse(outUnnamed, r.name)
-			case reported:
-				notes = append(notes, fmt.Sprintf("%s: differs after a recovery that named the file (%s; clean: %s)", r.name, r.detail, w.detail))
+			case len(gone) > 0:
+				notes = append(notes, d)
+				worse(outSilent, r.name)
+			case named:
+				notes = append(notes, "differs after this session reported the file: "+d)
 				worse(outReported, r.name)
 			default:
-				d := fmt.Sprintf("%s: %s; clean twin: %s", r.name, r.detail, w.detail)
-				if w.err != "" {
-					d = fmt.Sprintf("%s: %s; clean twin failed: %s", r.name, r.detail, campaignClip(w.err, 200))
-				}
-				lost, extra := diffRecs(w.recs, r.recs)
-				if len(lost) > 0 || len(extra) > 0 {
-					d += fmt.Sprintf(" — differing records: clean twin's %d %s, this run's %d %s", len(lost), sample(lost), len(extra), sample(extra))
-				}
-				gone := lostIDs(w.recs, r.recs)
-				if strings.HasSuffix(r.name, "newest") {
-					gone = nil // a window: a shifted head moves records out of it
-				}
-				if len(gone) > 0 {
-					d += fmt.Sprintf(" — %d event ids of the clean twin's answer are absent %s", len(gone), sample(gone))
-				}
 				notes = append(notes, d)
-				if len(gone) > 0 {
-					worse(outSilent, r.name)
-				} else {
-					worse(outWrong, r.name)
-				}
+				worse(outWrong, r.name)
 			}
 		}
 	}
