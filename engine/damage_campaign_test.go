@@ -1128,6 +1128,9 @@ func campaignHeldLock(t *testing.T, env *campaignEnv) []cellResult {
 			cr.notes = append(append(conflicts, lost...), fmt.Sprintf("second open: %v; first writer's last error: %v; second writer's: %v", err2, j1Err, j2Err))
 		case errors.Is(err2, ErrLocked) && j1Err == nil:
 			cr.outcome, cr.why = outIdentical, "second writer refused with ErrLocked"
+		case errors.Is(err2, ErrLocked) && j1Err != nil && strings.Contains(strings.ToLower(j1Err.Error()), "lock"):
+			cr.outcome, cr.why = outReported, "second writer refused, first writer stopped: lock lost"
+			cr.notes = []string{"first writer: " + j1Err.Error()}
 		case err2 == nil && j1Err != nil && strings.Contains(strings.ToLower(j1Err.Error()), "lock"):
 			cr.outcome, cr.why = outReported, "first writer stopped: lock lost"
 			cr.notes = []string{"first writer: " + j1Err.Error()}
