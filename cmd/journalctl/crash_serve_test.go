@@ -343,6 +343,31 @@ func crashValidate(t *testing.T, dir string, allowTorn bool) (crashValidation, [
 	return v, bad
 }
 
+// crashStart starts the server and waits until /readyz answers 200: the
+// open (recovery, index load) is done. /healthz answers while it runs.
+func crashStart(t *testing.T, dir string, args []string) *serverProc {
+	t.Helper()
+	srv := startServer(t, dir, args...)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if resp, err := srv.client.Get("http://" + srv.addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return srv
+			}
+		}
+		select {
+		case <-srv.done:
+			t.Fatalf("journalctl serve exited %d before it was ready:\n%s", srv.code, srv.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("journalctl serve was not ready within 60s:\n%s", srv.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestCrashServeKilledUnderLoadKeepsEveryAcknowledgedEventIDExactlyOnce(t *testing.T) {
 	kills := crashServeKills()
 	dir := shortDir(t)
@@ -351,7 +376,7 @@ func TestCrashServeKilledUnderLoadKeepsEveryAcknowledgedEventIDExactlyOnce(t *te
 	var wg sync.WaitGroup
 	start := time.Now()
 
-	srv := startServer(t, dir, args...)
+	srv := crashStart(t, dir, args)
 	load.addr.Store(&srv.addr)
 	for w := 0; w < crashServeClients; w++ {
 		wg.Add(1)
@@ -420,7 +445,7 @@ func TestCrashServeKilledUnderLoadKeepsEveryAcknowledgedEventIDExactlyOnce(t *te
 			failNow(k, append(bad, problems...))
 		}
 
-		srv = startServer(t, dir, args...)
+		srv = crashStart(t, dir, args)
 		// Validate beside the restarted server before the clients resume:
 		// the open has cut any torn tail; nothing else may be wrong.
 		if _, bad := crashValidate(t, dir, false); len(bad) > 0 {
