@@ -1049,7 +1049,7 @@ func campaignTable(targets []campaignTarget, damages []campaignDamage, results [
 func campaignHeldLock(t *testing.T, env *campaignEnv) []cellResult {
 	kind := "LOCK (held by a live writer)"
 	var out []cellResult
-	for _, d := range campaignDamages(false) {
+	for _, d := range campaignDamages(campaignFull()) {
 		cr := cellResult{kind: kind, damage: d.name, rel: fsx.LockFileName}
 		dir := filepath.Join(t.TempDir(), "j")
 		copyDir(t, env.a.dir, dir)
