@@ -67,9 +67,10 @@ bench-queries:
 bench-go:
 	$(GO) test -run XXX -bench . -benchmem -count 1 ./...
 
-## crash: the long crash campaign (hundreds of SIGKILLs)
+## crash: the long crash campaigns (hundreds of SIGKILLs of a writer and of a loaded serve) and the full damage campaign
 crash:
-	CRASH_KILLS=300 $(GO) test -run 'Crash' -timeout 30m -v ./engine/
+	CRASH_KILLS=$(or $(CRASH_KILLS),300) $(GO) test -run 'Crash' -timeout 60m -v ./engine/ ./cmd/journalctl/
+	SJ_CAMPAIGN_FULL=1 $(GO) test -run 'DamageCampaign' -timeout 30m -v ./engine/
 
 ## fuzz-smoke: each native fuzz target for a few seconds
 fuzz-smoke:

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/internal/parse"
 	"github.com/agentruntime/statejournal/server"
 )
 
@@ -25,6 +26,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		metricsOpen bool
 		rf          retentionFlags
 		noAuto      bool
+		segSz       string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -82,6 +84,10 @@ the command line, where ps would show it.`,
 			if err != nil {
 				return err
 			}
+			seg, err := segmentSizeFlag(segSz)
+			if err != nil {
+				return err
+			}
 			if err := g.checkWritableDir(); err != nil {
 				return g.fail(exitProblems, err)
 			}
@@ -105,7 +111,7 @@ the command line, where ps would show it.`,
 				}
 			}
 			preg := prometheus.NewRegistry()
-			j, err := engine.Open(g.dir, append(opts, engine.WithSync(p), engine.WithRegisterer(preg),
+			j, err := engine.Open(g.dir, append(opts, engine.WithSync(p), engine.WithRegisterer(preg), engine.WithSegmentSize(seg),
 				engine.WithHolder("journalctl serve"), engine.WithRetention(ret),
 				engine.WithAutoCompact(engine.AutoCompact{Enabled: !noAuto, Coalesce: window}))...)
 			if err != nil {
@@ -143,6 +149,7 @@ the command line, where ps would show it.`,
 	_ = fl.MarkHidden("token")
 	boolVar(fl, &metricsOpen, "metrics-open", "", false, "with a token, leave GET /metrics open to scrapers without it")
 	boolVar(fl, &noAuto, "no-auto-compact", "", false, "do not compact sealed hot segments in the background (retention then applies only on state-journal-compact)")
+	fl.StringVar(&segSz, "segment-size", envOr("STATE_JOURNAL_SEGMENT_SIZE", "4MiB"), "size of a hot segment, 64KiB to 1GiB, e.g. 64KiB, 4MiB; smaller segments compact sooner and bound the writer's memory (env STATE_JOURNAL_SEGMENT_SIZE)")
 	rf.bind(cmd)
 	return cmd
 }
@@ -169,4 +176,16 @@ func access(token string, metricsOpen bool) string {
 		return "token required but for /healthz, /readyz and /metrics"
 	}
 	return "token required but for /healthz and /readyz"
+}
+
+// segmentSizeFlag parses --segment-size: a size from 64KiB to 1GiB.
+func segmentSizeFlag(s string) (int, error) {
+	n, err := parse.Size(s)
+	if err != nil {
+		return 0, usageErr("--segment-size %v", err)
+	}
+	if n < 64<<10 || n > 1<<30 {
+		return 0, usageErr("--segment-size %s is out of range: a hot segment is 64KiB to 1GiB", s)
+	}
+	return int(n), nil
 }

@@ -360,6 +360,7 @@ func TestServeRejectsBadFlagsAsUsageErrors(t *testing.T) {
 		{"a bad sync policy", []string{"serve", "--listen", "127.0.0.1:0", "--sync", "sometimes"}, 2, "--sync"},
 		{"a non-loopback address without a token", []string{"serve", "--listen", "0.0.0.0:0"}, 2, "token"},
 		{"a bad retention size", []string{"serve", "--listen", "127.0.0.1:0", "--max-bytes", "lots"}, 2, "--max-bytes"},
+		{"a segment size below 64KiB", []string{"serve", "--listen", "127.0.0.1:0", "--segment-size", "4KiB"}, 2, "--segment-size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
