@@ -341,6 +341,10 @@ func (j *Journal) saveCheckpoint() {
 		return
 	}
 	if err := j.writeCheckpoint(v, d); err != nil {
-		j.log.Warn("could not write the index checkpoint", "err", err)
+		// Not sticky: the hot log is whole, and the next open rebuilds
+		// the index from it.
+		j.noteFailure("checkpoint", fmt.Errorf("write the index checkpoint: %w", err))
+		return
 	}
+	j.checkpointFail.Store(nil)
 }

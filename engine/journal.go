@@ -80,6 +80,10 @@ type Journal struct {
 	// compactMu lets one compaction run at a time.
 	compactMu      sync.Mutex
 	lastCompaction atomic.Pointer[CompactionSummary]
+	// compactFail and checkpointFail hold the last failed compaction and
+	// checkpoint until one succeeds (Status reports them).
+	compactFail    atomic.Pointer[CompactionFailure]
+	checkpointFail atomic.Pointer[CompactionFailure]
 	autoStop       chan struct{}
 	autoDone       chan struct{}
 	autoKick       chan struct{}
@@ -559,16 +563,7 @@ func (j *Journal) openWriter() (err error) {
 		}
 	}()
 	rec.Cuts = cuts
-	w, err := wal.Open(j.hotDir, &wal.Options{
-		NoSync:           true, // the committer fsyncs once per batch
-		SegmentSize:      j.opts.segmentSize,
-		LogFormat:        wal.Binary,
-		SegmentCacheSize: 1,
-		NoCopy:           true,
-		AllowEmpty:       true,
-		DirPerms:         0o755,
-		FilePerms:        0o640,
-	})
+	w, err := wal.Open(j.hotDir, walOptions(j.opts.segmentSize))
 	if err != nil {
 		return fmt.Errorf("open hot log: %w", err)
 	}
@@ -610,6 +605,21 @@ func (j *Journal) openWriter() (err error) {
 		j.recovery = readRecovery(filepath.Join(j.dir, stateDirName))
 	}
 	return nil
+}
+
+// walOptions are the tidwall/wal options of the hot log (Open and every
+// reopen of the committer use them).
+func walOptions(segmentSize int) *wal.Options {
+	return &wal.Options{
+		NoSync:           true, // the committer fsyncs once per batch
+		SegmentSize:      segmentSize,
+		LogFormat:        wal.Binary,
+		SegmentCacheSize: 1,
+		NoCopy:           true,
+		AllowEmpty:       true,
+		DirPerms:         0o755,
+		FilePerms:        0o640,
+	}
 }
 
 // sweepWALTemp removes tidwall/wal's "*.TEMP" files: a crash inside its
@@ -984,7 +994,7 @@ func (j *Journal) failure() error {
 
 // fail makes a write-path failure sticky.
 func (j *Journal) fail(err error) error {
-	wrapped := fmt.Errorf("%w: %v", types.ErrFailed, err)
+	wrapped := fmt.Errorf("%w: %w", types.ErrFailed, err)
 	if j.failErr.CompareAndSwap(nil, &wrapped) {
 		j.log.Error("hot log write failed; refusing writes until reopened", "err", err)
 		if j.metrics != nil {
