@@ -321,6 +321,9 @@ func (c *committerState) checkpointDedupe() []ckptDedupe {
 // saveCheckpoint writes a checkpoint of the current view from outside the
 // committer (after a compaction).
 func (j *Journal) saveCheckpoint() {
+	if j.damagedHot.Load() {
+		return // the next open must scan the damaged segment
+	}
 	var v *view
 	var d []ckptDedupe
 	if err := j.inCommitter(func() error {

@@ -1132,6 +1132,7 @@ func (j *Journal) noteFailure(stage string, err error) {
 	f := &CompactionFailure{At: time.Now().UTC(), Stage: stage, Reason: failureReason(err), Error: err.Error()}
 	j.log.Error(stage+" failed; the hot log stays writable", "reason", f.Reason, "err", err)
 	if f.Reason == FailureDamagedInput {
+		j.damagedHot.Store(true)
 		ck := filepath.Join(j.dir, stateDirName, checkpointFileName)
 		if rerr := os.Remove(ck); rerr == nil {
 			j.log.Warn("removed the index checkpoint: the next open scans every hot segment and reports the damage", "checkpoint", ck)

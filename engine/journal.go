@@ -84,13 +84,17 @@ type Journal struct {
 	// checkpoint until one succeeds (Status reports them).
 	compactFail    atomic.Pointer[CompactionFailure]
 	checkpointFail atomic.Pointer[CompactionFailure]
-	autoStop       chan struct{}
-	autoDone       chan struct{}
-	autoKick       chan struct{}
-	stopc          chan struct{}
-	donec          chan struct{}
-	async          chan Change
-	asyncD         chan struct{}
+	// damagedHot is set when compaction found a damaged hot segment: no
+	// checkpoint is written any more, so the next open scans every
+	// segment and reports the damage.
+	damagedHot atomic.Bool
+	autoStop   chan struct{}
+	autoDone   chan struct{}
+	autoKick   chan struct{}
+	stopc      chan struct{}
+	donec      chan struct{}
+	async      chan Change
+	asyncD     chan struct{}
 
 	failErr atomic.Pointer[error] // sticky write failure
 	// lockLost is set when the LOCK file was removed or replaced under
@@ -774,6 +778,12 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 func (j *Journal) indexEntry(v *view, he segment.HotEntry, segMtime int64) (hotEntry, error) {
 	seq, payload := he.Seq, he.Payload
 	if isTombstone(payload) {
+		// Tombstones have a posting list of their own: every query
+		// returns them.
+		for int(j.lostID) >= len(v.post) {
+			v.post = append(v.post, nil)
+		}
+		v.post[j.lostID] = append(v.post[j.lostID], seq)
 		// Repair writes tombstones without a commit time; the segment's
 		// last write bounds it.
 		unix := he.Committed
@@ -929,7 +939,7 @@ func (j *Journal) Close() error {
 	if j.stopc != nil {
 		close(j.stopc)
 		<-j.donec
-		if j.failure() == nil {
+		if j.failure() == nil && !j.damagedHot.Load() {
 			// The committer has stopped: the view and the dedupe window are
 			// final and consistent with the files.
 			if err := j.writeCheckpoint(j.view.Load(), j.c.checkpointDedupe()); err != nil {
