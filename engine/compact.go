@@ -278,7 +278,7 @@ func (j *Journal) compactLocked(ctx context.Context, o CompactOptions, ret Reten
 		cutoff = j.opts.now().Add(-ret.MaxAge).UnixNano()
 	}
 	var done int64
-	for _, u := range units {
+	for k, u := range units {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
@@ -298,18 +298,26 @@ func (j *Journal) compactLocked(ctx context.Context, o CompactOptions, ret Reten
 		rep.InputBytes += ar.InputBytes
 		rep.OutputBytes += ar.OutputBytes
 		// Retention after every archive, not only at the end: under a
-		// backlog this frees space as soon as it can.
+		// backlog this frees space as soon as it can. The segments still
+		// to compact count as compacted already, so a backlog does not
+		// remove archives the end state has room for.
+		var pending int64
+		for _, p := range units[k+1:] {
+			pending += p.bytes
+		}
 		if o.DryRun {
 			sim.archives = append(sim.archives, retArchive{name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes,
 				records: footer.Records, maxTime: min(footer.MaxTime, j.opts.now().UnixNano()), ok: true})
 			sim.hotBytes -= u.bytes
 			sim.hotRecords -= u.last - u.first + 1
-			removed, _ := j.planRetention(sim, ret, cutoff)
+			mid := sim
+			mid.hotBytes -= pending
+			removed, _ := j.planRetention(mid, ret, cutoff)
 			sim.archives = sim.archives[len(removed):]
 			rep.Removed = append(rep.Removed, removed...)
 			continue
 		}
-		removed, _, err := j.applyRetention(ret, cutoff)
+		removed, _, err := j.applyRetention(ret, cutoff, pending)
 		rep.Removed = append(rep.Removed, removed...)
 		if err != nil {
 			return rep, err
@@ -327,7 +335,7 @@ func (j *Journal) compactLocked(ctx context.Context, o CompactOptions, ret Reten
 			}
 		}
 	} else {
-		removed, h, err := j.applyRetention(ret, cutoff)
+		removed, h, err := j.applyRetention(ret, cutoff, 0)
 		rep.Removed = append(rep.Removed, removed...)
 		if err != nil {
 			return rep, err
@@ -993,11 +1001,14 @@ func (j *Journal) planRetention(st retentionState, r Retention, cutoff int64) ([
 // applyRetention removes the oldest archives past the limits. The new
 // horizon is persisted before any file is removed, so a crash in between
 // leaves archives below the horizon, which the next open removes. It
-// returns the removed archives and the horizon after them.
-func (j *Journal) applyRetention(r Retention, cutoff int64) ([]RemovedArchive, uint64, error) {
+// returns the removed archives and the horizon after them. pending is
+// the hot bytes this compaction has yet to archive.
+func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]RemovedArchive, uint64, error) {
 	v := j.view.Load()
 	as := v.archives
-	removed, horizon := j.planRetention(retentionStateOf(v, j.opts.now().UnixNano()), r, cutoff)
+	st := retentionStateOf(v, j.opts.now().UnixNano())
+	st.hotBytes -= pending
+	removed, horizon := j.planRetention(st, r, cutoff)
 	n := len(removed)
 	if n == 0 {
 		return nil, v.horizon(), nil
