@@ -470,8 +470,21 @@ func (j *Journal) openReadOnly() error {
 }
 
 // loadReadOnlyView reads the journal's files into a view without
-// changing any of them.
+// changing any of them. A file a compaction removes while it reads (a
+// hot segment cut, an archive past retention) makes it look again.
 func (j *Journal) loadReadOnlyView() (*view, error) {
+	var err error
+	for attempt := 0; attempt < readRetries; attempt++ {
+		var v *view
+		if v, err = j.loadReadOnlyViewOnce(); err == nil || !errors.Is(err, os.ErrNotExist) {
+			return v, err
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+	}
+	return nil, err
+}
+
+func (j *Journal) loadReadOnlyViewOnce() (*view, error) {
 	segs, _, err := segment.ListHotSegments(j.hotDir)
 	if err != nil {
 		return nil, err
