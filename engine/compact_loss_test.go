@@ -29,12 +29,20 @@ func hotSegmentPaths(t *testing.T, dir string) []segment.HotSegment {
 // flipInSegment flips one byte in the middle of a record of seg (a
 // payload byte, so the frame's checksum fails) and returns its offset.
 func flipInSegment(t *testing.T, seg segment.HotSegment) int64 {
+	return flipAt(t, seg, -1)
+}
+
+// flipAt flips a payload byte at offset at of seg (-1: the middle).
+func flipAt(t *testing.T, seg segment.HotSegment, at int64) int64 {
 	t.Helper()
 	b, err := os.ReadFile(seg.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	off := int64(len(b) / 2)
+	if at >= 0 {
+		off = at
+	}
 	for b[off] == '"' || b[off] == ':' || b[off] == ',' {
 		off++
 	}
@@ -162,12 +170,18 @@ func TestRepairedTombstonesSurviveCompactionAndReadersSeeThem(t *testing.T) {
 	fill(t, j, 3000)
 	j.Close()
 	segs := hotSegmentPaths(t, dir)
-	flipInSegment(t, segs[1])
+	// The last record of a sealed segment: its tombstone ends the
+	// segment, which is where an archive that dropped tombstones broke
+	// its own range check.
+	flipAt(t, segs[1], segs[1].Size-30)
 	rr, err := Repair(context.Background(), dir)
 	if err != nil || len(rr.Lost) == 0 {
 		t.Fatalf("repair: %v, lost %v", err, rr.Lost)
 	}
 	lost := rr.Lost[0]
+	if lost != segs[2].FirstSeq-1 {
+		t.Fatalf("repair lost %v, want the last sequence of the segment, %d", rr.Lost, segs[2].FirstSeq-1)
+	}
 	ctx := context.Background()
 
 	checkTombstones := func(who string, j *Journal) {
