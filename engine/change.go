@@ -55,6 +55,10 @@ type Change struct {
 	CorrelationID         string         `json:"correlation_id,omitempty"`
 	CausationID           string         `json:"causation_id,omitempty"`
 	Metadata              map[string]any `json:"metadata,omitempty"`
+	// Lost is set (by the journal only) on the Change a query returns for
+	// a sequence whose record was lost to damage and replaced by a
+	// tombstone; see LostRecord.
+	Lost *LostRecord `json:"lost,omitempty"`
 }
 
 // MarshalJSON writes the change with occurred_at in TimeLayout.
@@ -122,6 +126,15 @@ func (c *Change) AppendJSON(dst []byte, withSequence bool) ([]byte, error) {
 		if dst, err = appendJSONValue(dst, c.Metadata, 0); err != nil {
 			return dst, fmt.Errorf("encode metadata: %w", err)
 		}
+	}
+	if c.Lost != nil {
+		dst = append(dst, `,"lost":{"cause":`...)
+		dst = appendJSONString(dst, c.Lost.Cause)
+		dst = append(dst, `,"quarantine":`...)
+		dst = appendJSONString(dst, c.Lost.Quarantine)
+		dst = append(dst, `,"repaired_at":"`...)
+		dst = c.Lost.RepairedAt.UTC().AppendFormat(dst, TimeLayout)
+		dst = append(dst, `"}`...)
 	}
 	return append(dst, '}'), nil
 }

@@ -437,6 +437,9 @@ func (c *committerState) checkpointDedupe() []ckptDedupe {
 // saveCheckpoint writes a checkpoint of the current view from outside the
 // committer (after a compaction).
 func (j *Journal) saveCheckpoint() {
+	if j.damagedHot.Load() {
+		return // the next open must scan the damaged segment
+	}
 	var v *view
 	var d []ckptDedupe
 	if err := j.inCommitter(func() error {
@@ -457,6 +460,10 @@ func (j *Journal) saveCheckpoint() {
 		return
 	}
 	if err := j.writeCheckpoint(v, d); err != nil {
-		j.log.Warn("could not write the index checkpoint", "err", err)
+		// Not sticky: the hot log is whole, and the next open rebuilds
+		// the index from it.
+		j.noteFailure("checkpoint", fmt.Errorf("write the index checkpoint: %w", err))
+		return
 	}
+	j.checkpointFail.Store(nil)
 }

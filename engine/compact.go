@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
+
+	"github.com/tidwall/wal"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
@@ -19,6 +22,14 @@ import (
 // Retention bounds the journal. Zero fields do not bound. The oldest
 // archives are removed first; the hot log is never removed, only
 // compacted, so retention needs compaction to run.
+//
+// MaxBytes is what the data directory may hold (hot log and archives).
+// The hot log needs HotHeadroom of it for itself (the active segment and
+// a sealed one waiting for compaction), so archives are kept within
+// MaxBytes minus the larger of HotHeadroom and what the hot log holds
+// now. A MaxBytes below MinRetentionBytes (the headroom plus one segment
+// of room for archives) is refused with a *RetentionError instead of
+// deleting every archive.
 type Retention struct {
 	MaxBytes   int64         `json:"max_bytes"`   // hot + archive bytes on disk
 	MaxAge     time.Duration `json:"max_age"`     // archives whose newest record is older go; JSON: a duration string
@@ -31,10 +42,71 @@ func DefaultRetention() Retention {
 	return Retention{MaxBytes: 1 << 30, MaxAge: 30 * 24 * time.Hour, MaxRecords: 10_000_000}
 }
 
+// HotHeadroom is the share of Retention.MaxBytes the hot log keeps for
+// itself with hot segments of segmentSize bytes: the active segment, and
+// a sealed segment waiting for compaction. Front truncation removes whole
+// segment files and needs no space of its own.
+func HotHeadroom(segmentSize int) int64 { return 2 * int64(segmentSize) }
+
+// MinRetentionBytes is the smallest Retention.MaxBytes allowed with hot
+// segments of segmentSize bytes: the hot log's headroom plus one segment
+// of room for archives (an archive is a compressed segment, so that is
+// room for several).
+func MinRetentionBytes(segmentSize int) int64 { return HotHeadroom(segmentSize) + int64(segmentSize) }
+
+// ErrRetention marks a retention setting the journal refuses (a
+// *RetentionError says which and what is allowed).
+var ErrRetention = errors.New("retention setting not allowed")
+
+// RetentionError is a MaxBytes too small for the hot log's own headroom:
+// under it compaction would delete every archive it writes.
+type RetentionError struct {
+	Field       string // "max_bytes"
+	Value       int64
+	Minimum     int64 // MinRetentionBytes(SegmentSize)
+	SegmentSize int
+}
+
+func (e *RetentionError) Error() string {
+	return fmt.Sprintf("%s %d is below the minimum of %d bytes (%s): the hot log keeps two %d-byte segments (%s) for itself "+
+		"and archives need room of at least one more segment; raise %s to at least %s or use smaller hot segments",
+		e.Field, e.Value, e.Minimum, formatBytes(e.Minimum), e.SegmentSize, formatBytes(HotHeadroom(e.SegmentSize)), e.Field, formatBytes(e.Minimum))
+}
+
+// Unwrap returns ErrRetention.
+func (e *RetentionError) Unwrap() error { return ErrRetention }
+
+// checkRetention refuses a MaxBytes below the minimum for segmentSize.
+func checkRetention(r Retention, segmentSize int) error {
+	if r.MaxBytes < 0 || r.MaxAge < 0 {
+		return fmt.Errorf("%w: retention limits must not be negative", ErrRetention)
+	}
+	if min := MinRetentionBytes(segmentSize); r.MaxBytes > 0 && r.MaxBytes < min {
+		return &RetentionError{Field: "max_bytes", Value: r.MaxBytes, Minimum: min, SegmentSize: segmentSize}
+	}
+	return nil
+}
+
+// formatBytes renders n in binary units, exactly when it is a whole
+// number of them (4MiB, 12MiB, 1536KiB).
+func formatBytes(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return strconv.FormatInt(n/u.m, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
 // CompactOptions configures one compaction.
 type CompactOptions struct {
 	// DryRun reports what would be compacted, coalesced and removed, and
-	// changes nothing.
+	// changes nothing. It runs the same planner as the real run and
+	// encodes every archive (into no file) to measure it, so on an idle
+	// journal its report equals the real run's, sizes included.
 	DryRun bool
 	// SealActive compacts the active (tail) segment too, so everything
 	// written before the call is covered. Automatic compaction leaves it.
@@ -49,12 +121,15 @@ type CompactOptions struct {
 	Progress func(done, total int64)
 }
 
-// CompactReport says what a compaction did (or, dry, would do).
+// CompactReport says what a compaction did (or, dry, would do). Every
+// input sequence is accounted for: Records (archived, tombstones
+// included) + Coalesced is the number of sequences compacted.
 type CompactReport struct {
 	DryRun        bool             `json:"dry_run"`
 	Archives      []ArchiveReport  `json:"archives"`
 	Records       uint64           `json:"records"`
 	Coalesced     uint64           `json:"coalesced"`
+	Tombstones    uint64           `json:"tombstones"`
 	InputBytes    int64            `json:"input_bytes"`
 	OutputBytes   int64            `json:"output_bytes"`
 	Ratio         float64          `json:"ratio"`
@@ -65,13 +140,17 @@ type CompactReport struct {
 	Message       string           `json:"message"`
 }
 
-// ArchiveReport is one archive a compaction wrote.
+// ArchiveReport is one archive a compaction wrote. Records counts what
+// the archive holds (tombstones included); Coalesced the heartbeats
+// coalescing dropped; Records + Coalesced = LastSequence -
+// FirstSequence + 1.
 type ArchiveReport struct {
 	Name          string `json:"name"`
 	FirstSequence uint64 `json:"first_sequence"`
 	LastSequence  uint64 `json:"last_sequence"`
 	Records       uint64 `json:"records"`
 	Coalesced     uint64 `json:"coalesced"`
+	Tombstones    uint64 `json:"tombstones"`
 	InputBytes    int64  `json:"input_bytes"`
 	OutputBytes   int64  `json:"output_bytes"`
 }
@@ -86,6 +165,43 @@ type RemovedArchive struct {
 	Reason        string `json:"reason"`
 }
 
+// CompactionFailure describes the last failed compaction or checkpoint
+// (Status reports it until one succeeds). Reason is no_space (the disk
+// or file system is full), damaged_input (a hot segment failed its
+// checks: nothing was compacted, cut or removed; run
+// state-journal-validate --repair) or error.
+type CompactionFailure struct {
+	At     time.Time `json:"at"`
+	Stage  string    `json:"stage"` // compact or checkpoint
+	Reason string    `json:"reason"`
+	Error  string    `json:"error"`
+	// RetryAt is when automatic compaction tries again (zero when it is
+	// off).
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+}
+
+// Reasons of a CompactionFailure.
+const (
+	FailureNoSpace      = "no_space"
+	FailureDamagedInput = "damaged_input"
+	FailureError        = "error"
+)
+
+// failureReason classifies a compaction or checkpoint error.
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG):
+		return FailureNoSpace
+	case errors.Is(err, segment.ErrCorrupt) || errors.Is(err, errAccounting):
+		return FailureDamagedInput
+	}
+	return FailureError
+}
+
+// errAccounting marks a compaction whose output would not account for
+// every sequence of its input.
+var errAccounting = errors.New("compaction does not account for every sequence")
+
 // compactHook, when set (by crash tests in a child process), is called at
 // each named step of a compaction.
 var compactHook func(step string)
@@ -98,28 +214,54 @@ func hook(step string) {
 
 // Compact moves hot segments into zstd archives and applies retention.
 // Each hot segment becomes one archive, written atomically (temp file,
-// fsync, rename, directory fsync) before the hot log's front is truncated,
-// so a crash at any step leaves a journal that opens with every promised
-// record exactly once. Writers are not stalled except for the moment the
-// front of the hot log is cut. Only one compaction runs at a time.
+// fsync, rename, directory fsync) before the hot log's front is cut, so a
+// crash at any step leaves a journal that opens with every promised
+// record exactly once. Every sequence of a segment is accounted for
+// (archived, coalesced under an explicit window, or a tombstone kept);
+// a segment that fails its checks (every frame's checksum is verified,
+// whatever the index checkpoint says) is not compacted: Compact returns
+// an error naming the segment, offset and sequence, and nothing is cut or
+// removed. A failure (no space, damage) never stops the hot log: it is
+// logged, counted in state_journal_compaction_failures_total{reason} and
+// reported by Status until a compaction succeeds. Writers are not stalled
+// except for the moment the front of the hot log is cut. Only one
+// compaction runs at a time.
 func (j *Journal) Compact(ctx context.Context, o CompactOptions) (CompactReport, error) {
-	start := time.Now()
-	rep := CompactReport{DryRun: o.DryRun, Archives: []ArchiveReport{}, Removed: []RemovedArchive{}}
 	if j.opts.readOnly && !o.DryRun {
-		return rep, types.ErrReadOnly
+		return CompactReport{DryRun: o.DryRun, Archives: []ArchiveReport{}, Removed: []RemovedArchive{}}, types.ErrReadOnly
 	}
 	if err := j.failure(); err != nil {
-		return rep, err
-	}
-	j.compactMu.Lock()
-	defer j.compactMu.Unlock()
-	if j.isClosed() {
-		return rep, types.ErrClosed
+		return CompactReport{DryRun: o.DryRun, Archives: []ArchiveReport{}, Removed: []RemovedArchive{}}, err
 	}
 	ret := j.opts.retention
 	if o.Retention != nil {
 		ret = *o.Retention
 	}
+	if err := checkRetention(ret, j.opts.segmentSize); err != nil {
+		return CompactReport{DryRun: o.DryRun, Archives: []ArchiveReport{}, Removed: []RemovedArchive{}}, err
+	}
+	j.compactMu.Lock()
+	defer j.compactMu.Unlock()
+	if j.isClosed() {
+		return CompactReport{DryRun: o.DryRun, Archives: []ArchiveReport{}, Removed: []RemovedArchive{}}, types.ErrClosed
+	}
+	rep, err := j.compactLocked(ctx, o, ret)
+	if o.DryRun {
+		return rep, err
+	}
+	switch {
+	case err == nil:
+		j.compactFail.Store(nil)
+	case ctx.Err() != nil || errors.Is(err, types.ErrClosed) || errors.Is(err, types.ErrFailed):
+	default:
+		j.noteFailure("compact", err)
+	}
+	return rep, err
+}
+
+func (j *Journal) compactLocked(ctx context.Context, o CompactOptions, ret Retention) (CompactReport, error) {
+	start := time.Now()
+	rep := CompactReport{DryRun: o.DryRun, Archives: []ArchiveReport{}, Removed: []RemovedArchive{}}
 	v := j.view.Load()
 	rep.HorizonBefore = v.horizon()
 	units := j.compactionUnits(v, o.SealActive)
@@ -127,12 +269,20 @@ func (j *Journal) Compact(ctx context.Context, o CompactOptions) (CompactReport,
 	for _, u := range units {
 		total += u.bytes
 	}
+	// A dry run plans retention on the state the real run would reach:
+	// the view's archives plus the ones it measured, the hot log minus
+	// the compacted segments.
+	sim := retentionStateOf(v, j.opts.now().UnixNano())
+	cutoff := int64(0)
+	if ret.MaxAge > 0 {
+		cutoff = j.opts.now().Add(-ret.MaxAge).UnixNano()
+	}
 	var done int64
-	for _, u := range units {
+	for k, u := range units {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		ar, err := j.compactUnit(u, o, func(n int64) {
+		ar, footer, err := j.compactUnit(u, o, func(n int64) {
 			if o.Progress != nil {
 				o.Progress(done+n, total)
 			}
@@ -141,40 +291,72 @@ func (j *Journal) Compact(ctx context.Context, o CompactOptions) (CompactReport,
 			return rep, err
 		}
 		done += u.bytes
-		if !o.DryRun {
-			// Retention after every archive, not only at the end: under a
-			// backlog this frees space as soon as it can.
-			removed, _, err := j.applyRetention(ret, false, nil)
-			if err != nil {
-				return rep, err
-			}
-			rep.Removed = append(rep.Removed, removed...)
-		}
 		rep.Archives = append(rep.Archives, ar)
 		rep.Records += ar.Records
 		rep.Coalesced += ar.Coalesced
+		rep.Tombstones += ar.Tombstones
 		rep.InputBytes += ar.InputBytes
 		rep.OutputBytes += ar.OutputBytes
+		// Retention after every archive, not only at the end: under a
+		// backlog this frees space as soon as it can. The segments still
+		// to compact count as compacted already, so a backlog does not
+		// remove archives the end state has room for.
+		var pending int64
+		for _, p := range units[k+1:] {
+			pending += p.bytes
+		}
+		if o.DryRun {
+			sim.archives = append(sim.archives, retArchive{name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes,
+				records: footer.Records, maxTime: min(footer.MaxTime, j.opts.now().UnixNano()), ok: true})
+			sim.hotBytes -= u.bytes
+			sim.hotRecords -= u.last - u.first + 1
+			mid := sim
+			mid.hotBytes -= pending
+			removed, _ := j.planRetention(mid, ret, cutoff)
+			sim.archives = sim.archives[len(removed):]
+			rep.Removed = append(rep.Removed, removed...)
+			continue
+		}
+		removed, _, err := j.applyRetention(ret, cutoff, pending)
+		rep.Removed = append(rep.Removed, removed...)
+		if err != nil {
+			return rep, err
+		}
 	}
-	removed, horizon, err := j.applyRetention(ret, o.DryRun, units)
-	if err != nil {
-		return rep, err
+	var horizon uint64
+	if o.DryRun {
+		removed, h := j.planRetention(sim, ret, cutoff)
+		rep.Removed = append(rep.Removed, removed...)
+		horizon = h
+		if horizon == 0 {
+			horizon = rep.HorizonBefore
+			if len(rep.Removed) > 0 {
+				horizon = max(horizon, rep.Removed[len(rep.Removed)-1].LastSequence+1)
+			}
+		}
+	} else {
+		removed, h, err := j.applyRetention(ret, cutoff, 0)
+		rep.Removed = append(rep.Removed, removed...)
+		if err != nil {
+			return rep, err
+		}
+		horizon = h
 	}
-	rep.Removed = append(rep.Removed, removed...)
-	removed = rep.Removed
 	rep.HorizonAfter = horizon
 	if rep.OutputBytes > 0 {
 		rep.Ratio = float64(rep.InputBytes) / float64(rep.OutputBytes)
 	}
 	rep.Duration = time.Since(start)
+	removed := rep.Removed
 	switch {
 	case len(units) == 0 && len(removed) == 0:
 		rep.Message = "nothing to compact: no sealed hot segment" + map[bool]string{true: "", false: " (pass SealActive to compact the active one)"}[o.SealActive] + " and nothing past retention"
 	case o.DryRun:
-		rep.Message = fmt.Sprintf("would compact %d segment(s) (%d records, %d coalesced) and remove %d archive(s)", len(units), rep.Records, rep.Coalesced, len(removed))
+		rep.Message = fmt.Sprintf("would compact %d segment(s) into %d archive(s) of %d bytes: %d records (%d tombstones), %d coalesced; would remove %d archive(s)",
+			len(units), len(rep.Archives), rep.OutputBytes, rep.Records, rep.Tombstones, rep.Coalesced, len(removed))
 	default:
-		rep.Message = fmt.Sprintf("compacted %d segment(s) into %d archive(s): %d records, %d coalesced, %.1fx; removed %d archive(s)",
-			len(units), len(rep.Archives), rep.Records, rep.Coalesced, rep.Ratio, len(removed))
+		rep.Message = fmt.Sprintf("compacted %d segment(s) into %d archive(s): %d records (%d tombstones), %d coalesced, %.1fx; removed %d archive(s)",
+			len(units), len(rep.Archives), rep.Records, rep.Tombstones, rep.Coalesced, rep.Ratio, len(removed))
 	}
 	if !o.DryRun && (len(units) > 0 || len(removed) > 0) {
 		j.noteCompaction(rep)
@@ -218,70 +400,111 @@ func (j *Journal) compactionUnits(v *view, sealActive bool) []unit {
 	return us
 }
 
-// compactUnit archives one unit and truncates the hot log past it.
-func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (ArchiveReport, error) {
+// compactUnit archives one unit and cuts the hot log past it (dry: only
+// measures the archive it would write).
+func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (ArchiveReport, segment.ArchiveFooter, error) {
 	ar := ArchiveReport{Name: segment.ArchiveFileName(u.first, u.last), FirstSequence: u.first, LastSequence: u.last}
-	recs, coalesced, in, err := j.readUnit(u, o.Coalesce, progress)
+	ur, err := j.readUnit(u, o.Coalesce, progress)
 	if err != nil {
-		return ar, err
+		return ar, segment.ArchiveFooter{}, err
 	}
-	ar.Records, ar.Coalesced, ar.InputBytes = uint64(len(recs)), coalesced, in
-	if o.DryRun {
-		ar.OutputBytes = in / 10 // an estimate; heartbeat-heavy journals compress about 10x
-		return ar, nil
-	}
-	dir := filepath.Join(j.dir, archiveDirName)
-	if err := fsx.MkdirAllDurable(dir, 0o755); err != nil {
-		return ar, err
-	}
+	ar.Records, ar.Coalesced, ar.Tombstones, ar.InputBytes = uint64(len(ur.recs)), ur.coalesced, ur.tombstones, ur.in
 	i := 0
-	path := filepath.Join(dir, ar.Name)
-	start := time.Now()
-	footer, err := segment.WriteArchive(path, func() (segment.ArchiveRecord, bool, error) {
-		if i == len(recs) {
+	next := func() (segment.ArchiveRecord, bool, error) {
+		if i == len(ur.recs) {
 			return segment.ArchiveRecord{}, false, nil
 		}
 		i++
-		return recs[i-1], true, nil
-	}, j.archiveWriterOptions(u.first, u.last, coalesced))
+		return ur.recs[i-1], true, nil
+	}
+	if o.DryRun {
+		footer, err := segment.MeasureArchive(next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
+		if err != nil {
+			return ar, footer, fmt.Errorf("measure archive %s: %w", ar.Name, err)
+		}
+		ar.OutputBytes = footer.FileBytes
+		return ar, footer, nil
+	}
+	dir := filepath.Join(j.dir, archiveDirName)
+	if err := fsx.MkdirAllDurable(dir, 0o755); err != nil {
+		return ar, segment.ArchiveFooter{}, err
+	}
+	path := filepath.Join(dir, ar.Name)
+	start := time.Now()
+	footer, err := segment.WriteArchive(path, next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
 	if err != nil {
-		return ar, fmt.Errorf("write archive %s: %w", ar.Name, err)
+		return ar, footer, fmt.Errorf("write archive %s: %w", ar.Name, err)
 	}
 	hook("archive-written")
 	ar.OutputBytes = footer.FileBytes
 	a := &archiveSeg{path: path, name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes, footer: footer}
+	// The archive must pass the checks every open applies to it before
+	// the hot log gives up its records.
 	if ao, err := segment.OpenArchive(path); err == nil {
+		a.footer = ao.Footer()
 		ao.Close() // it opens; queries reopen it through the cache
 	} else {
-		return ar, fmt.Errorf("reopen archive %s: %w", ar.Name, err)
+		j.dropArchive(path)
+		return ar, footer, fmt.Errorf("reopen archive %s: %w", ar.Name, err)
+	}
+	if err := checkArchiveRange(a); err != nil {
+		j.dropArchive(path)
+		return ar, footer, fmt.Errorf("%w: %v", errAccounting, err)
 	}
 	// The archive is durable; now the hot log gives up the same records.
 	if err := j.truncateHot(u.last, a); err != nil {
-		return ar, err
+		if j.failure() == nil {
+			// The hot log still holds the records: the archive is a copy,
+			// and removing it gives its space back.
+			j.dropArchive(path)
+		}
+		return ar, footer, err
 	}
 	hook("hot-truncated")
 	if j.metrics != nil {
 		j.metrics.compactions.Inc()
 		j.metrics.compactSeconds.Observe(time.Since(start).Seconds())
-		j.metrics.compactIn.Add(float64(in))
+		j.metrics.compactIn.Add(float64(ur.in))
 		j.metrics.compactOut.Add(float64(footer.FileBytes))
-		j.metrics.coalesced.Add(float64(coalesced))
+		j.metrics.coalesced.Add(float64(ur.coalesced))
 	}
-	return ar, nil
+	return ar, footer, nil
 }
 
-// readUnit reads the unit's records from its hot segment and coalesces
-// heartbeats. Labels and times come from the index, so the payloads are
-// not decoded (only heartbeats are, when coalescing). It returns the
-// records to archive, the number coalesced and the input bytes.
-func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) ([]segment.ArchiveRecord, uint64, int64, error) {
+// dropArchive removes an archive compaction wrote but did not hand over
+// (the hot log still holds its records).
+func (j *Journal) dropArchive(path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		j.log.Warn("could not remove an archive the hot log still duplicates; the next open uses it", "archive", filepath.Base(path), "err", err)
+		return
+	}
+	_ = fsx.SyncDir(filepath.Dir(path))
+}
+
+// unitRecords is what readUnit read from a unit.
+type unitRecords struct {
+	recs       []segment.ArchiveRecord // to archive, tombstones included
+	coalesced  uint64
+	tombstones uint64
+	in         int64
+}
+
+// readUnit reads the unit's records from its hot segment, verifying every
+// frame (checksum and sequence) whatever the index checkpoint says, and
+// coalesces heartbeats when a window is set. Labels and times come from
+// the index, so the payloads are not decoded (only heartbeats are, when
+// coalescing). It fails, naming the segment, offset and sequence, when
+// the segment cannot be read whole, and refuses a result that does not
+// account for every sequence of the unit.
+func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (unitRecords, error) {
 	v := j.view.Load()
-	var recs []segment.ArchiveRecord
-	var in int64
+	var ur unitRecords
 	var bad error
+	expect := u.first
+	var prevTime int64
 	arena := make([]byte, 0, u.bytes) // one allocation for every payload
-	_, err := segment.ScanHotSegmentEntries(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, 0, u.seg.first, func(he segment.HotEntry) bool {
-		seq, payload := he.Seq, he.Payload
+	res, err := segment.ScanHotSegmentEntries(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, 0, u.seg.first, func(he segment.HotEntry) bool {
+		seq, payload, off := he.Seq, he.Payload, he.Off
 		if seq < u.first {
 			return true
 		}
@@ -294,15 +517,25 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 			bad = fmt.Errorf("compact: %w", err)
 			return false
 		}
-		in += int64(len(payload)) + int64(he.HeaderSize())
+		if seq != expect {
+			bad = fmt.Errorf("%w: hot segment %s holds sequence %d at offset %d where %d was due", errAccounting, u.seg.path, seq, off, expect)
+			return false
+		}
+		expect = seq + 1
+		ur.in += int64(len(payload)) + int64(he.HeaderSize())
+		start := len(arena)
+		arena = append(arena, payload...)
+		kept := arena[start:len(arena):len(arena)]
 		if isTombstone(payload) {
-			// A repaired loss stays a loss; the archive's coalesced count
-			// accounts for the gap.
+			// A repaired loss stays a visible loss: the archive keeps the
+			// tombstone.
+			ur.recs = append(ur.recs, tombstoneArchiveRecord(seq, kept, prevTime))
+			ur.tombstones++
 			return true
 		}
 		var label string
 		var unix int64
-		if seq >= v.first && seq <= v.last() {
+		if seq >= v.first && seq <= v.last() && v.entries[seq-v.first].surface != j.lostID {
 			e := &v.entries[seq-v.first]
 			label, unix = j.intern.name(e.surface), e.unix
 			if e.multi != 0 {
@@ -315,40 +548,69 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 		} else {
 			f, err := peekFields(payload)
 			if err != nil {
-				bad = fmt.Errorf("compact: record %d does not decode: %w", seq, err)
+				bad = &segment.CorruptionError{Segment: u.seg.path, Offset: off, Sequence: seq, Cause: segment.CauseBadChecksum,
+					Err: fmt.Errorf("%w: record does not decode: %v", segment.ErrCorrupt, err)}
 				return false
 			}
 			label, unix = archiveLabel(f.surface, f.others), f.unix
 		}
-		start := len(arena)
-		arena = append(arena, payload...)
-		recs = append(recs, segment.ArchiveRecord{Seq: seq, Time: unix, Label: label, Payload: arena[start:len(arena):len(arena)]})
-		if progress != nil && len(recs)%4096 == 0 {
-			progress(in)
+		prevTime = unix
+		ur.recs = append(ur.recs, segment.ArchiveRecord{Seq: seq, Time: unix, Label: label, Payload: kept})
+		if progress != nil && len(ur.recs)%4096 == 0 {
+			progress(ur.in)
 		}
 		return true
 	})
 	if err != nil {
-		return nil, 0, 0, err
+		return ur, fmt.Errorf("compact hot segment %s: %w", u.seg.path, err)
 	}
 	if bad != nil {
-		return nil, 0, 0, bad
+		return ur, fmt.Errorf("compact sequences %d..%d: %w; nothing was compacted, cut or removed", u.first, u.last, bad)
+	}
+	// A reader never ignores its scanner's verdict: damage inside the
+	// unit means the unit cannot be read whole. (Damage past it, in the
+	// active segment, is a write in progress.)
+	if p := res.Problem; p != nil && p.Sequence <= u.last {
+		return ur, fmt.Errorf("compact sequences %d..%d: %w; nothing was compacted, cut or removed; run state-journal-validate --repair to quarantine the damage",
+			u.first, u.last, p)
+	}
+	if expect != u.last+1 {
+		return ur, fmt.Errorf("compact sequences %d..%d: %w: hot segment %s ends at sequence %d; nothing was compacted, cut or removed",
+			u.first, u.last, errAccounting, u.seg.path, expect-1)
 	}
 	if window > 0 {
-		recs = coalesceHeartbeats(recs, window)
+		ur.recs = coalesceHeartbeats(ur.recs, window)
 	}
-	coalesced := (u.last - u.first + 1) - uint64(len(recs))
-	return recs, coalesced, in, nil
+	span := u.last - u.first + 1
+	ur.coalesced = span - uint64(len(ur.recs))
+	if window == 0 && ur.coalesced != 0 {
+		return ur, fmt.Errorf("compact sequences %d..%d: %w: %d of %d sequences would be dropped with no coalescing window",
+			u.first, u.last, errAccounting, ur.coalesced, span)
+	}
+	var kept, tombs uint64
+	for i := range ur.recs {
+		if ur.recs[i].Label == lostSurface {
+			tombs++
+		} else {
+			kept++
+		}
+	}
+	if kept+tombs+ur.coalesced != span || tombs != ur.tombstones {
+		return ur, fmt.Errorf("compact sequences %d..%d: %w: %d archived + %d tombstones + %d coalesced != %d",
+			u.first, u.last, errAccounting, kept, tombs, ur.coalesced, span)
+	}
+	return ur, nil
 }
 
-// coalesceHeartbeats keeps, for heartbeat records, only the newest per
-// surface, aggregate and window. Other records are kept as they are.
 func coalesceHeartbeats(recs []segment.ArchiveRecord, window time.Duration) []segment.ArchiveRecord {
 	newest := make(map[string]uint64)
 	key := func(r *segment.ArchiveRecord, f *peeked) string {
 		return r.Label + "\x00" + f.aggType + "\x00" + f.aggID + "\x00" + strconv.FormatInt(r.Time/int64(window), 10)
 	}
 	for i := range recs {
+		if recs[i].Label == lostSurface {
+			continue
+		}
 		f, err := peekFields(recs[i].Payload)
 		if err != nil || f.changeType != "heartbeat" {
 			continue
@@ -357,6 +619,10 @@ func coalesceHeartbeats(recs []segment.ArchiveRecord, window time.Duration) []se
 	}
 	out := recs[:0]
 	for i := range recs {
+		if recs[i].Label == lostSurface {
+			out = append(out, recs[i]) // a tombstone is never coalesced
+			continue
+		}
 		f, err := peekFields(recs[i].Payload)
 		if err == nil && f.changeType == "heartbeat" && newest[key(&recs[i], &f)] != recs[i].Seq {
 			continue
@@ -398,23 +664,28 @@ func peekFields(payload []byte) (peeked, error) {
 
 // truncateHot cuts the hot log's front up to and including upto, in the
 // committer goroutine (the only owner of the hot log), and publishes a
-// view that reads those records from archive a instead.
+
+// truncateHot cuts the hot log's front up to and including upto, in the
+// committer goroutine (the only owner of the hot log), and publishes a
+// view that reads those records from archive a instead. A failure that
+// leaves the hot log whole and writable is returned as it is; only a hot
+// log that can no longer be written (its reopen failed) is sticky.
 func (j *Journal) truncateHot(upto uint64, a *archiveSeg) error {
 	return j.inCommitter(func() error {
 		if err := j.failure(); err != nil {
 			return err
 		}
-		if err := j.wal.TruncateFront(upto + 1); err != nil {
-			return j.fail(fmt.Errorf("truncate hot log front to %d: %w", upto+1, err))
-		}
-		if err := fsx.SyncDir(j.hotDir); err != nil {
-			return j.fail(err)
+		old := j.c.tip
+		first, err := j.cutFront(old, upto)
+		if first <= old.first {
+			return err // nothing was cut
 		}
 		// The syncer is idle (inCommitter flushed it): the tip is the
 		// published view.
-		old := j.c.tip
-		nv, tailDelta := truncatedView(old, upto, j.hotDir)
-		nv.archives = append(append([]*archiveSeg(nil), old.archives...), a)
+		nv, tailDelta := truncatedView(old, first-1, j.hotDir)
+		if first-1 == upto {
+			nv.archives = append(append([]*archiveSeg(nil), old.archives...), a)
+		}
 		nv.version = old.version + 1
 		if tailDelta >= 0 {
 			j.c.tailSize -= tailDelta
@@ -430,8 +701,169 @@ func (j *Journal) truncateHot(upto uint64, a *archiveSeg) error {
 		j.c.tails = nil
 		j.publish(nv)
 		closeDroppedSegs(old, nv)
-		return nil
+		return err
 	})
+}
+
+// truncateFrontFault, when set (by fault tests), is called before each
+// step of cutFront; an error it returns fails that step.
+var truncateFrontFault func(step string) error
+
+func truncateStep(step string) error {
+	if truncateFrontFault != nil {
+		return truncateFrontFault(step)
+	}
+	return nil
+}
+
+// cutFront removes the hot log's records up to upto and returns the
+// first sequence the hot log holds afterwards (old.first when nothing was
+// cut), with the error that stopped it, if any. It runs in the committer.
+//
+// Compaction cuts at segment boundaries, so cutFront removes whole
+// segment files, oldest first, with tidwall/wal closed, and reopens it:
+// unlike tidwall/wal's TruncateFront, which copies the surviving segment
+// into a new file, this needs no free space, so a full disk cannot fail
+// it. When everything goes (the active segment was compacted too), an
+// empty segment named upto+1 is created first, which is what
+// TruncateFront would leave. A crash at any point leaves segments that
+// the archive duplicates, which the next open cuts. tidwall/wal is always
+// reopened on what the directory holds, so its state never drifts from
+// the files; only a failed reopen (or the fsync its close makes) is
+// sticky.
+func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
+	next := upto + 1
+	idx := -1
+	for i, s := range old.segs {
+		if s.first == next {
+			idx = i
+		}
+	}
+	everything := idx < 0 && upto == old.last()
+	if idx < 0 && !everything {
+		return j.truncateFrontWAL(old, next)
+	}
+	drop := old.segs
+	if !everything {
+		drop = old.segs[:idx]
+	}
+	empty := ""
+	if everything {
+		empty = filepath.Join(j.hotDir, segment.HotSegmentName(next))
+		if err := truncateStep("create"); err != nil {
+			return old.first, fmt.Errorf("truncate hot log front to %d: create %s: %w", next, empty, err)
+		}
+		if err := createEmptyFile(empty); err != nil {
+			return old.first, fmt.Errorf("truncate hot log front to %d: %w", next, err)
+		}
+	}
+	if err := j.wal.Close(); err != nil {
+		// Close fsyncs the tail: that is a failed hot-log fsync.
+		return old.first, j.fail(fmt.Errorf("close hot log to truncate its front: %w", err))
+	}
+	hook("hot-log-closed")
+	var cutErr error
+	removed := 0
+	for _, s := range drop {
+		err := truncateStep("remove")
+		if err == nil {
+			err = os.Remove(s.path)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			cutErr = fmt.Errorf("truncate hot log front to %d: remove %s: %w", next, filepath.Base(s.path), err)
+			break
+		}
+		removed++
+	}
+	if cutErr != nil && everything && removed < len(drop) {
+		// The old tail stays: the empty segment after it must go, or
+		// tidwall/wal would append to it.
+		if err := os.Remove(empty); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return old.first, j.fail(fmt.Errorf("%v; and remove %s: %w", cutErr, empty, err))
+		}
+	}
+	if err := fsx.SyncDir(j.hotDir); err != nil && cutErr == nil {
+		cutErr = fmt.Errorf("truncate hot log front to %d: %w", next, err)
+	}
+	w, err := wal.Open(j.hotDir, walOptions(j.opts.segmentSize))
+	if err != nil {
+		j.wal = nil
+		return old.first, j.fail(errors.Join(cutErr, fmt.Errorf("reopen hot log after truncating its front: %w", err)))
+	}
+	j.wal = w
+	want := old.segs[0].first // the first sequence the remaining files start at
+	if removed == len(old.segs) {
+		want = next
+	} else if removed > 0 {
+		want = old.segs[removed].first
+	}
+	first, ferr := w.FirstIndex()
+	last, lerr := w.LastIndex()
+	if ferr != nil || lerr != nil || last != old.last() || first != want {
+		return old.first, j.fail(errors.Join(cutErr, fmt.Errorf("reopen hot log after truncating its front: tidwall/wal sees %d..%d (%v, %v), the journal expects %d..%d: %w",
+			first, last, ferr, lerr, old.first, old.last(), segment.ErrCorrupt)))
+	}
+	return first, cutErr
+}
+
+// truncateFrontWAL cuts the front with tidwall/wal's TruncateFront, for a
+// cut inside a segment. TruncateFront copies the rest of that segment to
+// a new file first; when that fails nothing changed and tidwall/wal is
+// intact. When a later step fails it marks itself corrupt: it is reopened,
+// which completes the truncation from the files.
+func (j *Journal) truncateFrontWAL(old *view, next uint64) (uint64, error) {
+	err := truncateStep("truncate")
+	if err == nil {
+		err = j.wal.TruncateFront(next)
+	}
+	if err == nil {
+		if err := fsx.SyncDir(j.hotDir); err != nil {
+			return next, fmt.Errorf("truncate hot log front to %d: %w", next, err)
+		}
+		return next, nil
+	}
+	cutErr := fmt.Errorf("truncate hot log front to %d: %w", next, err)
+	if _, ierr := j.wal.FirstIndex(); ierr == nil {
+		return old.first, cutErr // tidwall/wal is intact: nothing changed
+	}
+	j.wal.Close()
+	_, fix, lerr := segment.ListHotSegments(j.hotDir)
+	if lerr == nil {
+		lerr = segment.ApplyHotFixups(j.hotDir, fix)
+	}
+	if lerr == nil {
+		lerr = fsx.SyncDir(j.hotDir)
+	}
+	var w *wal.Log
+	if lerr == nil {
+		w, lerr = wal.Open(j.hotDir, walOptions(j.opts.segmentSize))
+	}
+	if lerr != nil {
+		j.wal = nil
+		return old.first, j.fail(errors.Join(cutErr, fmt.Errorf("reopen hot log: %w", lerr)))
+	}
+	j.wal = w
+	first, ferr := w.FirstIndex()
+	last, lerr2 := w.LastIndex()
+	if ferr != nil || lerr2 != nil || last != old.last() || (first != old.first && first != next) {
+		return old.first, j.fail(errors.Join(cutErr, fmt.Errorf("reopen hot log: tidwall/wal sees %d..%d, the journal expects %d..%d: %w",
+			first, last, old.first, old.last(), segment.ErrCorrupt)))
+	}
+	return first, cutErr
+}
+
+// createEmptyFile creates path (which must not exist) empty and durable.
+func createEmptyFile(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
 }
 
 // truncatedView returns v as tidwall/wal's TruncateFront(upto+1) leaves
@@ -495,72 +927,100 @@ func truncatedView(v *view, upto uint64, hotDir string) (*view, int64) {
 // applyRetention removes the oldest archives past the limits. The new
 // horizon is persisted before any file is removed, so a crash in between
 // leaves archives below the horizon, which the next open removes.
-func (j *Journal) applyRetention(r Retention, dry bool, pending []unit) ([]RemovedArchive, uint64, error) {
-	v := j.view.Load()
-	as := v.archives
-	hot := diskBytes(v.bytes)
-	var records uint64 = uint64(len(v.entries)) + archiveRecords(as)
-	total := hot
-	for _, a := range as {
-		total += diskBytes(a.bytes)
+
+// retArchive is what retention needs to know of one archive.
+type retArchive struct {
+	name        string
+	first, last uint64
+	bytes       int64
+	records     uint64
+	maxTime     int64
+	ok          bool // the archive passed its checks (its footer is known)
+}
+
+// retentionState is what retention decides on: the archives, oldest
+// first, and the hot log. The real run takes it from the published view;
+// the dry run builds the same state from the view and what it measured.
+type retentionState struct {
+	archives   []retArchive
+	hotBytes   int64
+	hotRecords uint64
+	horizon    uint64
+}
+
+// retentionStateOf takes the state from view v; an archive's age is its
+// newest commit as of now (see archiveSeg.newestCommit).
+func retentionStateOf(v *view, now int64) retentionState {
+	st := retentionState{hotBytes: v.bytes, hotRecords: uint64(len(v.entries)), horizon: v.horizon()}
+	for _, a := range v.archives {
+		st.archives = append(st.archives, retArchive{name: a.name, first: a.first, last: a.last, bytes: a.bytes,
+			records: a.footer.Records, maxTime: a.newestCommit(now), ok: a.err == nil})
 	}
-	if dry {
-		// Pending units would move into archives about 10x smaller.
-		for _, u := range pending {
-			total -= u.bytes - u.bytes/10
-		}
+	return st
+}
+
+// planRetention decides which of the oldest archives go, and the horizon
+// after them (0 when none goes). It is the one planner of the real and
+// the dry run. Bytes are counted in the 4 KiB blocks files occupy. The
+// archives may hold MaxBytes minus what the hot log needs: its headroom
+// (HotHeadroom) or, when compaction has fallen behind, what it holds now.
+func (j *Journal) planRetention(st retentionState, r Retention, cutoff int64) ([]RemovedArchive, uint64) {
+	records := st.hotRecords
+	var archived int64
+	for _, a := range st.archives {
+		archived += diskBytes(a.bytes)
+		records += a.records
 	}
-	// Keep two segments of headroom: the hot log fills its next segment
-	// before the next compaction, and tidwall/wal's front truncation
-	// briefly holds a copy of one segment. So the directory stays within
-	// MaxBytes plus at most one segment, sampled at any moment.
-	budget := r.MaxBytes
-	if budget > 0 {
-		budget -= 2 * int64(j.opts.segmentSize)
-		if budget < 0 {
-			budget = 0
-		}
-	}
-	cutoff := int64(0)
-	if r.MaxAge > 0 {
-		cutoff = j.opts.now().Add(-r.MaxAge).UnixNano()
+	budget := int64(0)
+	if r.MaxBytes > 0 {
+		budget = r.MaxBytes - max(HotHeadroom(j.opts.segmentSize), diskBytes(st.hotBytes))
 	}
 	var removed []RemovedArchive
-	n := 0
-	for n < len(as) {
-		a := as[n]
-		if a.err != nil {
+	for _, a := range st.archives {
+		if !a.ok {
 			// A damaged or missing archive never decides what is removed
 			// (nor moves the horizon past it): it waits for the operator.
 			break
 		}
 		reason := ""
 		switch {
-		case r.MaxBytes > 0 && total > budget:
+		case r.MaxBytes > 0 && archived > budget:
 			reason = "max_bytes"
 		case r.MaxRecords > 0 && records > r.MaxRecords:
 			reason = "max_records"
-		case cutoff != 0 && a.err == nil && a.newestCommit(j.opts.now().UnixNano()) < cutoff:
+		case cutoff != 0 && a.ok && a.maxTime < cutoff:
 			reason = "max_age"
 		}
 		if reason == "" {
 			break
 		}
-		removed = append(removed, RemovedArchive{Name: a.name, FirstSequence: a.first, LastSequence: a.last, Records: a.footer.Records, Bytes: a.bytes, Reason: reason})
-		total -= diskBytes(a.bytes)
-		records -= a.footer.Records
-		n++
+		removed = append(removed, RemovedArchive{Name: a.name, FirstSequence: a.first, LastSequence: a.last, Records: a.records, Bytes: a.bytes, Reason: reason})
+		archived -= diskBytes(a.bytes)
+		records -= a.records
 	}
-	horizon := v.horizon()
+	if len(removed) == 0 {
+		return nil, 0
+	}
+	return removed, removed[len(removed)-1].LastSequence + 1
+}
+
+// applyRetention removes the oldest archives past the limits. The new
+// horizon is persisted before any file is removed, so a crash in between
+// leaves archives below the horizon, which the next open removes. It
+// returns the removed archives and the horizon after them. pending is
+// the hot bytes this compaction has yet to archive.
+func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]RemovedArchive, uint64, error) {
+	v := j.view.Load()
+	as := v.archives
+	st := retentionStateOf(v, j.opts.now().UnixNano())
+	st.hotBytes -= pending
+	removed, horizon := j.planRetention(st, r, cutoff)
+	n := len(removed)
 	if n == 0 {
-		return removed, horizon, nil
-	}
-	horizon = as[n-1].last + 1
-	if dry {
-		return removed, horizon, nil
+		return nil, v.horizon(), nil
 	}
 	if err := j.writeHorizon(horizon); err != nil {
-		return nil, 0, fmt.Errorf("persist horizon %d: %w", horizon, err)
+		return nil, v.horizon(), fmt.Errorf("persist horizon %d: %w", horizon, err)
 	}
 	hook("horizon-written")
 	// Readers switch to a view without the archives before the files go.
@@ -676,5 +1136,34 @@ func (j *Journal) inCommitter(f func() error) error {
 		return err
 	case <-j.donec:
 		return types.ErrClosed
+	}
+}
+
+// noteFailure reports a failed compaction or checkpoint: a log line, the
+// failure metric by reason, and Status until the next success. Damage
+// found in a hot segment also retires the index checkpoint, so the next
+// open scans every segment and reports the damage by name instead of
+// trusting the checkpoint over it.
+func (j *Journal) noteFailure(stage string, err error) {
+	f := &CompactionFailure{At: time.Now().UTC(), Stage: stage, Reason: failureReason(err), Error: err.Error()}
+	j.log.Error(stage+" failed; the hot log stays writable", "reason", f.Reason, "err", err)
+	if f.Reason == FailureDamagedInput {
+		j.damagedHot.Store(true)
+		ck := filepath.Join(j.dir, stateDirName, checkpointFileName)
+		if rerr := os.Remove(ck); rerr == nil {
+			j.log.Warn("removed the index checkpoint: the next open scans every hot segment and reports the damage", "checkpoint", ck)
+		}
+	}
+	if j.metrics != nil {
+		if stage == "checkpoint" {
+			j.metrics.checkpointFailures.WithLabelValues(f.Reason).Inc()
+		} else {
+			j.metrics.compactFailures.WithLabelValues(f.Reason).Inc()
+		}
+	}
+	if stage == "checkpoint" {
+		j.checkpointFail.Store(f)
+	} else {
+		j.compactFail.Store(f)
 	}
 }

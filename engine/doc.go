@@ -42,7 +42,13 @@
 //
 //   - Sequences are assigned at commit, strictly increasing and gapless in
 //     the hot log; archives cover contiguous ranges (records dropped by
-//     heartbeat coalescing are counted in the archive's footer).
+//     heartbeat coalescing are counted in the archive's footer). Compaction
+//     accounts for every sequence of a segment (archived, coalesced under
+//     an explicit window, or a tombstone kept under the label "!lost") and
+//     refuses, cutting nothing, a segment that fails its frame checks.
+//   - Only a failed hot-log write or fsync is sticky: a compaction or
+//     checkpoint that fails (no space, damage) is reported (log, Status,
+//     state_journal_compaction_failures_total{reason}) and retried.
 //   - Every record from the horizon (Status().Horizon) to the head is
 //     readable exactly once; a cursor below the horizon gets ErrCompacted.
 //     Sequences in that range that no file holds (a deleted archive or hot

@@ -146,13 +146,32 @@ func (j *Journal) Stale(since uint64) (StaleSet, error) {
 // Refresh brings a ReadOnly journal up to date with the files: it reads
 // the entries appended since the last look and, when a compaction or
 // retention changed the segments, reloads. It reports whether anything
-// changed. On a writing journal it does nothing.
+// changed. On a writing journal it does nothing. A file that a
+// compaction removes between listing and reading it is not an error: it
+// looks again and reloads.
 func (j *Journal) Refresh() (bool, error) {
 	if !j.opts.readOnly {
 		return false, nil
 	}
 	j.viewMu.Lock()
 	defer j.viewMu.Unlock()
+	var err error
+	for attempt := 0; attempt < readRetries; attempt++ {
+		var changed bool
+		if changed, err = j.refreshLocked(attempt > 0); err == nil || !errors.Is(err, os.ErrNotExist) {
+			return changed, err
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+	}
+	return false, err
+}
+
+// readRetries bounds how often a read-only reader looks again when the
+// files it listed changed under it (a compaction or retention at work).
+const readRetries = 20
+
+// refreshLocked is Refresh with viewMu held; reload forces a full reload.
+func (j *Journal) refreshLocked(reload bool) (bool, error) {
 	v := j.view.Load()
 	segs, _, err := segment.ListHotSegments(j.hotDir)
 	if err != nil {
@@ -162,7 +181,10 @@ func (j *Journal) Refresh() (bool, error) {
 		return false, nil
 	}
 	archived, _ := os.ReadDir(filepath.Join(j.dir, archiveDirName))
-	structural := len(v.segs) == 0 || segs[0].FirstSeq != v.segs[0].first || len(segs) < len(v.segs) ||
+	// A view that skipped hot copies an archive already holds (a
+	// compaction between writing an archive and cutting the hot log)
+	// reloads too: its entries do not start at its first segment.
+	structural := reload || len(v.segs) == 0 || v.first != v.segs[0].first || segs[0].FirstSeq != v.segs[0].first || len(segs) < len(v.segs) ||
 		countArchives(archived) != archiveFiles(v.archives)
 	for i := 0; !structural && i < len(v.segs); i++ {
 		structural = segs[i].FirstSeq != v.segs[i].first

@@ -80,13 +80,21 @@ type Journal struct {
 	// compactMu lets one compaction run at a time.
 	compactMu      sync.Mutex
 	lastCompaction atomic.Pointer[CompactionSummary]
-	autoStop       chan struct{}
-	autoDone       chan struct{}
-	autoKick       chan struct{}
-	stopc          chan struct{}
-	donec          chan struct{}
-	async          chan Change
-	asyncD         chan struct{}
+	// compactFail and checkpointFail hold the last failed compaction and
+	// checkpoint until one succeeds (Status reports them).
+	compactFail    atomic.Pointer[CompactionFailure]
+	checkpointFail atomic.Pointer[CompactionFailure]
+	// damagedHot is set when compaction found a damaged hot segment: no
+	// checkpoint is written any more, so the next open scans every
+	// segment and reports the damage.
+	damagedHot atomic.Bool
+	autoStop   chan struct{}
+	autoDone   chan struct{}
+	autoKick   chan struct{}
+	stopc      chan struct{}
+	donec      chan struct{}
+	async      chan Change
+	asyncD     chan struct{}
 
 	failErr atomic.Pointer[error] // sticky write failure
 	// lockLost is set when the LOCK file was removed or replaced under
@@ -624,8 +632,22 @@ func (j *Journal) openReadOnly() error {
 
 // loadReadOnlyView reads the journal's files into a view without
 // changing any of them. It makes the same checks as a writer's open
-// (checkedArchives, overlapWithHot, holes) and fails where it fails.
+// (checkedArchives, overlapWithHot, holes) and fails where it fails. A
+// file a compaction removes while it reads (a hot segment cut, an archive
+// past retention) makes it look again.
 func (j *Journal) loadReadOnlyView() (*view, error) {
+	var err error
+	for attempt := 0; attempt < readRetries; attempt++ {
+		var v *view
+		if v, err = j.loadReadOnlyViewOnce(); err == nil || !errors.Is(err, os.ErrNotExist) {
+			return v, err
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+	}
+	return nil, err
+}
+
+func (j *Journal) loadReadOnlyViewOnce() (*view, error) {
 	id, err := readIdentity(j.dir)
 	if err != nil {
 		return nil, err
@@ -748,16 +770,7 @@ func (j *Journal) openWriter() (err error) {
 		}
 	}()
 	rec.Cuts = cuts
-	w, err := wal.Open(j.hotDir, &wal.Options{
-		NoSync:           true, // the committer fsyncs once per batch
-		SegmentSize:      j.opts.segmentSize,
-		LogFormat:        wal.Binary,
-		SegmentCacheSize: 1,
-		NoCopy:           true,
-		AllowEmpty:       true,
-		DirPerms:         0o755,
-		FilePerms:        0o640,
-	})
+	w, err := wal.Open(j.hotDir, walOptions(j.opts.segmentSize))
 	if err != nil {
 		return fmt.Errorf("open hot log: %w", err)
 	}
@@ -801,6 +814,21 @@ func (j *Journal) openWriter() (err error) {
 		j.recovery = readRecovery(filepath.Join(j.dir, stateDirName))
 	}
 	return nil
+}
+
+// walOptions are the tidwall/wal options of the hot log (Open and every
+// reopen of the committer use them).
+func walOptions(segmentSize int) *wal.Options {
+	return &wal.Options{
+		NoSync:           true, // the committer fsyncs once per batch
+		SegmentSize:      segmentSize,
+		LogFormat:        wal.Binary,
+		SegmentCacheSize: 1,
+		NoCopy:           true,
+		AllowEmpty:       true,
+		DirPerms:         0o755,
+		FilePerms:        0o640,
+	}
 }
 
 // sweepWALTemp removes tidwall/wal's "*.TEMP" files: a crash inside its
@@ -969,6 +997,12 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 func (j *Journal) indexEntry(v *view, he segment.HotEntry, segMtime int64) (hotEntry, error) {
 	seq, payload := he.Seq, he.Payload
 	if isTombstone(payload) {
+		// Tombstones have a posting list of their own: every query
+		// returns them.
+		for int(j.lostID) >= len(v.post) {
+			v.post = append(v.post, nil)
+		}
+		v.post[j.lostID] = append(v.post[j.lostID], seq)
 		// Repair writes tombstones without a commit time; the segment's
 		// last write bounds it.
 		unix := he.Committed
@@ -1124,7 +1158,7 @@ func (j *Journal) Close() error {
 	if j.stopc != nil {
 		close(j.stopc)
 		<-j.donec
-		if j.failure() == nil {
+		if j.failure() == nil && !j.damagedHot.Load() {
 			// The committer has stopped: the view and the dedupe window are
 			// final and consistent with the files.
 			if err := j.writeCheckpoint(j.view.Load(), j.c.checkpointDedupe()); err != nil {
@@ -1189,7 +1223,7 @@ func (j *Journal) failure() error {
 
 // fail makes a write-path failure sticky.
 func (j *Journal) fail(err error) error {
-	wrapped := fmt.Errorf("%w: %v", types.ErrFailed, err)
+	wrapped := fmt.Errorf("%w: %w", types.ErrFailed, err)
 	if j.failErr.CompareAndSwap(nil, &wrapped) {
 		j.log.Error("hot log write failed; refusing writes until reopened", "err", err)
 		if j.metrics != nil {

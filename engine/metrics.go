@@ -27,13 +27,14 @@ type metrics struct {
 	recoveryCuts *prometheus.CounterVec
 	recoveryCutB *prometheus.CounterVec
 
-	compactions      prometheus.Counter
-	compactSeconds   prometheus.Histogram
-	compactIn        prometheus.Counter
-	compactOut       prometheus.Counter
-	coalesced        prometheus.Counter
-	retentionRemoved *prometheus.CounterVec
-	compactFailures  prometheus.Counter
+	compactions        prometheus.Counter
+	compactSeconds     prometheus.Histogram
+	compactIn          prometheus.Counter
+	compactOut         prometheus.Counter
+	coalesced          prometheus.Counter
+	retentionRemoved   *prometheus.CounterVec
+	compactFailures    *prometheus.CounterVec
+	checkpointFailures *prometheus.CounterVec
 }
 
 // latencyBuckets spans 25µs to ~1.6s, dense where fsync lives.
@@ -100,9 +101,12 @@ func newMetrics(j *Journal, reg prometheus.Registerer) (*metrics, error) {
 	m.retentionRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "state_journal_retention_removed_archives_total", Help: "Archives removed by retention, by the limit that removed them.",
 	}, []string{"reason"})
-	m.compactFailures = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "state_journal_compaction_failures_total", Help: "Automatic compactions that failed.",
-	})
+	m.compactFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "state_journal_compaction_failures_total", Help: "Compactions that failed (the hot log stays writable), by reason: no_space, damaged_input, error.",
+	}, []string{"reason"})
+	m.checkpointFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "state_journal_checkpoint_failures_total", Help: "Index checkpoints that could not be written (the hot log stays writable), by reason: no_space, error.",
+	}, []string{"reason"})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -112,7 +116,7 @@ func newMetrics(j *Journal, reg prometheus.Registerer) (*metrics, error) {
 	m.collectors = []prometheus.Collector{
 		m.appendLat, m.fsyncLat, m.batchSize, m.records, m.rejected, m.redacted, m.trimmed,
 		m.duplicates, m.asyncDropped, m.writeErrors, m.recoveryCuts, m.recoveryCutB,
-		m.compactions, m.compactSeconds, m.compactIn, m.compactOut, m.coalesced, m.retentionRemoved, m.compactFailures,
+		m.compactions, m.compactSeconds, m.compactIn, m.compactOut, m.coalesced, m.retentionRemoved, m.compactFailures, m.checkpointFailures,
 		gauge("state_journal_archive_bytes", "Bytes of archive segments on disk.", func() float64 { return float64(archiveBytes(j.view.Load().archives)) }),
 		gauge("state_journal_archive_segments", "Archive segment files.", func() float64 { return float64(archiveFiles(j.view.Load().archives)) }),
 		gauge("state_journal_horizon_sequence", "Oldest readable sequence; a cursor below it must resync.", func() float64 { return float64(j.view.Load().horizon()) }),
@@ -145,6 +149,12 @@ func newMetrics(j *Journal, reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, r := range []string{types.CodeUnknownSurface, types.CodeInvalidChange, types.CodePolicyViolation, types.CodeJournalFailed, types.CodeClosed, types.CodeTooLarge, types.CodeUnsupportedMediaType} {
 		m.rejected.WithLabelValues(r)
+	}
+	for _, r := range []string{FailureNoSpace, FailureDamagedInput, FailureError} {
+		m.compactFailures.WithLabelValues(r)
+	}
+	for _, r := range []string{FailureNoSpace, FailureError} {
+		m.checkpointFailures.WithLabelValues(r)
 	}
 	return m, nil
 }

@@ -196,8 +196,8 @@ func buildOptions(opts []Option) (options, error) {
 	if o.auto.Interval <= 0 {
 		o.auto.Interval = time.Minute
 	}
-	if o.retention.MaxBytes < 0 || o.retention.MaxAge < 0 {
-		return o, fmt.Errorf("retention limits must not be negative")
+	if err := checkRetention(o.retention, o.segmentSize); err != nil {
+		return o, err
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()

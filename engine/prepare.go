@@ -112,6 +112,9 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	} else if c.SchemaVersion != SchemaVersion {
 		return p, fieldErr(types.ErrInvalid, "schema_version", c.SchemaVersion, "is not supported", SchemaVersion)
 	}
+	if c.Lost != nil {
+		return p, fieldErr(types.ErrInvalid, "lost", "", "is set by the journal on tombstones of lost records; a writer cannot set it")
+	}
 	if c.Surface == "" {
 		return p, fieldErr(types.ErrInvalid, "surface", "", "is required: name a registered surface id")
 	}

@@ -117,9 +117,14 @@ func (j *Journal) compile(q Query) (compiled, error) {
 }
 
 // match applies the index-level filters. Aggregate and correlation
-// matches are by hash and are confirmed on the decoded record.
+// matches are by hash and are confirmed on the decoded record. A
+// tombstone matches every query: the record it stands for is unknown and
+// might have matched, so a reader must learn of the loss.
 func (c *compiled) match(e *hotEntry) bool {
-	if c.anySurf || e.surface == c.lost {
+	if e.surface == c.lost {
+		return true
+	}
+	if c.anySurf {
 		return false
 	}
 	if len(c.surfaces) > 0 && e.multi == 0 && !slices.Contains(c.surfaces, e.surface) {
@@ -147,6 +152,9 @@ func (c *compiled) match(e *hotEntry) bool {
 }
 
 func (c *compiled) confirm(ch *Change) bool {
+	if ch.Lost != nil {
+		return true
+	}
 	if len(c.q.Surfaces) > 0 && !slices.Contains(c.q.Surfaces, ch.Surface) {
 		// A record listing several surfaces matches a query by any of
 		// them.
@@ -275,10 +283,9 @@ func (j *Journal) queryHot(ctx context.Context, v *view, rd *hotReader, c *compi
 		lo = q.After + 1
 	}
 	var it seqIter
-	if c.anySurf {
-		return true, nil
-	} else if len(c.surfaces) > 0 {
-		it = newPostingIter(v, c.surfaces, lo, q.NewestFirst)
+	if c.anySurf || len(c.surfaces) > 0 {
+		// The surfaces' postings and the tombstones'.
+		it = newPostingIter(v, append(slices.Clone(c.surfaces), c.lost), lo, q.NewestFirst)
 	} else {
 		it = &rangeIter{lo: lo, hi: v.first + uint64(n), rev: q.NewestFirst}
 		it.(*rangeIter).init()
@@ -416,10 +423,11 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 	}
 	if a.err == nil {
 		f := a.footer
-		if f.Records == 0 || (c.since != 0 && f.MaxTime < c.since) || (c.until != 0 && f.MinTime >= c.until) {
+		lost := f.LabelCounts[lostSurface] > 0 // tombstones answer every query
+		if f.Records == 0 || !lost && ((c.since != 0 && f.MaxTime < c.since) || (c.until != 0 && f.MinTime >= c.until)) {
 			return true, nil
 		}
-		if len(q.Surfaces) > 0 && len(a.labelsFor(q.Surfaces)) == 0 {
+		if len(q.Surfaces) > 0 && !lost && len(a.labelsFor(q.Surfaces)) == 0 {
 			return true, nil
 		}
 	} else if a.hole {
@@ -435,8 +443,9 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 	var labels []string
 	if len(q.Surfaces) > 0 {
 		// Every label of the archive that names a queried surface: the
-		// surface's own and those of records that list it.
-		labels = a.labelsFor(q.Surfaces)
+		// surface's own and those of records that list it; and the
+		// tombstones'.
+		labels = append(a.labelsFor(q.Surfaces), lostSurface)
 	}
 	more := true
 	var scanErr error
@@ -446,6 +455,13 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 			return false
 		}
 		if r.Seq <= q.After {
+			return true
+		}
+		if r.Label == lostSurface {
+			if !add(tombstoneChange(r.Payload, r.Seq)) {
+				more = false
+				return false
+			}
 			return true
 		}
 		if c.since != 0 && r.Time < c.since || c.until != 0 && r.Time >= c.until {
@@ -537,7 +553,7 @@ func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 	if err := checkHotEntry(r.v.ident, seg.path, int64(e.off), env); err != nil {
 		return Change{}, err
 	}
-	c, err := decodeStored(env.Payload, seq)
+	c, err := decodeRecord(env.Payload, seq)
 	if err == nil {
 		// The index holds the commit time (the envelope's, or the
 		// fallback for an envelope without one).

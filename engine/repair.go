@@ -18,7 +18,8 @@ import (
 // A tombstone is the payload repair writes in place of a record it had to
 // quarantine. It keeps the hot log's sequences gapless (tidwall/wal
 // requires it, and consumers rely on it) while saying plainly that the
-// record is gone. Tombstones are never returned by queries; validation
+// record is gone. Queries return a tombstone as a Change with Lost set
+// (see LostRecord), in the hot log and after compaction; validation
 // reports them as info.
 var tombstonePrefix = []byte("!lost ")
 

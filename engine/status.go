@@ -36,15 +36,20 @@ type Status struct {
 	ArchiveInput     int64              `json:"archive_input_bytes"`
 	CompressionRatio float64            `json:"compression_ratio"`
 	LastCompaction   *CompactionSummary `json:"last_compaction,omitempty"`
-	Retention        Retention          `json:"retention"`
-	Fsyncs           uint64             `json:"fsyncs"`
-	Batches          uint64             `json:"batches"`
-	Appended         uint64             `json:"appended"`
-	AsyncDropped     uint64             `json:"async_dropped"`
-	DedupeWindow     string             `json:"dedupe_window"`
-	DedupeIDs        int                `json:"dedupe_ids,omitempty"`
-	IndexBytes       int64              `json:"index_bytes"`
-	Failed           string             `json:"failed,omitempty"`
+	// CompactionFailure and CheckpointFailure report the last failed
+	// compaction and index checkpoint until one succeeds; neither stops
+	// the hot log.
+	CompactionFailure *CompactionFailure `json:"compaction_failure,omitempty"`
+	CheckpointFailure *CompactionFailure `json:"checkpoint_failure,omitempty"`
+	Retention         Retention          `json:"retention"`
+	Fsyncs            uint64             `json:"fsyncs"`
+	Batches           uint64             `json:"batches"`
+	Appended          uint64             `json:"appended"`
+	AsyncDropped      uint64             `json:"async_dropped"`
+	DedupeWindow      string             `json:"dedupe_window"`
+	DedupeIDs         int                `json:"dedupe_ids,omitempty"`
+	IndexBytes        int64              `json:"index_bytes"`
+	Failed            string             `json:"failed,omitempty"`
 	// LockLost is true when the LOCK file was removed or replaced under
 	// this writer: it refuses writes and has released the directory.
 	LockLost       bool            `json:"lock_lost,omitempty"`
@@ -116,6 +121,8 @@ func (j *Journal) Status() Status {
 		st.CompressionRatio = float64(st.ArchiveInput) / float64(st.ArchiveBytes)
 	}
 	st.LastCompaction = j.lastCompaction.Load()
+	st.CompactionFailure = j.compactFail.Load()
+	st.CheckpointFailure = j.checkpointFail.Load()
 	st.Retention = j.opts.retention
 	st.Records = st.HotRecords + st.ArchiveRecords
 	if j.opts.readOnly {

@@ -155,6 +155,14 @@ func (s *Server) postCompact(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rep, err := s.j.Compact(r.Context(), o)
 	if err != nil {
+		var re *engine.RetentionError
+		if errors.As(err, &re) {
+			// A setting below the hot log's headroom: a bad request that
+			// names the minimum, never a compaction that deletes it all.
+			s.writeError(w, r, &apiErr{e: APIError{Code: CodeInvalidQuery, Message: err.Error(), Field: re.Field,
+				Value: strconv.FormatInt(re.Value, 10), Problem: "is below the minimum of " + strconv.FormatInt(re.Minimum, 10) + " bytes"}})
+			return
+		}
 		if errors.Is(err, engine.ErrClosed) || errors.Is(err, engine.ErrFailed) || errors.Is(err, engine.ErrReadOnly) {
 			s.writeError(w, r, err)
 			return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -27,8 +28,12 @@ func newCompactCmd(g *globals) *cobra.Command {
 into zstd-compressed archives, then remove the oldest archives past the
 retention limits and advance the horizon (the oldest readable sequence).
 
---dry-run reports what would be compacted, coalesced and removed, and the
-expected size, and changes nothing. A progress bar is drawn on a terminal.
+--dry-run reports what would be compacted, coalesced and removed, and
+changes nothing. It runs the real run's planner and encodes every archive
+into no file, so its sizes and removals are what the real run does on an
+idle journal. --max-bytes is what the directory may hold; it must leave
+room for the hot log's two segments plus one (the error names the
+minimum). A progress bar is drawn on a terminal.
 When a server holds the data directory, the server compacts; when another
 journalctl holds the writer lock, this command waits for it up to --wait.`,
 		Args: cobra.NoArgs,
@@ -42,6 +47,11 @@ journalctl holds the writer lock, this command waits for it up to --wait.`,
 				return err
 			}
 			rep, err := compact(g, cmd, dryRun, ret, window, &rf, wait)
+			if errors.Is(err, engine.ErrRetention) {
+				// --max-bytes below the hot log's headroom: a usage error
+				// naming the minimum.
+				return g.fail(exitUsage, fmt.Errorf("--max-bytes: %w", err))
+			}
 			if err != nil {
 				return g.fail(exitProblems, err)
 			}
@@ -130,10 +140,7 @@ func printCompactReport(g *globals, rep engine.CompactReport) {
 		}
 		fmt.Fprintf(tw, "%s\tSEQUENCES\tRECORDS\tCOALESCED\tIN\tOUT\n", verb)
 		for _, a := range rep.Archives {
-			out := humanBytes(a.OutputBytes)
-			if rep.DryRun {
-				out = "~" + out
-			}
+			out := humanBytes(a.OutputBytes) // measured, also in a dry run
 			fmt.Fprintf(tw, "%s\t%d..%d\t%d\t%d\t%s\t%s\n", a.Name, a.FirstSequence, a.LastSequence, a.Records, a.Coalesced, humanBytes(a.InputBytes), out)
 		}
 		tw.Flush()

@@ -114,6 +114,9 @@ the command line, where ps would show it.`,
 			j, err := engine.Open(g.dir, append(opts, engine.WithSync(p), engine.WithRegisterer(preg), engine.WithSegmentSize(seg),
 				engine.WithHolder("journalctl serve"), engine.WithRetention(ret),
 				engine.WithAutoCompact(engine.AutoCompact{Enabled: !noAuto, Coalesce: window}))...)
+			if errors.Is(err, engine.ErrRetention) {
+				return g.fail(exitUsage, fmt.Errorf("--max-bytes: %w", err))
+			}
 			if err != nil {
 				if starting != nil {
 					starting.Close()

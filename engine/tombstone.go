@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/agentruntime/statejournal/segment"
+)
+
+// LostRecord marks a Change that stands for a record lost to damage:
+// Repair quarantined the bytes and kept the sequence as a tombstone. A
+// tombstone answers every query that reaches its sequence (whatever the
+// filters: the lost record might have matched any of them), in the hot
+// log and in archives alike, so a cursor reader sees the gap as a known
+// loss and not as a silent jump. Its other fields say nothing about the
+// lost record: surface, change_type and the rest are empty.
+type LostRecord struct {
+	// Cause is why the record was lost (bad_checksum, bad_length, ...).
+	Cause string `json:"cause"`
+	// Quarantine is the file (in the quarantine directory) that holds the
+	// damaged bytes.
+	Quarantine string `json:"quarantine"`
+	// RepairedAt is when repair wrote the tombstone.
+	RepairedAt time.Time `json:"repaired_at"`
+}
+
+// tombstoneSource is the source of the Change a tombstone is read as.
+const tombstoneSource = "state_journal.repair"
+
+// tombstoneInfo decodes what repair wrote in a tombstone payload.
+func tombstoneInfo(payload []byte) tombstone {
+	var t tombstone
+	if json.Unmarshal(payload[len(tombstonePrefix):], &t) != nil || t.Cause == "" {
+		t.Cause = "unknown"
+	}
+	return t
+}
+
+// tombstoneChange is the Change a tombstone is returned as.
+func tombstoneChange(payload []byte, seq uint64) Change {
+	t := tombstoneInfo(payload)
+	return Change{
+		SchemaVersion: SchemaVersion, Sequence: seq, OccurredAt: t.At.UTC(), Source: tombstoneSource,
+		ChangedSurfaces: []string{}, Severity: "error", SnapshotHint: "none",
+		Lost: &LostRecord{Cause: t.Cause, Quarantine: t.Quarantine, RepairedAt: t.At.UTC()},
+	}
+}
+
+// decodeRecord decodes a stored payload, hot or archived: a record, or
+// the tombstone repair left in place of a lost one.
+func decodeRecord(payload []byte, seq uint64) (Change, error) {
+	if isTombstone(payload) {
+		return tombstoneChange(payload, seq), nil
+	}
+	return decodeStored(payload, seq)
+}
+
+// tombstoneArchiveRecord is how compaction keeps a tombstone in an
+// archive: the same payload under the reserved label lostSurface (no
+// registry id can take it), so the archive accounts for the sequence and
+// readers return it as a tombstone.
+func tombstoneArchiveRecord(seq uint64, payload []byte, prevTime int64) segment.ArchiveRecord {
+	t := prevTime
+	if at := tombstoneInfo(payload).At; t == 0 && !at.IsZero() {
+		t = at.UnixNano()
+	}
+	return segment.ArchiveRecord{Seq: seq, Time: t, Label: lostSurface, Payload: payload}
+}
