@@ -158,7 +158,7 @@ func (j *Journal) Refresh() (bool, error) {
 	var err error
 	for attempt := 0; attempt < readRetries; attempt++ {
 		var changed bool
-		if changed, err = j.refreshLocked(attempt > 0); err == nil || !errors.Is(err, os.ErrNotExist) {
+		if changed, err = j.refreshLocked(attempt > 0); err == nil || !readerShouldLookAgain(err) {
 			return changed, err
 		}
 		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
@@ -169,6 +169,25 @@ func (j *Journal) Refresh() (bool, error) {
 // readRetries bounds how often a read-only reader looks again when the
 // files it listed changed under it (a compaction or retention at work).
 const readRetries = 20
+
+// errListingRaced marks a disagreement between the hot segments and the
+// archives that a reader which listed the hot log before a compaction
+// wrote its archive (and cut the hot log) sees: an archive that ends past
+// the hot log's last sequence. For the writer, who holds the lock, it is
+// damage; a read-only reader looks again and reports it only when it
+// persists.
+var errListingRaced = errors.New("the files changed while they were listed")
+
+// readerShouldLookAgain reports whether a read-only reader's error may
+// come from files a concurrent compaction or retention moved while it
+// listed them: a file gone, an archive newer than the hot log it listed,
+// archives and a hot log that seem to overlap or leave a hole. A reader
+// takes no lock, so it looks again (readRetries times) and reports the
+// problem only when the files still show it; real damage stays.
+func readerShouldLookAgain(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, errListingRaced) ||
+		errors.Is(err, ErrIntegrity) || errors.Is(err, ErrHole)
+}
 
 // refreshLocked is Refresh with viewMu held; reload forces a full reload.
 func (j *Journal) refreshLocked(reload bool) (bool, error) {

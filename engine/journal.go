@@ -372,7 +372,7 @@ func overlapWithHot(archives []*archiveSeg, v *view) (uint64, error) {
 			"overlaps hot sequences %d..%d but cannot be read (%v): the hot log still holds them, so nothing was cut; move the archive out of archive/ and reopen", v.first, a.last, a.err)}
 	}
 	if a.last > v.last() {
-		return 0, fmt.Errorf("archive %s ends at sequence %d, past the hot log's last %d: %w", a.name, a.last, v.last(), segment.ErrCorrupt)
+		return 0, fmt.Errorf("archive %s ends at sequence %d, past the hot log's last %d: %w: %w", a.name, a.last, v.last(), errListingRaced, segment.ErrCorrupt)
 	}
 	if err := verifyArchiveAgainstHot(a, v); err != nil {
 		return 0, err
@@ -639,7 +639,7 @@ func (j *Journal) loadReadOnlyView() (*view, error) {
 	var err error
 	for attempt := 0; attempt < readRetries; attempt++ {
 		var v *view
-		if v, err = j.loadReadOnlyViewOnce(); err == nil || !errors.Is(err, os.ErrNotExist) {
+		if v, err = j.loadReadOnlyViewOnce(); err == nil || !readerShouldLookAgain(err) {
 			return v, err
 		}
 		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
