@@ -353,11 +353,25 @@ func TestRepairOfAMissingMiddleHotSegmentReportsTheLostRange(t *testing.T) {
 		t.Fatalf("repair reports lost %d sequences (%v...), want %d..%d", len(rep.Lost), rep.Lost[:min(3, len(rep.Lost))], lostFirst, lostLast)
 	}
 	j2 := openT(t, dir)
-	got := sequences(t, j2)
-	for _, s := range got {
-		if s >= lostFirst && s <= lostLast {
-			t.Fatalf("sequence %d of the lost range reads as a record", s)
+	// The lost range reads as tombstones (visible losses, Change.Lost
+	// set), never as records; every other record reads as itself.
+	var got []uint64
+	tombstones := 0
+	for _, c := range all(t, j2, Query{}) {
+		lost := c.Sequence >= lostFirst && c.Sequence <= lostLast
+		switch {
+		case lost && c.Lost == nil:
+			t.Fatalf("sequence %d of the lost range reads as a record", c.Sequence)
+		case lost:
+			tombstones++
+		case c.Lost != nil:
+			t.Fatalf("sequence %d outside the lost range reads as a tombstone", c.Sequence)
+		default:
+			got = append(got, c.Sequence)
 		}
+	}
+	if tombstones != int(lostLast-lostFirst+1) {
+		t.Fatalf("%d tombstones readable after repair, want %d", tombstones, lostLast-lostFirst+1)
 	}
 	if len(got) != 1500-int(lostLast-lostFirst+1) {
 		t.Fatalf("%d records readable after repair, want %d", len(got), 1500-int(lostLast-lostFirst+1))
