@@ -28,7 +28,7 @@ type httpMetrics struct {
 	streamResyncs *prometheus.CounterVec
 	// streamsOpen is the stream clients connected now, by stream.
 	streamsOpen *prometheus.GaugeVec
-	owned    []prometheus.Collector
+	owned       []prometheus.Collector
 
 	once sync.Once
 }

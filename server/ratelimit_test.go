@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
