@@ -28,6 +28,9 @@ type httpMetrics struct {
 	streamResyncs *prometheus.CounterVec
 	// streamsOpen is the stream clients connected now, by stream.
 	streamsOpen *prometheus.GaugeVec
+	// retentionMaxBytes is the journal's byte budget, for alerts on the
+	// disk nearing it.
+	retentionMaxBytes prometheus.Gauge
 	owned       []prometheus.Collector
 
 	once sync.Once
@@ -60,6 +63,10 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		Name: "state_journal_streams_open",
 		Help: "Stream clients connected now, by stream.",
 	}, []string{"stream"})
+	m.retentionMaxBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "state_journal_retention_max_bytes",
+		Help: "Retention's budget for hot plus archive bytes on disk (--max-bytes); 0 means no byte limit.",
+	})
 	for _, st := range []string{streamFollow, streamInvalidations} {
 		m.streamOverflows.WithLabelValues(st)
 		m.streamsOpen.WithLabelValues(st)
@@ -67,7 +74,7 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 			m.streamResyncs.WithLabelValues(st, r)
 		}
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rateLimited, m.streamOverflows, m.streamResyncs, m.streamsOpen} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rateLimited, m.streamOverflows, m.streamResyncs, m.streamsOpen, m.retentionMaxBytes} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
 			return nil, errors.New("server: register HTTP metrics: " + err.Error() + " (is another Server using this registry?)")

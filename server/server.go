@@ -230,6 +230,7 @@ func New(j *engine.Journal, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.metrics = m
+	m.retentionMaxBytes.Set(float64(j.Status().Retention.MaxBytes))
 	s.handler = s.routes()
 	switch {
 	case cfg.Listener != nil:
