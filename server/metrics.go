@@ -31,7 +31,7 @@ type httpMetrics struct {
 	// retentionMaxBytes is the journal's byte budget, for alerts on the
 	// disk nearing it.
 	retentionMaxBytes prometheus.Gauge
-	owned       []prometheus.Collector
+	owned             []prometheus.Collector
 
 	once sync.Once
 }
