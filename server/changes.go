@@ -63,6 +63,15 @@ func (s *Server) postChanges(w http.ResponseWriter, r *http.Request) {
 		refuse(err)
 		return
 	}
+	if err := s.limiter.admit(changes, time.Now()); err != nil {
+		var rle *RateLimitedError
+		if errors.As(err, &rle) {
+			w.Header().Set("Retry-After", strconv.Itoa(rle.retryAfterSeconds()))
+			s.metrics.rateLimited.Inc()
+		}
+		refuse(err)
+		return
+	}
 	var receipts []engine.Receipt
 	if shape == shapeObject {
 		var rc engine.Receipt

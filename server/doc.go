@@ -114,6 +114,7 @@
 // names a stored record with other content; nothing of the body is
 // written) 409; compacted 410;
 // too_large 413; unsupported_media_type 415; policy_violation 422;
+// rate_limited 429 (with Retry-After; Config.RateLimit);
 // internal 500; journal_failed, closed, queue_full, canceled and
 // draining 503. Field values come from the engine already redacted.
 //

@@ -131,7 +131,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e.RequestID = w.Header().Get(requestIDHeader)
 	status := statusOf(e.Code)
 	if status >= 500 {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err, "request_id", e.RequestID)
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "code", e.Code, "err", err, "request_id", e.RequestID)
+	} else {
+		// Refusals are the client's doing: Info, so that a noisy client
+		// does not drown the server's own warnings.
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "code", e.Code, "request_id", e.RequestID, "remote", r.RemoteAddr}
+		var rle *RateLimitedError
+		if errors.As(err, &rle) {
+			attrs = append(attrs, "source", rle.Source, "records", rle.Records, "retry_after", rle.RetryAfter)
+		}
+		s.log.Info("request refused", attrs...)
 	}
 	writeErrorBody(w, status, e)
 }

@@ -27,6 +27,7 @@ const DefaultFollowProgress = 15 * time.Second
 type FollowControl struct {
 	Progress *FollowProgress `json:"progress,omitempty"`
 	Shutdown *Shutdown       `json:"shutdown,omitempty"`
+	Resync   *FollowResync   `json:"resync,omitempty"`
 }
 
 // FollowProgress says the stream is alive and how far the journal is.
@@ -54,19 +55,34 @@ var ErrServerShutdown = errors.New("server: the stream ended: the server is shut
 // server died or the connection broke.
 var ErrStreamEnded = errors.New("server: the stream ended without a shutdown line")
 
+// FollowResync is the last line of a follow stream whose client stopped
+// reading until its bounded buffer overflowed: the lines queued for it
+// were dropped and the server disconnects. Every change up to
+// ResumeAfter was sent before this line; reconnect with after=ResumeAfter
+// to miss nothing.
+type FollowResync struct {
+	Reason      string `json:"reason"`
+	ResumeAfter uint64 `json:"resume_after"`
+}
+
+// ErrStreamOverflow matches a stream the server ended because the client
+// read too slowly (its resync line or event with reason "overflow").
+var ErrStreamOverflow = errors.New("server: the stream ended: the client read too slowly and its buffer overflowed; resume from the resync's cursor")
+
 // follow streams the records after the cursor that match q as NDJSON,
-// oldest first, flushing after each, until the client goes away or the
-// server drains, when the last line is a Shutdown. A cursor that falls
-// below the horizon (the follower was too slow for compaction) ends the
-// stream with a 'compacted' error line.
+// oldest first, until the client goes away or the server drains, when
+// the last line is a Shutdown. A cursor that falls below the horizon
+// (the follower was too slow for compaction) ends the stream with a
+// 'compacted' error line. Lines go through a bounded buffer (streamOut):
+// a client that stops reading until it overflows gets a resync line and
+// is disconnected, so it never grows the server's memory.
 func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream has no write deadline
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
+	_ = rc.Flush()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	go func() {
@@ -76,17 +92,54 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) 
 		case <-ctx.Done():
 		}
 	}()
+	s.metrics.streamsOpen.WithLabelValues(streamFollow).Inc()
+	defer s.metrics.streamsOpen.WithLabelValues(streamFollow).Dec()
 	q.NewestFirst = false
 	q.Limit = 1000
 	cursor := q.After
-	lastSent := time.Now()
+	bw := bufio.NewWriter(w)
+	out := newStreamOut(s.cfg.StreamBuffer, s.cfg.StreamStall, cursor, bw,
+		func() error {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			return rc.Flush()
+		}, cancel)
+	line := func(v any) []byte {
+		b, _ := json.Marshal(v)
+		return append(b, '\n')
+	}
+	var final func(uint64) []byte
+	drop := false
 	defer func() {
-		if s.draining.Load() {
-			_ = enc.Encode(FollowControl{Shutdown: &Shutdown{Reason: shutdownReason, ResumeAfter: cursor}})
-			_ = bw.Flush()
-			_ = rc.Flush()
+		if final == nil && s.draining.Load() {
+			final = func(resume uint64) []byte {
+				return line(FollowControl{Shutdown: &Shutdown{Reason: shutdownReason, ResumeAfter: resume}})
+			}
 		}
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamFinalWrite))
+		out.finish(drop, final)
 	}()
+	overflow := func() {
+		drop = true
+		s.metrics.streamOverflows.WithLabelValues(streamFollow).Inc()
+		s.metrics.streamResyncs.WithLabelValues(streamFollow, resyncOverflow).Inc()
+		final = func(resume uint64) []byte {
+			s.log.Warn("stream overflow", "stream", streamFollow, "remote", r.RemoteAddr, "request_id", w.Header().Get(requestIDHeader),
+				"buffer_bytes", s.cfg.StreamBuffer, "stall", s.cfg.StreamStall, "resume_after", resume)
+			return line(FollowControl{Resync: &FollowResync{Reason: resyncOverflow, ResumeAfter: resume}})
+		}
+	}
+	// push queues a line; false ends the stream (overflow, a gone client,
+	// a drain).
+	push := func(b []byte, seq uint64) bool {
+		err := out.push(ctx, b, seq)
+		if errors.Is(err, errOverflow) {
+			overflow()
+		}
+		return err == nil
+	}
+	lastSent := time.Now()
 	for {
 		qq := q
 		qq.After = cursor
@@ -95,25 +148,26 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) 
 			if ctx.Err() == nil {
 				if ce, ok := AsCompacted(err, cursor, res.Horizon); ok {
 					err = ce
+					s.metrics.streamResyncs.WithLabelValues(streamFollow, resyncCompacted).Inc()
 				}
-				_ = enc.Encode(ErrorBody{Error: apiErrorOf(err)})
-				_ = bw.Flush()
-				_ = rc.Flush()
+				b := line(ErrorBody{Error: apiErrorOf(err)})
+				final = func(uint64) []byte { return b }
 			}
 			return
 		}
 		for i := range res.Changes {
-			_ = enc.Encode(&res.Changes[i])
+			if !push(line(&res.Changes[i]), res.Changes[i].Sequence) {
+				return
+			}
 			cursor = res.Changes[i].Sequence
 		}
 		if !res.More {
 			cursor = max(cursor, res.Head)
 		}
-		if len(res.Changes) > 0 || time.Since(lastSent) >= s.cfg.FollowProgress {
-			if len(res.Changes) == 0 {
-				_ = enc.Encode(FollowControl{Progress: &FollowProgress{Head: res.Head}})
-			}
-			if bw.Flush() != nil || rc.Flush() != nil {
+		if len(res.Changes) > 0 {
+			lastSent = time.Now()
+		} else if time.Since(lastSent) >= s.cfg.FollowProgress {
+			if !push(line(FollowControl{Progress: &FollowProgress{Head: res.Head}}), 0) {
 				return
 			}
 			lastSent = time.Now()
@@ -170,12 +224,16 @@ func (c *Client) Follow(ctx context.Context, q engine.Query, fn func(engine.Chan
 			engine.Change
 			Progress *FollowProgress `json:"progress"`
 			Shutdown *Shutdown       `json:"shutdown"`
+			Resync   *FollowResync   `json:"resync"`
 		}
 		if err := json.Unmarshal(line, &fl); err != nil {
 			return fmt.Errorf("follow stream: %w", err)
 		}
 		if fl.Shutdown != nil {
 			return ErrServerShutdown
+		}
+		if fl.Resync != nil {
+			return fmt.Errorf("%w (resume after %d)", ErrStreamOverflow, fl.Resync.ResumeAfter)
 		}
 		if fl.Progress != nil {
 			continue

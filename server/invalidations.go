@@ -131,7 +131,8 @@ func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+	_ = rc.Flush()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	go func() {
@@ -141,33 +142,65 @@ func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 		}
 	}()
-	flush := func() bool {
+	s.metrics.streamsOpen.WithLabelValues(streamInvalidations).Inc()
+	defer s.metrics.streamsOpen.WithLabelValues(streamInvalidations).Dec()
+	bw := bufio.NewWriter(w)
+	out := newStreamOut(s.cfg.StreamBuffer, s.cfg.StreamStall, cursor, bw, func() error {
 		_ = rc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-		return bw.Flush() == nil && rc.Flush() == nil
-	}
-	send := func(id uint64, event string, data any) bool {
-		b, _ := json.Marshal(data)
-		if id > 0 {
-			fmt.Fprintf(bw, "id: %d\n", id)
+		if err := bw.Flush(); err != nil {
+			return err
 		}
-		fmt.Fprintf(bw, "event: %s\ndata: %s\n\n", event, b)
-		return flush()
+		return rc.Flush()
+	}, cancel)
+	event := func(id uint64, event string, data any) []byte {
+		b, _ := json.Marshal(data)
+		var e []byte
+		if id > 0 {
+			e = fmt.Appendf(e, "id: %d\n", id)
+		}
+		return fmt.Appendf(e, "event: %s\ndata: %s\n\n", event, b)
 	}
-	fmt.Fprintf(bw, "retry: 2000\n: state journal invalidations from sequence %d\n\n", cursor)
-	if !flush() {
+	var final func(uint64) []byte
+	drop := false
+	defer func() {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamFinalWrite))
+		out.finish(drop, final)
+	}()
+	horizon := uint64(0)
+	// send queues an event; false ends the stream. A client whose buffer
+	// overflows is told to resync from the cursor (what was queued for it
+	// is dropped, so it cannot know what changed) and disconnected.
+	send := func(id uint64, name string, data any) bool {
+		err := out.push(ctx, event(id, name, data), id)
+		if errors.Is(err, errOverflow) {
+			drop = true
+			s.metrics.streamOverflows.WithLabelValues(streamInvalidations).Inc()
+			s.metrics.streamResyncs.WithLabelValues(streamInvalidations, resyncOverflow).Inc()
+			head := cursor
+			s.log.Warn("stream overflow", "stream", streamInvalidations, "remote", r.RemoteAddr, "request_id", w.Header().Get(requestIDHeader),
+				"buffer_bytes", s.cfg.StreamBuffer, "stall", s.cfg.StreamStall, "resume_after", head)
+			final = func(uint64) []byte {
+				return event(head, "resync", Resync{Reason: resyncOverflow, Horizon: horizon, Head: head, ResumeAfter: head})
+			}
+		}
+		return err == nil
+	}
+	if err := out.push(ctx, fmt.Appendf(nil, "retry: 2000\n: state journal invalidations from sequence %d\n\n", cursor), 0); err != nil {
 		return
 	}
 	pending := map[string]*pendingInvalidation{}
 	lastSent := time.Now()
 	defer func() {
-		if s.draining.Load() {
+		if final == nil && s.draining.Load() {
 			// The last word: what is pending is announced again by the
 			// stream the client opens next, from this cursor on.
 			resume := cursor
 			for _, q := range pending {
 				resume = min(resume, q.after)
 			}
-			send(0, "shutdown", Shutdown{Reason: shutdownReason, ResumeAfter: resume})
+			final = func(uint64) []byte {
+				return event(0, "shutdown", Shutdown{Reason: shutdownReason, ResumeAfter: resume})
+			}
 		}
 	}()
 	for {
@@ -179,12 +212,15 @@ func (s *Server) getInvalidations(w http.ResponseWriter, r *http.Request) {
 			// Below the horizon: nothing can be said precisely.
 			clear(pending)
 			cursor = st.Head
+			horizon = st.Horizon
+			s.metrics.streamResyncs.WithLabelValues(streamInvalidations, resyncCompacted).Inc()
 			if !send(st.Head, "resync", Resync{Reason: "compacted", Horizon: st.Horizon, Head: st.Head, ResumeAfter: st.Head}) {
 				return
 			}
 			lastSent = time.Now()
 			continue
 		}
+		horizon = st.Horizon
 		now := time.Now()
 		touch := func(id string, last uint64) {
 			p := pending[id]

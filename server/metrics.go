@@ -18,7 +18,20 @@ type httpMetrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	owned    []prometheus.Collector
+	// rateLimited counts write requests refused by the rate limit.
+	rateLimited prometheus.Counter
+	// streamOverflows counts stream clients whose buffer overflowed, by
+	// stream (follow, invalidations).
+	streamOverflows *prometheus.CounterVec
+	// streamResyncs counts resync events and lines sent, by stream and
+	// reason (overflow, compacted).
+	streamResyncs *prometheus.CounterVec
+	// streamsOpen is the stream clients connected now, by stream.
+	streamsOpen *prometheus.GaugeVec
+	// retentionMaxBytes is the journal's byte budget, for alerts on the
+	// disk nearing it.
+	retentionMaxBytes prometheus.Gauge
+	owned             []prometheus.Collector
 
 	once sync.Once
 }
@@ -34,7 +47,34 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		Help:    "Time to answer an HTTP request, by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"route"})
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "state_journal_rate_limited_total",
+		Help: "Write requests refused whole with 429 because a source was over its rate (--rate-limit).",
+	})
+	m.streamOverflows = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "state_journal_stream_overflows_total",
+		Help: "Stream clients that stopped reading until their bounded buffer overflowed (sent a resync and disconnected), by stream.",
+	}, []string{"stream"})
+	m.streamResyncs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "state_journal_stream_resyncs_total",
+		Help: "Resyncs sent to stream clients, by stream and reason (overflow: the client was too slow; compacted: its cursor was below the horizon).",
+	}, []string{"stream", "reason"})
+	m.streamsOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "state_journal_streams_open",
+		Help: "Stream clients connected now, by stream.",
+	}, []string{"stream"})
+	m.retentionMaxBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "state_journal_retention_max_bytes",
+		Help: "Retention's budget for hot plus archive bytes on disk (--max-bytes); 0 means no byte limit.",
+	})
+	for _, st := range []string{streamFollow, streamInvalidations} {
+		m.streamOverflows.WithLabelValues(st)
+		m.streamsOpen.WithLabelValues(st)
+		for _, r := range []string{resyncOverflow, resyncCompacted} {
+			m.streamResyncs.WithLabelValues(st, r)
+		}
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rateLimited, m.streamOverflows, m.streamResyncs, m.streamsOpen, m.retentionMaxBytes} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
 			return nil, errors.New("server: register HTTP metrics: " + err.Error() + " (is another Server using this registry?)")

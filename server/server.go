@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -91,6 +92,30 @@ type Config struct {
 	// Invalidations tunes GET /v1/invalidations; zero fields take the
 	// defaults of DefaultInvalidations.
 	Invalidations InvalidationConfig
+	// RateLimit is the write rate each source (the records' source field)
+	// may sustain, in records per second; 0 (the default) is no limit. A
+	// body with a source over its rate is refused whole with 429
+	// rate_limited and Retry-After.
+	RateLimit float64
+	// RateBurst is how many records a source may send at once above its
+	// rate, default max(1, ceil(RateLimit)). A body holding more records
+	// of one source than the burst is refused with too_large.
+	RateBurst int
+	// MaxRateSources bounds the sources the limiter remembers, default
+	// DefaultMaxRateSources; the least recently seen is forgotten first.
+	MaxRateSources int
+	// StreamBuffer bounds, in bytes, what the server holds for one stream
+	// client (follow and invalidations) beyond what the kernel's socket
+	// buffers take, default DefaultStreamBuffer.
+	StreamBuffer int
+	// StreamStall is how long a stream's full buffer may stay full before
+	// the client is an overflow: its queued lines are dropped, it is sent
+	// a resync and disconnected. Default DefaultStreamStall.
+	StreamStall time.Duration
+	// StreamFinalWrite bounds how long the server waits for a client to
+	// take a stream's last line (resync or shutdown) before it closes the
+	// connection, default DefaultStreamFinalWrite.
+	StreamFinalWrite time.Duration
 }
 
 // Server serves one open journal over HTTP. Create it with New and run it
@@ -112,6 +137,7 @@ type Server struct {
 	tokenSum   [32]byte
 
 	metrics  *httpMetrics
+	limiter  *rateLimiter // nil: no rate limit
 	draining atomic.Bool
 	drainc   chan struct{} // closed when draining starts: streams end
 	served   atomic.Bool
@@ -155,6 +181,21 @@ func New(j *engine.Journal, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.RateLimit < 0 || math.IsNaN(cfg.RateLimit) || math.IsInf(cfg.RateLimit, 0) {
+		return nil, fmt.Errorf("server: rate limit %v is not a number of records per second; want 0 (no limit) or more", cfg.RateLimit)
+	}
+	if cfg.RateBurst < 0 {
+		return nil, fmt.Errorf("server: rate burst %d is negative; want 0 (the default) or more records", cfg.RateBurst)
+	}
+	if cfg.StreamBuffer <= 0 {
+		cfg.StreamBuffer = DefaultStreamBuffer
+	}
+	if cfg.StreamStall <= 0 {
+		cfg.StreamStall = DefaultStreamStall
+	}
+	if cfg.StreamFinalWrite <= 0 {
+		cfg.StreamFinalWrite = DefaultStreamFinalWrite
+	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
@@ -170,7 +211,8 @@ func New(j *engine.Journal, cfg Config) (_ *Server, err error) {
 	if cfg.Listen == Disabled && cfg.Socket == "" {
 		return nil, errors.New("server: both TCP (Listen) and the Unix socket (Socket) are disabled; enable at least one")
 	}
-	s := &Server{j: j, cfg: cfg, log: cfg.Logger, drainc: make(chan struct{})}
+	s := &Server{j: j, cfg: cfg, log: cfg.Logger, drainc: make(chan struct{}),
+		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxRateSources)}
 	if cfg.Token != "" {
 		if err := CheckToken(cfg.Token); err != nil {
 			return nil, err
@@ -188,6 +230,7 @@ func New(j *engine.Journal, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.metrics = m
+	m.retentionMaxBytes.Set(float64(j.Status().Retention.MaxBytes))
 	s.handler = s.routes()
 	switch {
 	case cfg.Listener != nil:

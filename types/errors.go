@@ -91,6 +91,10 @@ var (
 	// ErrHole marks sequences between the horizon and the head that no
 	// archive or hot segment holds: a read that crosses them fails.
 	ErrHole = errors.New("sequences missing from the journal")
+	// ErrRateLimited marks a write refused because its source is over the
+	// server's per-source rate limit; the answer's Retry-After says when
+	// to send it again.
+	ErrRateLimited = errors.New("rate limited")
 )
 
 // FieldError names the field of a change (or registry entry) that is
@@ -165,6 +169,7 @@ const (
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeCanceled             = "canceled"
 	CodeDraining             = "draining"
+	CodeRateLimited          = "rate_limited"
 	CodeUnavailable          = "unavailable"
 	CodeStarting             = "starting"
 	CodeInternal             = "internal"
@@ -217,6 +222,7 @@ var Codes = []CodeInfo{
 	{CodeTooLarge, ErrTooLarge, http.StatusRequestEntityTooLarge, ExitFailure, "a body, batch or input line is over its bound"},
 	{CodeUnsupportedMediaType, ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, ExitFailure, "the body's Content-Type or Content-Encoding is not accepted"},
 	{CodeCanceled, context.Canceled, http.StatusServiceUnavailable, ExitFailure, "the request was canceled or timed out before the journal answered"},
+	{CodeRateLimited, ErrRateLimited, http.StatusTooManyRequests, ExitFailure, "the source is over the server's per-source write rate (--rate-limit); nothing was written; retry after Retry-After seconds"},
 	{CodeDraining, ErrDraining, http.StatusServiceUnavailable, ExitFailure, "the server is shutting down"},
 	{CodeStarting, ErrStarting, http.StatusServiceUnavailable, ExitFailure, "the server is still opening the journal (recovery, index load); retry when /readyz answers 200"},
 	{CodeUnavailable, ErrUnavailable, http.StatusServiceUnavailable, ExitFailure, "the journal server could not be reached or stopped answering (client side)"},

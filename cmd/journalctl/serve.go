@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -24,6 +25,8 @@ func newServeCmd(g *globals) *cobra.Command {
 		sync        string
 		token       string
 		metricsOpen bool
+		rateLimit   float64
+		rateBurst   int
 		rf          retentionFlags
 		noAuto      bool
 		segSz       string
@@ -58,7 +61,16 @@ Access: with --token-file (env STATE_JOURNAL_TOKEN_FILE) every TCP request but
 /healthz and /readyz needs "Authorization: Bearer <token>", /metrics too unless
 --metrics-open. A token is mandatory when --listen is beyond loopback. The Unix
 socket is trusted (its mode admits only the owner). A token is never taken on
-the command line, where ps would show it.`,
+the command line, where ps would show it.
+
+Writers: --rate-limit N caps each source (the records' source field) at N
+records per second with bursts of --rate-burst records (default: off). A body
+from a source over its rate is refused whole with 429 rate_limited and a
+Retry-After header; nothing of it is written.
+
+Streams (follow=true and /v1/invalidations) hold at most a bounded buffer per
+client: a client that stops reading gets a resync (reason "overflow") as its
+last line or event and is disconnected, so it cannot grow the server's memory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("token") {
@@ -90,6 +102,12 @@ the command line, where ps would show it.`,
 			}
 			if err := g.checkWritableDir(); err != nil {
 				return g.fail(exitProblems, err)
+			}
+			if rateLimit < 0 || math.IsNaN(rateLimit) || math.IsInf(rateLimit, 0) {
+				return usageErr("--rate-limit %v: want records per second per source, 0 (no limit) or more", rateLimit)
+			}
+			if rateBurst < 0 {
+				return usageErr("--rate-burst %d: want records, 0 (the default: the rate rounded up) or more", rateBurst)
 			}
 			if err := server.CheckListen(listen, token); err != nil {
 				return g.fail(exitUsage, err)
@@ -123,7 +141,8 @@ the command line, where ps would show it.`,
 				}
 				return g.fail(exitProblems, err)
 			}
-			cfg := server.Config{Listen: listen, Socket: socket, Token: token, MetricsOpen: metricsOpen, Logger: slog.Default(), Registry: preg}
+			cfg := server.Config{Listen: listen, Socket: socket, Token: token, MetricsOpen: metricsOpen, Logger: slog.Default(), Registry: preg,
+				RateLimit: rateLimit, RateBurst: rateBurst}
 			if starting != nil {
 				cfg.Listener = starting.Handoff()
 			}
@@ -151,6 +170,8 @@ the command line, where ps would show it.`,
 	fl.StringVar(&token, "token", "", "removed: use --token-file")
 	_ = fl.MarkHidden("token")
 	boolVar(fl, &metricsOpen, "metrics-open", "", false, "with a token, leave GET /metrics open to scrapers without it")
+	fl.Float64Var(&rateLimit, "rate-limit", 0, "records per second each source may write; 0 for no limit (over it: 429 rate_limited with Retry-After)")
+	fl.IntVar(&rateBurst, "rate-burst", 0, "records a source may write at once above --rate-limit (default: the rate rounded up)")
 	boolVar(fl, &noAuto, "no-auto-compact", "", false, "do not compact sealed hot segments in the background (retention then applies only on state-journal-compact)")
 	fl.StringVar(&segSz, "segment-size", envOr("STATE_JOURNAL_SEGMENT_SIZE", "4MiB"), "size of a hot segment, 64KiB to 1GiB, e.g. 64KiB, 4MiB; smaller segments compact sooner and bound the writer's memory (env STATE_JOURNAL_SEGMENT_SIZE)")
 	rf.bind(cmd)
