@@ -341,3 +341,97 @@ func (j *Journal) fileEvents() <-chan struct{} {
 	})
 	return j.watchC
 }
+
+// FollowEvent is one call of a Follow callback: a record that matched,
+// or (Change nil) a tick that says the follower is alive and how far it
+// has considered the journal.
+type FollowEvent struct {
+	// Change is the next record that matched, oldest first; nil on a tick.
+	Change *Change
+	// Cursor is the sequence up to which every record has been
+	// considered: a follower that persists it and resumes with
+	// Query.After = Cursor misses nothing and sees nothing twice.
+	Cursor uint64
+	// Head is the newest committed sequence when the record or tick was
+	// read, so Head - Cursor is how far the follower lags.
+	Head uint64
+	// Horizon is the oldest readable sequence at that moment.
+	Horizon uint64
+}
+
+// FollowOptions tunes Follow.
+type FollowOptions struct {
+	// Tick is how long Follow may stay silent: when nothing matched for
+	// Tick, fn is called with a tick event (Change nil). 0 means no
+	// ticks.
+	Tick time.Duration
+	// Batch is how many records one read fetches (default 1000).
+	Batch int
+}
+
+// Follow calls fn for every record after q.After (a cursor even when 0)
+// that matches q, oldest first, and then for each matching record as it
+// is committed, until ctx ends (ctx.Err() is returned), fn returns an
+// error (returned as it is), or the journal cannot be read. q.NewestFirst
+// and q.Limit are ignored. A cursor that falls below the horizon, at the
+// start or because compaction overtook a slow follower, returns an error
+// matching ErrCompacted; one before a hole, ErrHole. On a journal opened
+// ReadOnly it follows the files another process writes (Wait refreshes).
+//
+// It is the one follow loop of the project: the HTTP follow stream, the
+// CLI's -f, the relay and the coverage matcher all stand on it.
+func (j *Journal) Follow(ctx context.Context, q Query, opt FollowOptions, fn func(FollowEvent) error) error {
+	q.NewestFirst = false
+	q.HasAfter = true
+	q.Limit = opt.Batch
+	if q.Limit <= 0 {
+		q.Limit = 1000
+	}
+	cursor := q.After
+	lastSent := time.Now()
+	for {
+		q.After = cursor
+		res, err := j.Query(ctx, q)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		for i := range res.Changes {
+			cursor = res.Changes[i].Sequence
+			if err := fn(FollowEvent{Change: &res.Changes[i], Cursor: cursor, Head: res.Head, Horizon: res.Horizon}); err != nil {
+				return err
+			}
+		}
+		if res.More {
+			continue
+		}
+		// Every record up to the head was considered.
+		cursor = max(cursor, res.Head)
+		if len(res.Changes) > 0 {
+			lastSent = time.Now()
+		} else if opt.Tick > 0 && time.Since(lastSent) >= opt.Tick {
+			if err := fn(FollowEvent{Cursor: cursor, Head: res.Head, Horizon: res.Horizon}); err != nil {
+				return err
+			}
+			lastSent = time.Now()
+		}
+		wait := time.Duration(0)
+		if opt.Tick > 0 {
+			wait = max(opt.Tick-time.Since(lastSent), time.Millisecond)
+		}
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if wait > 0 {
+			wctx, cancel = context.WithTimeout(ctx, wait)
+		}
+		_, err = j.Wait(wctx, cursor)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
+}

@@ -139,53 +139,31 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q engine.Query) 
 		}
 		return err == nil
 	}
-	lastSent := time.Now()
-	for {
-		qq := q
-		qq.After = cursor
-		res, err := s.j.Query(ctx, qq)
-		if err != nil {
-			if ctx.Err() == nil {
-				if ce, ok := AsCompacted(err, cursor, res.Horizon); ok {
-					err = ce
-					s.metrics.streamResyncs.WithLabelValues(streamFollow, resyncCompacted).Inc()
-				}
-				b := line(ErrorBody{Error: apiErrorOf(err)})
-				final = func(uint64) []byte { return b }
+	err := s.j.Follow(ctx, q, engine.FollowOptions{Tick: s.cfg.FollowProgress}, func(ev engine.FollowEvent) error {
+		if ev.Change == nil {
+			if !push(line(FollowControl{Progress: &FollowProgress{Head: ev.Head}}), 0) {
+				return errStreamDone
 			}
-			return
+			return nil
 		}
-		for i := range res.Changes {
-			if !push(line(&res.Changes[i]), res.Changes[i].Sequence) {
-				return
-			}
-			cursor = res.Changes[i].Sequence
+		if !push(line(ev.Change), ev.Cursor) {
+			return errStreamDone
 		}
-		if !res.More {
-			cursor = max(cursor, res.Head)
+		cursor = ev.Cursor
+		return nil
+	})
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errStreamDone) && !errors.Is(err, engine.ErrClosed) {
+		if ce, ok := AsCompacted(err, cursor, s.j.Status().Horizon); ok {
+			err = ce
+			s.metrics.streamResyncs.WithLabelValues(streamFollow, resyncCompacted).Inc()
 		}
-		if len(res.Changes) > 0 {
-			lastSent = time.Now()
-		} else if time.Since(lastSent) >= s.cfg.FollowProgress {
-			if !push(line(FollowControl{Progress: &FollowProgress{Head: res.Head}}), 0) {
-				return
-			}
-			lastSent = time.Now()
-		}
-		if res.More {
-			continue
-		}
-		wctx, wcancel := context.WithTimeout(ctx, s.cfg.FollowProgress)
-		_, err = s.j.Wait(wctx, cursor)
-		wcancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return
-		}
+		b := line(ErrorBody{Error: apiErrorOf(err)})
+		final = func(uint64) []byte { return b }
 	}
 }
+
+// errStreamDone ends a Follow whose stream can take no more lines.
+var errStreamDone = errors.New("stream done")
 
 // Follow streams the records after cursor that match q to fn, oldest
 // first, until ctx ends or fn returns false (nil then). Progress lines are

@@ -190,46 +190,31 @@ func (f *tailer) fromServer(ctx context.Context, c *server.Client) error {
 // journal cannot be read (an error).
 func (f *tailer) fromFiles(ctx context.Context, j *engine.Journal) (bool, error) {
 	q := f.q
-	q.NewestFirst, q.Limit = false, 1000
-	q.HasAfter = true // the cursor may be 0, and is a cursor
-	for {
-		if _, err := j.Refresh(); err != nil {
-			return false, err
-		}
-		q.After = f.cursor
-		res, err := j.Query(ctx, q)
-		if err != nil {
-			if ctx.Err() != nil {
-				return true, nil
+	q.After = f.cursor
+	errServerBack := errors.New("a server answers")
+	errOutputClosed := errors.New("output closed")
+	err := j.Follow(ctx, q, engine.FollowOptions{Tick: serverCheck}, func(ev engine.FollowEvent) error {
+		if ev.Change != nil {
+			if !f.emit(*ev.Change) {
+				return errOutputClosed
 			}
-			return false, err
+			return nil
 		}
-		for _, c := range res.Changes {
-			if !f.emit(c) {
-				return true, nil
-			}
-		}
-		if res.More {
-			continue
-		}
-		// Every record up to the head was considered.
-		f.cursor = max(f.cursor, res.Head)
-		wctx, cancel := context.WithTimeout(ctx, serverCheck)
-		_, err = j.Wait(wctx, f.cursor)
-		cancel()
-		if ctx.Err() != nil {
-			return true, nil
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return false, err
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			if held, h := engine.LockHolder(f.g.dir); held && h != nil && (h.Socket != "" || h.Address != "") {
-				if c := f.liveServer(ctx); c != nil {
-					c.Close()
-					return false, nil
-				}
+		// Every record up to the cursor was considered; look for a server.
+		f.cursor = max(f.cursor, ev.Cursor)
+		if held, h := engine.LockHolder(f.g.dir); held && h != nil && (h.Socket != "" || h.Address != "") {
+			if c := f.liveServer(ctx); c != nil {
+				c.Close()
+				return errServerBack
 			}
 		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errServerBack):
+		return false, nil
+	case errors.Is(err, errOutputClosed), ctx.Err() != nil:
+		return true, nil
 	}
+	return false, err
 }

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestFollowSeesTheBacklogThenNewRecordsInOrderWithTicksWhenQuiet(t *testing.T) {
+	j := openT(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 5 {
+		if _, err := j.Record(ctx, heartbeat(fmt.Sprintf("ws-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errStop := errors.New("stop")
+	var seqs []uint64
+	ticks := 0
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		for i := range 5 {
+			if _, err := j.Record(ctx, heartbeat(fmt.Sprintf("late-%d", i))); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	err := j.Follow(ctx, Query{After: 2, Surfaces: []string{"runtime_work_session"}}, FollowOptions{Tick: 20 * time.Millisecond, Batch: 2}, func(ev FollowEvent) error {
+		if ev.Change == nil {
+			ticks++
+			if ev.Cursor < uint64(2+len(seqs)) || ev.Head < ev.Cursor {
+				t.Errorf("tick cursor %d head %d after %d records", ev.Cursor, ev.Head, len(seqs))
+			}
+			if len(seqs) == 8 {
+				return errStop
+			}
+			return nil
+		}
+		if ev.Cursor != ev.Change.Sequence {
+			t.Errorf("cursor %d for record %d", ev.Cursor, ev.Change.Sequence)
+		}
+		seqs = append(seqs, ev.Change.Sequence)
+		return nil
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("follow ended with %v, want the callback's error", err)
+	}
+	for i, s := range seqs {
+		if s != uint64(3+i) {
+			t.Fatalf("sequences %v, want 3..10 in order", seqs)
+		}
+	}
+	if len(seqs) != 8 || ticks == 0 {
+		t.Fatalf("got %d records and %d ticks", len(seqs), ticks)
+	}
+}
+
+func TestFollowFromACursorBelowTheHorizonIsCompacted(t *testing.T) {
+	j := openT(t, t.TempDir(), WithSegmentSize(64<<10), WithRetention(Retention{MaxRecords: 1500}))
+	fill(t, j, 4000)
+	if _, err := j.Compact(context.Background(), CompactOptions{SealActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	err := j.Follow(context.Background(), Query{After: 0}, FollowOptions{}, func(FollowEvent) error {
+		t.Fatal("a record was passed on from below the horizon")
+		return nil
+	})
+	if !errors.Is(err, ErrCompacted) {
+		t.Fatalf("follow from 0 below the horizon: %v", err)
+	}
+}
+
+func TestFollowEndsWithTheContext(t *testing.T) {
+	j := openT(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := j.Follow(ctx, Query{}, FollowOptions{}, func(FollowEvent) error { return nil })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("follow ended with %v", err)
+	}
+}
