@@ -866,64 +866,6 @@ func createEmptyFile(path string) error {
 	return f.Close()
 }
 
-// truncatedView returns v as tidwall/wal's TruncateFront(upto+1) leaves
-// the files: entries up to upto gone, the segment holding upto+1 renamed
-// to start there with its offsets shifted. tailDelta is the number of
-// bytes cut from the tail segment, or -1 when the tail was not touched.
-func truncatedView(v *view, upto uint64, hotDir string) (*view, int64) {
-	nv := *v
-	if upto < v.first {
-		return &nv, -1
-	}
-	k := int(min(upto+1-v.first, uint64(len(v.entries))))
-	next := upto + 1
-	// The segment that holds next (the tail when every entry goes).
-	idx := len(v.segs) - 1
-	for i := range v.segs {
-		if v.segs[i].first > next {
-			idx = i - 1
-			break
-		}
-	}
-	seg := v.segs[idx]
-	segEnd := uint64(0) // first sequence past seg, 0 for the tail
-	if idx+1 < len(v.segs) {
-		segEnd = v.segs[idx+1].first
-	}
-	var delta int64
-	if seg.first < next {
-		// Bytes of seg's entries before next are cut.
-		for seq := seg.first; seq < next && seq <= v.last() && seq >= v.first; seq++ {
-			delta += int64(v.entries[seq-v.first].length)
-		}
-	}
-	entries := make([]hotEntry, len(v.entries)-k, max(len(v.entries)-k, 64))
-	copy(entries, v.entries[k:])
-	if delta > 0 {
-		for i := range entries {
-			seq := next + uint64(i)
-			if segEnd != 0 && seq >= segEnd {
-				break
-			}
-			entries[i].off -= uint32(delta)
-		}
-	}
-	nv.entries = entries
-	nv.first = next
-	nv.rebuildPostings()
-	nv.segs = append([]hotSegInfo{openSeg(next, filepath.Join(hotDir, segment.HotSegmentName(next)))}, v.segs[idx+1:]...)
-	var b int64
-	for i := range entries {
-		b += int64(entries[i].length)
-	}
-	nv.bytes = b
-	tailDelta := int64(-1)
-	if idx == len(v.segs)-1 {
-		tailDelta = delta
-	}
-	return &nv, tailDelta
-}
-
 // applyRetention removes the oldest archives past the limits. The new
 // horizon is persisted before any file is removed, so a crash in between
 // leaves archives below the horizon, which the next open removes.
@@ -1064,28 +1006,6 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 
 // diskBytes rounds a file size up to the 4 KiB blocks it occupies.
 func diskBytes(n int64) int64 { return (n + 4095) &^ 4095 }
-
-// subtractArchived removes the removed archives' records from the
-// per-surface counts.
-func subtractArchived(surf []surfaceStat, gone []*archiveSeg, in *interner) []surfaceStat {
-	out := append([]surfaceStat(nil), surf...)
-	for _, a := range gone {
-		for label, n := range a.footer.LabelCounts {
-			for _, s := range labelSurfaces(label) {
-				id, ok := in.lookup(s)
-				if !ok || int(id) >= len(out) {
-					continue
-				}
-				if out[id].Records >= n {
-					out[id].Records -= n
-				} else {
-					out[id].Records = 0
-				}
-			}
-		}
-	}
-	return out
-}
 
 // CompactionSummary describes the last compaction; it is persisted in
 // state/last-compaction.json.
