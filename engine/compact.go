@@ -663,45 +663,21 @@ func peekFields(payload []byte) (peeked, error) {
 }
 
 // truncateHot cuts the hot log's front up to and including upto, in the
-// committer goroutine (the only owner of the hot log), and publishes a
-
-// truncateHot cuts the hot log's front up to and including upto, in the
-// committer goroutine (the only owner of the hot log), and publishes a
-// view that reads those records from archive a instead. A failure that
-// leaves the hot log whole and writable is returned as it is; only a hot
-// log that can no longer be written (its reopen failed) is sticky.
+// committer goroutine (the only owner of the hot log), and publishes the
+// compacted view, which reads those records from archive a instead. A
+// failure that leaves the hot log whole and writable is returned as it
+// is; only a hot log that can no longer be written (its reopen failed) is
+// sticky.
 func (j *Journal) truncateHot(upto uint64, a *archiveSeg) error {
-	return j.inCommitter(func() error {
-		if err := j.failure(); err != nil {
-			return err
+	return j.mutateView(func(tip *view) (*view, error) {
+		first, err := j.cutFront(tip, upto)
+		if first <= tip.first {
+			return nil, err // nothing was cut
 		}
-		old := j.c.tip
-		first, err := j.cutFront(old, upto)
-		if first <= old.first {
-			return err // nothing was cut
+		if first-1 != upto {
+			a = nil // cut short: the hot log still holds part of a
 		}
-		// The syncer is idle (inCommitter flushed it): the tip is the
-		// published view.
-		nv, tailDelta := truncatedView(old, first-1, j.hotDir)
-		if first-1 == upto {
-			nv.archives = append(append([]*archiveSeg(nil), old.archives...), a)
-		}
-		nv.version = old.version + 1
-		if tailDelta >= 0 {
-			j.c.tailSize -= tailDelta
-			if j.c.tailSize < 0 {
-				j.c.tailSize = 0
-			}
-		}
-		j.c.tip = nv
-		j.c.openTail(j, nv) // the tail may be a new file now
-		for _, f := range j.c.tails {
-			f.Close() // the syncer is idle: no batch names a retired tail
-		}
-		j.c.tails = nil
-		j.publish(nv)
-		closeDroppedSegs(old, nv)
-		return err
+		return tip.compacted(first-1, a, j.hotDir), err
 	})
 }
 
@@ -966,19 +942,8 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 	}
 	hook("horizon-written")
 	// Readers switch to a view without the archives before the files go.
-	if err := j.inCommitter(func() error {
-		if err := j.failure(); err != nil {
-			return err // the tip may hold records whose writers got ErrFailed
-		}
-		cur := j.c.tip
-		nv := *cur
-		nv.archives = append([]*archiveSeg(nil), cur.archives[n:]...)
-		nv.horizonFloor = horizon
-		nv.surf = subtractArchived(cur.surf, as[:n], j.intern)
-		nv.version = cur.version + 1
-		j.c.tip = &nv
-		j.publish(&nv)
-		return nil
+	if err := j.mutateView(func(tip *view) (*view, error) {
+		return tip.retained(n, horizon, j.intern), nil
 	}); err != nil {
 		return removed, horizon, err
 	}
@@ -997,10 +962,7 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 	if err := fsx.SyncDir(filepath.Join(j.dir, archiveDirName)); err != nil {
 		return removed, horizon, err
 	}
-	_ = j.inCommitter(func() error {
-		j.c.dedupe.expire(j.opts.now().UnixNano(), horizon)
-		return nil
-	})
+	j.expireDedupe(horizon)
 	return removed, horizon, nil
 }
 

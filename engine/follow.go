@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -153,8 +152,8 @@ func (j *Journal) Refresh() (bool, error) {
 	if !j.opts.readOnly {
 		return false, nil
 	}
-	j.viewMu.Lock()
-	defer j.viewMu.Unlock()
+	j.refreshMu.Lock()
+	defer j.refreshMu.Unlock()
 	var err error
 	for attempt := 0; attempt < readRetries; attempt++ {
 		var changed bool
@@ -189,7 +188,9 @@ func readerShouldLookAgain(err error) bool {
 		errors.Is(err, ErrIntegrity) || errors.Is(err, ErrHole)
 }
 
-// refreshLocked is Refresh with viewMu held; reload forces a full reload.
+// refreshLocked is Refresh with refreshMu held; reload forces a full
+// reload. It builds the next view from the published one (next, or
+// reloaded) and publishes it.
 func (j *Journal) refreshLocked(reload bool) (bool, error) {
 	v := j.view.Load()
 	segs, _, err := segment.ListHotSegments(j.hotDir)
@@ -218,19 +219,14 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 		}
 	}
 	if structural {
-		nv, err := j.loadReadOnlyView()
+		fresh, err := j.loadReadOnlyView()
 		if err != nil {
 			return false, err
 		}
-		j.view.Store(nv)
-		j.notifyChanged()
-		closeDroppedSegs(v, nv)
+		j.publish(v.reloaded(fresh))
 		return true, nil
 	}
-	nv := *v
-	nv.surf = slices.Clone(v.surf)
-	nv.post = slices.Clone(v.post)
-	nv.hintLast = slices.Clone(v.hintLast)
+	nv := v.next() // the appended transition: what the writer added since
 	tail := len(v.segs) - 1
 	start, seq := int64(0), v.segs[tail].first
 	if n := len(v.entries); n > 0 && v.last() >= v.segs[tail].first {
@@ -241,7 +237,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 	for i := tail; i < len(segs); i++ {
 		s := segs[i]
 		if i > tail {
-			nv.segs = append(slices.Clone(nv.segs), openSeg(s.FirstSeq, s.Path))
+			nv.addSegment(openSeg(s.FirstSeq, s.Path))
 			start, seq = 0, s.FirstSeq
 		}
 		if s.FirstSeq != seq && start == 0 && i > tail && nv.first+uint64(len(nv.entries)) != s.FirstSeq {
@@ -254,7 +250,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 				decErr = err
 				return false
 			}
-			e, err := j.indexEntry(&nv, he, mtime)
+			e, err := j.indexEntry(nv, he, mtime)
 			if err != nil {
 				decErr = err
 				return false
@@ -277,8 +273,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 	if added == 0 && len(nv.segs) == len(v.segs) {
 		return false, nil
 	}
-	j.view.Store(&nv)
-	j.notifyChanged()
+	j.publish(nv)
 	return true, nil
 }
 

@@ -74,9 +74,11 @@ type Journal struct {
 	inflight atomic.Int64 // batches handed to the syncer and not yet answered
 	ctrl     chan func()  // work the committer runs between batches
 
-	// viewMu serialises publishers of the view (the committer after each
-	// batch, compaction and retention); readers never take it.
+	// viewMu serialises publish (the syncer, the committer, Refresh);
+	// readers never take it.
 	viewMu sync.Mutex
+	// refreshMu lets one Refresh of a read-only journal run at a time.
+	refreshMu sync.Mutex
 	// compactMu lets one compaction run at a time.
 	compactMu      sync.Mutex
 	lastCompaction atomic.Pointer[CompactionSummary]
@@ -435,8 +437,8 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 		if err := fsx.SyncDir(j.hotDir); err != nil {
 			return nil, err
 		}
-		nv, _ := truncatedView(v, upto, j.hotDir)
-		closeDroppedSegs(v, nv)
+		nv := v.compacted(upto, nil, j.hotDir) // the archive is in the list already
+		closeDroppedSegs(v, nv)                 // not published: open releases the handles itself
 		v = nv
 		rec.CompletedCompaction = true
 	}
@@ -624,7 +626,7 @@ func (j *Journal) openReadOnly() error {
 	if err != nil {
 		return err
 	}
-	j.view.Store(v)
+	j.publish(v)
 	j.recovery = readRecovery(filepath.Join(j.dir, stateDirName))
 	j.lastCompaction.Store(readCompaction(filepath.Join(j.dir, stateDirName)))
 	return nil
@@ -685,10 +687,7 @@ func (j *Journal) loadReadOnlyViewOnce() (*view, error) {
 	if upto > 0 {
 		// A compaction wrote the archive but had not cut the hot log yet:
 		// the verified archive is authoritative, the hot copies are skipped.
-		k := int(min(upto+1-v.first, uint64(len(v.entries))))
-		v.entries = v.entries[k:]
-		v.first = upto + 1
-		v.rebuildPostings()
+		v.skipArchived(upto)
 	}
 	firstHot := ""
 	if len(segs) > 0 {
@@ -801,7 +800,7 @@ func (j *Journal) openWriter() (err error) {
 		// archives.
 		j.seedFromArchives(v)
 	}
-	j.view.Store(v)
+	j.publish(v)
 	j.durableSeq.Store(v.last())
 	j.c.init(j, v)
 	if len(rec.Cuts) > 0 || rec.CompletedTrunc > 0 || len(rec.SweptTempFiles) > 0 || rec.RemovedBelowHorizon > 0 || rec.CompletedCompaction {

@@ -12,8 +12,10 @@ import (
 // hotSegInfo is one hot segment as readers see it. f is a read handle
 // opened when the segment entered a view and shared by every view that
 // holds the segment: a reader with an older view keeps reading the inode
-// it knew even after a compaction removed or replaced the name. Handles of
-// segments no view holds any more are closed by os.File's finalizer.
+// it knew even after a compaction removed or replaced the name. The
+// handle is reference-counted, not left to a finalizer: publish drops the
+// handles of segments the new view no longer holds, and each closes when
+// the last reader pinning it (hotReader) lets go.
 type hotSegInfo struct {
 	first uint64
 	path  string
@@ -64,10 +66,41 @@ func (s *segFile) drop() {
 	}
 }
 
-// closeDroppedSegs closes the read handles of old that next no longer
+// publish makes v the view readers load. It is the one place that stores
+// the view: it wakes everyone in Wait, and drops the read handles of the
+// hot segments the replaced view held and v does not (each closes when
+// the last reader pinning it lets go). The gauges derived from the view
+// (hot and archive bytes and files, horizon, last sequence) read the
+// published view when scraped. A view not newer than the published one is
+// ignored: the syncer publishes the view of the newest batch it synced,
+// and under sync=interval the committer may have published a newer one.
+//
+// Publishers: the syncer and the committer (a batch), the committer for
+// a compaction or retention (mutateView), Refresh on a read-only journal,
+// and Open (the first view).
+func (j *Journal) publish(v *view) {
+	j.viewMu.Lock()
+	cur := j.view.Load()
+	if cur != nil && v.version <= cur.version {
+		j.viewMu.Unlock()
+		return
+	}
+	j.view.Store(v)
+	j.viewMu.Unlock()
+	if cur != nil && len(cur.segs) > 0 && (len(v.segs) == 0 || cur.segs[0] != v.segs[0]) {
+		// Only a front cut or a reload replaces segments; an append
+		// keeps every one, so the common batch skips the comparison.
+		closeDroppedSegs(cur, v)
+	}
+	j.notifyChanged()
+}
+
+// closeDroppedSegs drops the read handles of old that next no longer
 // holds (segments compacted away, or replaced by tidwall/wal's front
-// truncation), so deleted files do not stay pinned. A reader still on old
-// gets os.ErrClosed and retries on the newer view.
+// truncation), so deleted files do not stay open: each closes once no
+// reader pins it. publish calls it for the view it replaces; open calls
+// it for views it built and did not publish. A reader that loaded old
+// and had not pinned it yet fails to pin and takes next (pinView).
 func closeDroppedSegs(old, next *view) {
 	keep := make(map[*segFile]bool, len(next.segs))
 	for _, s := range next.segs {
@@ -89,9 +122,15 @@ func openSeg(first uint64, path string) hotSegInfo {
 	return hotSegInfo{first: first, path: path, f: &segFile{f: f}}
 }
 
-// view is the immutable state readers use. The committer publishes a new
-// view after every batch; entries may share a backing array with later
-// views but a view never sees an element written after it was published.
+// view is the immutable state readers use: the hot log's index, its
+// segments, the archives and the horizon. Once published (publish, the
+// one place that stores it) a view never changes. A new view is made from
+// the one before by a named transition (next and add, compacted,
+// retained, reloaded; see doc.go for who calls which), and only the view
+// being built is written to. Views share backing arrays (entries, also,
+// posting lists) with their successors, which only append past the
+// older view's lengths, so a view never sees an element written after it
+// was published.
 type view struct {
 	first   uint64 // sequence of entries[0]; last+1 when empty
 	entries []hotEntry
@@ -219,14 +258,27 @@ func (v *view) segFor(seq uint64) hotSegInfo {
 	return v.segs[i-1]
 }
 
-// truncatedView returns v as tidwall/wal's TruncateFront(upto+1) leaves
-// the files: entries up to upto gone, the segment holding upto+1 renamed
-// to start there with its offsets shifted. tailDelta is the number of
-// bytes cut from the tail segment, or -1 when the tail was not touched.
-func truncatedView(v *view, upto uint64, hotDir string) (*view, int64) {
+// compacted is the transition of a compaction that cut the hot log's
+// front up to and including upto (and of open completing an interrupted
+// one): v as the files are then, entries up to upto gone, the segment
+// holding upto+1 renamed to start there with its offsets shifted (what
+// tidwall/wal's TruncateFront leaves, and what removing whole segments
+// leaves too). a, when not nil, is the archive that now holds the cut
+// records; it joins the archives.
+func (v *view) compacted(upto uint64, a *archiveSeg, hotDir string) *view {
+	nv := v.frontCut(upto, hotDir)
+	if a != nil {
+		nv.archives = append(append([]*archiveSeg(nil), v.archives...), a)
+	}
+	nv.version = v.version + 1
+	return nv
+}
+
+// frontCut returns v without its hot records up to upto.
+func (v *view) frontCut(upto uint64, hotDir string) *view {
 	nv := *v
 	if upto < v.first {
-		return &nv, -1
+		return &nv
 	}
 	k := int(min(upto+1-v.first, uint64(len(v.entries))))
 	next := upto + 1
@@ -270,11 +322,101 @@ func truncatedView(v *view, upto uint64, hotDir string) (*view, int64) {
 		b += int64(entries[i].length)
 	}
 	nv.bytes = b
-	tailDelta := int64(-1)
-	if idx == len(v.segs)-1 {
-		tailDelta = delta
+	return &nv
+}
+
+// retained is the transition of a retention run that removes the n
+// oldest archives and persisted horizon: their records leave the
+// per-surface counts, and the horizon floor rises.
+func (v *view) retained(n int, horizon uint64, in *interner) *view {
+	nv := *v
+	nv.archives = append([]*archiveSeg(nil), v.archives[n:]...)
+	nv.horizonFloor = horizon
+	nv.surf = subtractArchived(v.surf, v.archives[:n], in)
+	nv.version = v.version + 1
+	return &nv
+}
+
+// reloaded is the transition of a read-only journal that read its view
+// anew from the files (Refresh, after another process compacted): fresh
+// replaces v whole, one version newer.
+func (v *view) reloaded(fresh *view) *view {
+	fresh.version = v.version + 1
+	return fresh
+}
+
+// skipArchived drops, from a view being built at open, the hot entries up
+// to upto that a verified archive also holds (a compaction wrote the
+// archive and had not cut the hot log yet); the files stay as they are.
+func (v *view) skipArchived(upto uint64) {
+	k := int(min(upto+1-v.first, uint64(len(v.entries))))
+	v.entries = v.entries[k:]
+	v.first = upto + 1
+	v.rebuildPostings()
+}
+
+// next starts the successor of v that an append transition fills (the
+// committer's batch, a read-only Refresh that reads new entries): one
+// version newer, with its own headers of the slices add edits (surf,
+// post, hintLast) so that nothing written to it shows in v. Entries,
+// posting lists and also are appended to in place: v never reads past
+// its own lengths.
+func (v *view) next() *view {
+	nv := *v
+	nv.version = v.version + 1
+	nv.surf = append(make([]surfaceStat, 0, len(v.surf)+1), v.surf...)
+	nv.post = append(make([][]uint64, 0, len(v.post)+1), v.post...)
+	nv.hintLast = append(make([]uint64, 0, len(v.hintLast)+1), v.hintLast...)
+	return &nv
+}
+
+// add appends hot record seq with index entry e to a view from next:
+// the entry, its postings, its surface's figures, and, when it lists
+// other surfaces, their ids (also) and snapshot hints.
+func (v *view) add(seq uint64, e hotEntry, also, hints []uint16) {
+	v.entries = append(v.entries, e)
+	v.noteSurface(e, seq)
+	v.notePost(e, seq)
+	if also != nil {
+		v.noteAlso(e, seq, also, hints)
 	}
-	return &nv, tailDelta
+	v.bytes += int64(e.length)
+}
+
+// addSegment appends a hot segment to a view from next; the segment list
+// is copied, never shared with v. A segment without a handle gets one
+// from openSegments once its file exists.
+func (v *view) addSegment(s hotSegInfo) {
+	v.segs = append(v.segs[:len(v.segs):len(v.segs)], s)
+}
+
+// openSegments opens the handles of the segments addSegment added without
+// one. Only for a view whose segment list addSegment copied.
+func (v *view) openSegments() {
+	for i := range v.segs {
+		if v.segs[i].f == nil {
+			v.segs[i] = openSeg(v.segs[i].first, v.segs[i].path)
+		}
+	}
+}
+
+// tail is the view's newest hot segment.
+func (v *view) tail() hotSegInfo {
+	if len(v.segs) == 0 {
+		return hotSegInfo{}
+	}
+	return v.segs[len(v.segs)-1]
+}
+
+// tailBytes is the size of the tail segment as the view knows it: the end
+// of its last entry when that entry is in the tail, 0 for an empty tail.
+func (v *view) tailBytes() int64 {
+	n := len(v.entries)
+	if n == 0 || len(v.segs) == 0 || v.last() < v.tail().first {
+		return 0
+	}
+	e := v.entries[n-1]
+	return int64(e.off) + int64(e.length)
 }
 
 // subtractArchived removes the removed archives' records from the
