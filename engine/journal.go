@@ -438,7 +438,7 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 			return nil, err
 		}
 		nv := v.compacted(upto, nil, j.hotDir) // the archive is in the list already
-		closeDroppedSegs(v, nv)                 // not published: open releases the handles itself
+		closeDroppedSegs(v, nv)                // not published: open releases the handles itself
 		v = nv
 		rec.CompletedCompaction = true
 	}
