@@ -202,11 +202,60 @@ func failureReason(err error) string {
 // every sequence of its input.
 var errAccounting = errors.New("compaction does not account for every sequence")
 
-// compactHook, when set (by crash tests in a child process), is called at
-// each named step of a compaction.
-var compactHook func(step string)
+// compactStep is a step of a compaction that has just completed: the
+// points where crash tests kill a child process (compactHook), in the
+// order a compaction passes them.
+type compactStep uint8
 
-func hook(step string) {
+const (
+	// stepArchiveWritten: an archive is durable and verified; the hot log
+	// still holds its records.
+	stepArchiveWritten compactStep = iota + 1
+	// stepHotLogClosed: inside the hot log's front cut, tidwall/wal is
+	// closed (and, when the active segment goes too, the empty segment
+	// after it created); no segment file is removed yet.
+	stepHotLogClosed
+	// stepHotTruncated: the hot log's front is cut and the compacted view
+	// published.
+	stepHotTruncated
+	// stepHorizonWritten: retention persisted the new horizon; no archive
+	// is removed yet.
+	stepHorizonWritten
+	// stepArchiveRemoved: retention removed the first of its archives.
+	stepArchiveRemoved
+)
+
+var compactStepNames = [...]string{
+	stepArchiveWritten: "archive-written",
+	stepHotLogClosed:   "hot-log-closed",
+	stepHotTruncated:   "hot-truncated",
+	stepHorizonWritten: "horizon-written",
+	stepArchiveRemoved: "archive-removed",
+}
+
+// String returns the step's name ("archive-written").
+func (s compactStep) String() string {
+	if int(s) < len(compactStepNames) && compactStepNames[s] != "" {
+		return compactStepNames[s]
+	}
+	return "compactStep(" + strconv.Itoa(int(s)) + ")"
+}
+
+// parseCompactStep returns the step named name (as String writes it).
+func parseCompactStep(name string) (compactStep, bool) {
+	for s, n := range compactStepNames {
+		if n != "" && n == name {
+			return compactStep(s), true
+		}
+	}
+	return 0, false
+}
+
+// compactHook, when set (by crash tests in a child process), is called
+// after each step of a compaction.
+var compactHook func(step compactStep)
+
+func hook(step compactStep) {
 	if compactHook != nil {
 		compactHook(step)
 	}
@@ -435,7 +484,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	if err != nil {
 		return ar, footer, fmt.Errorf("write archive %s: %w", ar.Name, err)
 	}
-	hook("archive-written")
+	hook(stepArchiveWritten)
 	ar.OutputBytes = footer.FileBytes
 	a := &archiveSeg{path: path, name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes, footer: footer}
 	// The archive must pass the checks every open applies to it before
@@ -460,7 +509,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 		}
 		return ar, footer, err
 	}
-	hook("hot-truncated")
+	hook(stepHotTruncated)
 	if j.metrics != nil {
 		j.metrics.compactions.Inc()
 		j.metrics.compactSeconds.Observe(time.Since(start).Seconds())
@@ -681,13 +730,23 @@ func (j *Journal) truncateHot(upto uint64, a *archiveSeg) error {
 	})
 }
 
-// truncateFrontFault, when set (by fault tests), is called before each
-// step of cutFront; an error it returns fails that step.
-var truncateFrontFault func(step string) error
+// truncateOp is a file operation of the hot log's front cut that a fault
+// test can fail (truncateFrontFault).
+type truncateOp uint8
 
-func truncateStep(step string) error {
+const (
+	truncCreate   truncateOp = iota + 1 // create the empty segment that follows a cut of everything
+	truncRemove                         // remove one whole segment file
+	truncTruncate                       // tidwall/wal's TruncateFront, for a cut inside a segment
+)
+
+// truncateFrontFault, when set (by fault tests), is called before each
+// operation of cutFront; an error it returns fails that operation.
+var truncateFrontFault func(op truncateOp) error
+
+func truncateStep(op truncateOp) error {
 	if truncateFrontFault != nil {
-		return truncateFrontFault(step)
+		return truncateFrontFault(op)
 	}
 	return nil
 }
@@ -726,7 +785,7 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 	empty := ""
 	if everything {
 		empty = filepath.Join(j.hotDir, segment.HotSegmentName(next))
-		if err := truncateStep("create"); err != nil {
+		if err := truncateStep(truncCreate); err != nil {
 			return old.first, fmt.Errorf("truncate hot log front to %d: create %s: %w", next, empty, err)
 		}
 		if err := createEmptyFile(empty); err != nil {
@@ -737,11 +796,11 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 		// Close fsyncs the tail: that is a failed hot-log fsync.
 		return old.first, j.fail(fmt.Errorf("close hot log to truncate its front: %w", err))
 	}
-	hook("hot-log-closed")
+	hook(stepHotLogClosed)
 	var cutErr error
 	removed := 0
 	for _, s := range drop {
-		err := truncateStep("remove")
+		err := truncateStep(truncRemove)
 		if err == nil {
 			err = os.Remove(s.path)
 		}
@@ -788,7 +847,7 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 // intact. When a later step fails it marks itself corrupt: it is reopened,
 // which completes the truncation from the files.
 func (j *Journal) truncateFrontWAL(old *view, next uint64) (uint64, error) {
-	err := truncateStep("truncate")
+	err := truncateStep(truncTruncate)
 	if err == nil {
 		err = j.wal.TruncateFront(next)
 	}
@@ -940,7 +999,7 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 	if err := j.writeHorizon(horizon); err != nil {
 		return nil, v.horizon(), fmt.Errorf("persist horizon %d: %w", horizon, err)
 	}
-	hook("horizon-written")
+	hook(stepHorizonWritten)
 	// Readers switch to a view without the archives before the files go.
 	if err := j.mutateView(func(tip *view) (*view, error) {
 		return tip.retained(n, horizon, j.intern), nil
@@ -953,7 +1012,7 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 		}
 		j.archives.forget(a.path) // after the remove, so no reader re-caches it
 		if i == 0 {
-			hook("archive-removed")
+			hook(stepArchiveRemoved)
 		}
 		if j.metrics != nil {
 			j.metrics.retentionRemoved.WithLabelValues(removed[i].Reason).Inc()
