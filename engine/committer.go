@@ -238,7 +238,7 @@ type committerState struct {
 	inBatch  map[string]dedupeEntry
 	inReq    map[string]dedupeEntry // a request's own writer ids, for the conflict pre-pass
 	idRand   *rand.ChaCha8          // random bits of generated event ids
-	tip      *view                  // the newest view built, published once durable
+	tip      *view                  // the newest view built, published once durable; others change it only through mutateView
 	tail     *os.File               // read handle of the tail segment, for the syncer's fsync
 	tails    []*os.File             // earlier tail handles the syncer may still use
 	tag      uint32                 // the journal tag every envelope carries (segment.JournalTag)

@@ -197,16 +197,17 @@ func (j *Journal) Query(ctx context.Context, q Query) (Result, error) {
 }
 
 // readPinned runs read on a pinned reader of the published view (pinView).
-// The hot segments it names cannot close under it; an archive can go (a
-// retention run removes it) and, on a read-only journal, any file can (the
-// writer is another process). Such a read fails with a file gone
-// (fileMoved), and read runs once more on the view that moved the file,
-// which reads the records from their new place or puts them below its
-// horizon: a writer publishes that view before the file goes, a read-only
-// journal reads it from the files (Refresh). There is no sleeping and no
-// polling: each retry needs a newer view, and a read with no newer view to
-// go to returns its error. moveRetries bounds the retries under a writer
-// that compacts without pause.
+// The hot segments it names cannot close under it, even once a compaction
+// removed their files; an archive can go (retention removes it) and, on a
+// read-only journal, a file the view never opened can (the writer is
+// another process). Such a read fails with a file gone (fileMoved), and
+// read runs once more on the view that moved the file, which reads the
+// records from their new place or puts them below its horizon: retention
+// publishes that view before it removes a file, and a read-only journal
+// reads it from the files (Refresh). There is no sleeping and no polling:
+// each retry needs a newer view, and a read with no newer view to go to
+// returns its error. moveRetries bounds the retries under a writer that
+// compacts without pause.
 func (j *Journal) readPinned(read func(rd *hotReader) error) error {
 	rd, err := j.pinView()
 	if err != nil {
