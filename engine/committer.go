@@ -458,6 +458,17 @@ func (c *committerState) adopt(j *Journal, nv *view) {
 	c.tails = nil
 }
 
+// closeTails closes the committer's tail handles once it has stopped (or
+// never started).
+func (c *committerState) closeTails() {
+	for _, f := range append(c.tails, c.tail) {
+		if f != nil {
+			f.Close()
+		}
+	}
+	c.tail, c.tails = nil, nil
+}
+
 // durableState returns the published view and the dedupe window once
 // everything the committer wrote is fsynced: under sync=interval or none
 // the tip may hold records not yet durable, and a checkpoint must never

@@ -1171,19 +1171,11 @@ func (j *Journal) Close() error {
 func (j *Journal) shutdown() error {
 	var errs []error
 	j.archives.close()
-	for _, f := range append(j.c.tails, j.c.tail) {
-		if f != nil {
-			f.Close()
-		}
-	}
-	j.c.tail, j.c.tails = nil, nil
+	j.c.closeTails()
 	if v := j.view.Load(); v != nil {
-		for _, s := range v.segs {
-			if s.f != nil {
-				s.f.drop()
-			}
-		}
-
+		// Readers still pinning a handle finish; nothing newer is
+		// published, so later reads say ErrClosed (pinView).
+		closeDroppedSegs(v, &view{})
 	}
 
 	if j.wal != nil {
