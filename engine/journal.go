@@ -636,17 +636,15 @@ func (j *Journal) openReadOnly() error {
 // changing any of them. It makes the same checks as a writer's open
 // (checkedArchives, overlapWithHot, holes) and fails where it fails. A
 // file a compaction removes while it reads (a hot segment cut, an archive
-// past retention) makes it look again.
+// past retention) makes it look again (lookAgain).
 func (j *Journal) loadReadOnlyView() (*view, error) {
-	var err error
-	for attempt := 0; attempt < readRetries; attempt++ {
-		var v *view
-		if v, err = j.loadReadOnlyViewOnce(); err == nil || !readerShouldLookAgain(err) {
-			return v, err
-		}
-		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
-	}
-	return nil, err
+	var v *view
+	err := j.lookAgain(func(int) error {
+		var err error
+		v, err = j.loadReadOnlyViewOnce()
+		return err
+	})
+	return v, err
 }
 
 func (j *Journal) loadReadOnlyViewOnce() (*view, error) {

@@ -3,8 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/agentruntime/statejournal/segment"
 )
 
 func TestCompactStepsHaveDistinctNamesThatParseBack(t *testing.T) {
@@ -150,5 +154,46 @@ func TestAQueryOnAClosedJournalSaysClosed(t *testing.T) {
 	// comes.
 	if _, err := j.Query(context.Background(), Query{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("query after close: %v, want ErrClosed", err)
+	}
+}
+
+func TestAReadOnlyLookAgainFollowsChangedFilesAndReportsFilesThatHoldStill(t *testing.T) {
+	dir := t.TempDir()
+	w := openT(t, dir)
+	fill(t, w, 10)
+	ro, err := Open(dir, ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	gone := fmt.Errorf("read hot segment: %w", os.ErrNotExist)
+
+	calls := 0
+	err = ro.lookAgain(func(int) error { calls++; return gone })
+	if !errors.Is(err, os.ErrNotExist) || calls != 1 {
+		t.Fatalf("a file missing from files that held still: %d looks, %v; want one look and the error", calls, err)
+	}
+
+	calls = 0
+	err = ro.lookAgain(func(attempt int) error {
+		calls++
+		if attempt == 0 {
+			// What a compaction does between a reader's listing and its
+			// read: a file appears (and the one listed goes).
+			if err := os.WriteFile(filepath.Join(dir, archiveDirName, "moved.tmp"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return gone
+		}
+		return nil
+	})
+	if err != nil || calls != 2 {
+		t.Fatalf("files changed under the look: %d looks, %v; want a second look that succeeds", calls, err)
+	}
+
+	calls = 0
+	err = ro.lookAgain(func(int) error { calls++; return segment.ErrCorrupt })
+	if !errors.Is(err, segment.ErrCorrupt) || calls != 1 {
+		t.Fatalf("damage: %d looks, %v; want one look", calls, err)
 	}
 }
