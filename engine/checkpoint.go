@@ -440,23 +440,8 @@ func (j *Journal) saveCheckpoint() {
 	if j.damagedHot.Load() {
 		return // the next open must scan the damaged segment
 	}
-	var v *view
-	var d []ckptDedupe
-	if err := j.inCommitter(func() error {
-		if j.c.dirty {
-			// Under sync=interval or none the tip may hold records not yet
-			// durable; a checkpoint must never cover more than the files
-			// will hold after a crash.
-			j.handOff(nil, false, true)
-			j.flushSyncer()
-		}
-		if err := j.failure(); err != nil {
-			return err
-		}
-		v = j.view.Load()
-		d = j.c.checkpointDedupe()
-		return nil
-	}); err != nil {
+	v, d, err := j.durableState()
+	if err != nil {
 		return
 	}
 	if err := j.writeCheckpoint(v, d); err != nil {

@@ -238,7 +238,7 @@ type committerState struct {
 	inBatch  map[string]dedupeEntry
 	inReq    map[string]dedupeEntry // a request's own writer ids, for the conflict pre-pass
 	idRand   *rand.ChaCha8          // random bits of generated event ids
-	tip      *view                  // the newest view built, published once durable
+	tip      *view                  // the newest view built, published once durable; others change it only through mutateView
 	tail     *os.File               // read handle of the tail segment, for the syncer's fsync
 	tails    []*os.File             // earlier tail handles the syncer may still use
 	tag      uint32                 // the journal tag every envelope carries (segment.JournalTag)
@@ -405,19 +405,6 @@ func (j *Journal) syncGroup(group []*syncBatch) {
 	}
 }
 
-// publish makes v the view readers see, unless a newer one is already
-// published (the syncer and the committer both publish).
-func (j *Journal) publish(v *view) {
-	j.viewMu.Lock()
-	if cur := j.view.Load(); cur == nil || v.version > cur.version {
-		j.view.Store(v)
-		j.viewMu.Unlock()
-		j.notifyChanged()
-		return
-	}
-	j.viewMu.Unlock()
-}
-
 // flushSyncer waits until every batch handed to the syncer is synced and
 // answered. Called in the committer before work that replaces files.
 func (j *Journal) flushSyncer() {
@@ -427,6 +414,90 @@ func (j *Journal) flushSyncer() {
 	j.inflight.Add(1)
 	j.syncq <- b
 	<-done
+}
+
+// mutateView is how the other parts of a writing journal (compaction,
+// retention) change the view, as raft-wal's mutateStateLocked: f runs in
+// the committer goroutine between batches, with the syncer idle, on the
+// committer's newest view (the tip, which is then the published one), and
+// returns the transition's result (or nil when nothing changed). That view
+// becomes the tip, the committer adopts its tail segment, and it is
+// published at once. f's error is returned either way; f does not run
+// once the hot log has failed (the tip may hold records whose writers got
+// ErrFailed).
+func (j *Journal) mutateView(f func(tip *view) (*view, error)) error {
+	return j.inCommitter(func() error {
+		if err := j.failure(); err != nil {
+			return err
+		}
+		nv, err := f(j.c.tip)
+		if nv != nil {
+			j.c.adopt(j, nv)
+			j.publish(nv)
+		}
+		return err
+	})
+}
+
+// adopt makes nv, built from the tip by another part of the journal, the
+// committer's tip. When nv names another tail segment (a front cut
+// reached it), the committer's mirror of its size is taken from nv and the
+// handle the syncer fsyncs is reopened; the syncer is idle, so no batch
+// names a retired handle and they all close now. Committer only.
+func (c *committerState) adopt(j *Journal, nv *view) {
+	old := c.tip
+	c.tip = nv
+	if nv.tail() == old.tail() {
+		return
+	}
+	c.tailSize = nv.tailBytes()
+	c.openTail(j, nv)
+	for _, f := range c.tails {
+		f.Close()
+	}
+	c.tails = nil
+}
+
+// closeTails closes the committer's tail handles once it has stopped (or
+// never started).
+func (c *committerState) closeTails() {
+	for _, f := range append(c.tails, c.tail) {
+		if f != nil {
+			f.Close()
+		}
+	}
+	c.tail, c.tails = nil, nil
+}
+
+// durableState returns the published view and the dedupe window once
+// everything the committer wrote is fsynced: under sync=interval or none
+// the tip may hold records not yet durable, and a checkpoint must never
+// cover more than the files will hold after a crash.
+func (j *Journal) durableState() (*view, []ckptDedupe, error) {
+	var v *view
+	var d []ckptDedupe
+	err := j.inCommitter(func() error {
+		if j.c.dirty {
+			j.handOff(nil, false, true)
+			j.flushSyncer()
+		}
+		if err := j.failure(); err != nil {
+			return err
+		}
+		v = j.view.Load()
+		d = j.c.checkpointDedupe()
+		return nil
+	})
+	return v, d, err
+}
+
+// expireDedupe forgets the writer ids of records below horizon, which
+// retention removed.
+func (j *Journal) expireDedupe(horizon uint64) {
+	_ = j.inCommitter(func() error {
+		j.c.dedupe.expire(j.opts.now().UnixNano(), horizon)
+		return nil
+	})
 }
 
 // commitLoop is the single owner of the hot log. It blocks for the first
@@ -524,21 +595,11 @@ func (j *Journal) commit() {
 		j.answerAll(err)
 		return
 	}
-	old := c.tip
-	nv := &view{first: old.first, entries: old.entries, segs: old.segs, bytes: old.bytes, intern: old.intern,
-		archives: old.archives, horizonFloor: old.horizonFloor, version: old.version + 1, also: old.also, ident: old.ident}
-	nv.surf = append(make([]surfaceStat, 0, len(old.surf)+1), old.surf...)
-	// The outer slices are copied so this view's headers are its own; the
-	// posting lists themselves are shared and only appended to.
-	nv.post = append(make([][]uint64, 0, len(old.post)+1), old.post...)
-	nv.hintLast = append(make([]uint64, 0, len(old.hintLast)+1), old.hintLast...)
+	nv := c.tip.next() // the appended transition: this batch's records
 	segsCopied := false
 	newSeg := func(first uint64) {
-		if !segsCopied {
-			nv.segs = append([]hotSegInfo(nil), nv.segs...)
-			segsCopied = true
-		}
-		nv.segs = append(nv.segs, hotSegInfo{first: first, path: filepath.Join(j.hotDir, segment.HotSegmentName(first))})
+		nv.addSegment(hotSegInfo{first: first, path: filepath.Join(j.hotDir, segment.HotSegmentName(first))})
+		segsCopied = true
 	}
 	c.batch.Clear()
 	clear(c.inBatch)
@@ -600,13 +661,7 @@ func (j *Journal) commit() {
 			frame := int64(uvarintLen(uint64(len(c.scratch))) + len(c.scratch))
 			e := it.entry
 			e.off, e.length = uint32(c.tailSize), uint32(frame)
-			nv.entries = append(nv.entries, e)
-			nv.noteSurface(e, seq)
-			nv.notePost(e, seq)
-			if it.also != nil {
-				nv.noteAlso(e, seq, it.also, it.alsoHints)
-			}
-			nv.bytes += frame
+			nv.add(seq, e, it.also, it.alsoHints)
 			c.tailSize += frame
 			written++
 			if c.tailSize >= c.segSize {
@@ -641,11 +696,7 @@ func (j *Journal) commit() {
 		c.last = seq
 		if segsCopied {
 			// tidwall/wal created the new segments during the write.
-			for i := range nv.segs {
-				if nv.segs[i].f == nil {
-					nv.segs[i] = openSeg(nv.segs[i].first, nv.segs[i].path)
-				}
-			}
+			nv.openSegments()
 			c.openTail(j, nv) // the new tail, not the view before this batch
 		}
 	}

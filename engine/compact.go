@@ -202,11 +202,60 @@ func failureReason(err error) string {
 // every sequence of its input.
 var errAccounting = errors.New("compaction does not account for every sequence")
 
-// compactHook, when set (by crash tests in a child process), is called at
-// each named step of a compaction.
-var compactHook func(step string)
+// compactStep is a step of a compaction that has just completed: the
+// points where crash tests kill a child process (compactHook), in the
+// order a compaction passes them.
+type compactStep uint8
 
-func hook(step string) {
+const (
+	// stepArchiveWritten: an archive is durable and verified; the hot log
+	// still holds its records.
+	stepArchiveWritten compactStep = iota + 1
+	// stepHotLogClosed: inside the hot log's front cut, tidwall/wal is
+	// closed (and, when the active segment goes too, the empty segment
+	// after it created); no segment file is removed yet.
+	stepHotLogClosed
+	// stepHotTruncated: the hot log's front is cut and the compacted view
+	// published.
+	stepHotTruncated
+	// stepHorizonWritten: retention persisted the new horizon; no archive
+	// is removed yet.
+	stepHorizonWritten
+	// stepArchiveRemoved: retention removed the first of its archives.
+	stepArchiveRemoved
+)
+
+var compactStepNames = [...]string{
+	stepArchiveWritten: "archive-written",
+	stepHotLogClosed:   "hot-log-closed",
+	stepHotTruncated:   "hot-truncated",
+	stepHorizonWritten: "horizon-written",
+	stepArchiveRemoved: "archive-removed",
+}
+
+// String returns the step's name ("archive-written").
+func (s compactStep) String() string {
+	if int(s) < len(compactStepNames) && compactStepNames[s] != "" {
+		return compactStepNames[s]
+	}
+	return "compactStep(" + strconv.Itoa(int(s)) + ")"
+}
+
+// parseCompactStep returns the step named name (as String writes it).
+func parseCompactStep(name string) (compactStep, bool) {
+	for s, n := range compactStepNames {
+		if n != "" && n == name {
+			return compactStep(s), true
+		}
+	}
+	return 0, false
+}
+
+// compactHook, when set (by crash tests in a child process), is called
+// after each step of a compaction.
+var compactHook func(step compactStep)
+
+func hook(step compactStep) {
 	if compactHook != nil {
 		compactHook(step)
 	}
@@ -435,7 +484,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	if err != nil {
 		return ar, footer, fmt.Errorf("write archive %s: %w", ar.Name, err)
 	}
-	hook("archive-written")
+	hook(stepArchiveWritten)
 	ar.OutputBytes = footer.FileBytes
 	a := &archiveSeg{path: path, name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes, footer: footer}
 	// The archive must pass the checks every open applies to it before
@@ -460,7 +509,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 		}
 		return ar, footer, err
 	}
-	hook("hot-truncated")
+	hook(stepHotTruncated)
 	if j.metrics != nil {
 		j.metrics.compactions.Inc()
 		j.metrics.compactSeconds.Observe(time.Since(start).Seconds())
@@ -663,55 +712,41 @@ func peekFields(payload []byte) (peeked, error) {
 }
 
 // truncateHot cuts the hot log's front up to and including upto, in the
-// committer goroutine (the only owner of the hot log), and publishes a
-
-// truncateHot cuts the hot log's front up to and including upto, in the
-// committer goroutine (the only owner of the hot log), and publishes a
-// view that reads those records from archive a instead. A failure that
-// leaves the hot log whole and writable is returned as it is; only a hot
-// log that can no longer be written (its reopen failed) is sticky.
+// committer goroutine (the only owner of the hot log), and publishes the
+// compacted view, which reads those records from archive a instead. A
+// failure that leaves the hot log whole and writable is returned as it
+// is; only a hot log that can no longer be written (its reopen failed) is
+// sticky.
 func (j *Journal) truncateHot(upto uint64, a *archiveSeg) error {
-	return j.inCommitter(func() error {
-		if err := j.failure(); err != nil {
-			return err
+	return j.mutateView(func(tip *view) (*view, error) {
+		first, err := j.cutFront(tip, upto)
+		if first <= tip.first {
+			return nil, err // nothing was cut
 		}
-		old := j.c.tip
-		first, err := j.cutFront(old, upto)
-		if first <= old.first {
-			return err // nothing was cut
+		if first-1 != upto {
+			a = nil // cut short: the hot log still holds part of a
 		}
-		// The syncer is idle (inCommitter flushed it): the tip is the
-		// published view.
-		nv, tailDelta := truncatedView(old, first-1, j.hotDir)
-		if first-1 == upto {
-			nv.archives = append(append([]*archiveSeg(nil), old.archives...), a)
-		}
-		nv.version = old.version + 1
-		if tailDelta >= 0 {
-			j.c.tailSize -= tailDelta
-			if j.c.tailSize < 0 {
-				j.c.tailSize = 0
-			}
-		}
-		j.c.tip = nv
-		j.c.openTail(j, nv) // the tail may be a new file now
-		for _, f := range j.c.tails {
-			f.Close() // the syncer is idle: no batch names a retired tail
-		}
-		j.c.tails = nil
-		j.publish(nv)
-		closeDroppedSegs(old, nv)
-		return err
+		return tip.compacted(first-1, a, j.hotDir), err
 	})
 }
 
-// truncateFrontFault, when set (by fault tests), is called before each
-// step of cutFront; an error it returns fails that step.
-var truncateFrontFault func(step string) error
+// truncateOp is a file operation of the hot log's front cut that a fault
+// test can fail (truncateFrontFault).
+type truncateOp uint8
 
-func truncateStep(step string) error {
+const (
+	truncCreate   truncateOp = iota + 1 // create the empty segment that follows a cut of everything
+	truncRemove                         // remove one whole segment file
+	truncTruncate                       // tidwall/wal's TruncateFront, for a cut inside a segment
+)
+
+// truncateFrontFault, when set (by fault tests), is called before each
+// operation of cutFront; an error it returns fails that operation.
+var truncateFrontFault func(op truncateOp) error
+
+func truncateStep(op truncateOp) error {
 	if truncateFrontFault != nil {
-		return truncateFrontFault(step)
+		return truncateFrontFault(op)
 	}
 	return nil
 }
@@ -750,7 +785,7 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 	empty := ""
 	if everything {
 		empty = filepath.Join(j.hotDir, segment.HotSegmentName(next))
-		if err := truncateStep("create"); err != nil {
+		if err := truncateStep(truncCreate); err != nil {
 			return old.first, fmt.Errorf("truncate hot log front to %d: create %s: %w", next, empty, err)
 		}
 		if err := createEmptyFile(empty); err != nil {
@@ -761,11 +796,11 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 		// Close fsyncs the tail: that is a failed hot-log fsync.
 		return old.first, j.fail(fmt.Errorf("close hot log to truncate its front: %w", err))
 	}
-	hook("hot-log-closed")
+	hook(stepHotLogClosed)
 	var cutErr error
 	removed := 0
 	for _, s := range drop {
-		err := truncateStep("remove")
+		err := truncateStep(truncRemove)
 		if err == nil {
 			err = os.Remove(s.path)
 		}
@@ -812,7 +847,7 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 // intact. When a later step fails it marks itself corrupt: it is reopened,
 // which completes the truncation from the files.
 func (j *Journal) truncateFrontWAL(old *view, next uint64) (uint64, error) {
-	err := truncateStep("truncate")
+	err := truncateStep(truncTruncate)
 	if err == nil {
 		err = j.wal.TruncateFront(next)
 	}
@@ -864,64 +899,6 @@ func createEmptyFile(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// truncatedView returns v as tidwall/wal's TruncateFront(upto+1) leaves
-// the files: entries up to upto gone, the segment holding upto+1 renamed
-// to start there with its offsets shifted. tailDelta is the number of
-// bytes cut from the tail segment, or -1 when the tail was not touched.
-func truncatedView(v *view, upto uint64, hotDir string) (*view, int64) {
-	nv := *v
-	if upto < v.first {
-		return &nv, -1
-	}
-	k := int(min(upto+1-v.first, uint64(len(v.entries))))
-	next := upto + 1
-	// The segment that holds next (the tail when every entry goes).
-	idx := len(v.segs) - 1
-	for i := range v.segs {
-		if v.segs[i].first > next {
-			idx = i - 1
-			break
-		}
-	}
-	seg := v.segs[idx]
-	segEnd := uint64(0) // first sequence past seg, 0 for the tail
-	if idx+1 < len(v.segs) {
-		segEnd = v.segs[idx+1].first
-	}
-	var delta int64
-	if seg.first < next {
-		// Bytes of seg's entries before next are cut.
-		for seq := seg.first; seq < next && seq <= v.last() && seq >= v.first; seq++ {
-			delta += int64(v.entries[seq-v.first].length)
-		}
-	}
-	entries := make([]hotEntry, len(v.entries)-k, max(len(v.entries)-k, 64))
-	copy(entries, v.entries[k:])
-	if delta > 0 {
-		for i := range entries {
-			seq := next + uint64(i)
-			if segEnd != 0 && seq >= segEnd {
-				break
-			}
-			entries[i].off -= uint32(delta)
-		}
-	}
-	nv.entries = entries
-	nv.first = next
-	nv.rebuildPostings()
-	nv.segs = append([]hotSegInfo{openSeg(next, filepath.Join(hotDir, segment.HotSegmentName(next)))}, v.segs[idx+1:]...)
-	var b int64
-	for i := range entries {
-		b += int64(entries[i].length)
-	}
-	nv.bytes = b
-	tailDelta := int64(-1)
-	if idx == len(v.segs)-1 {
-		tailDelta = delta
-	}
-	return &nv, tailDelta
 }
 
 // applyRetention removes the oldest archives past the limits. The new
@@ -1022,21 +999,10 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 	if err := j.writeHorizon(horizon); err != nil {
 		return nil, v.horizon(), fmt.Errorf("persist horizon %d: %w", horizon, err)
 	}
-	hook("horizon-written")
+	hook(stepHorizonWritten)
 	// Readers switch to a view without the archives before the files go.
-	if err := j.inCommitter(func() error {
-		if err := j.failure(); err != nil {
-			return err // the tip may hold records whose writers got ErrFailed
-		}
-		cur := j.c.tip
-		nv := *cur
-		nv.archives = append([]*archiveSeg(nil), cur.archives[n:]...)
-		nv.horizonFloor = horizon
-		nv.surf = subtractArchived(cur.surf, as[:n], j.intern)
-		nv.version = cur.version + 1
-		j.c.tip = &nv
-		j.publish(&nv)
-		return nil
+	if err := j.mutateView(func(tip *view) (*view, error) {
+		return tip.retained(n, horizon, j.intern), nil
 	}); err != nil {
 		return removed, horizon, err
 	}
@@ -1046,7 +1012,7 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 		}
 		j.archives.forget(a.path) // after the remove, so no reader re-caches it
 		if i == 0 {
-			hook("archive-removed")
+			hook(stepArchiveRemoved)
 		}
 		if j.metrics != nil {
 			j.metrics.retentionRemoved.WithLabelValues(removed[i].Reason).Inc()
@@ -1055,37 +1021,12 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 	if err := fsx.SyncDir(filepath.Join(j.dir, archiveDirName)); err != nil {
 		return removed, horizon, err
 	}
-	_ = j.inCommitter(func() error {
-		j.c.dedupe.expire(j.opts.now().UnixNano(), horizon)
-		return nil
-	})
+	j.expireDedupe(horizon)
 	return removed, horizon, nil
 }
 
 // diskBytes rounds a file size up to the 4 KiB blocks it occupies.
 func diskBytes(n int64) int64 { return (n + 4095) &^ 4095 }
-
-// subtractArchived removes the removed archives' records from the
-// per-surface counts.
-func subtractArchived(surf []surfaceStat, gone []*archiveSeg, in *interner) []surfaceStat {
-	out := append([]surfaceStat(nil), surf...)
-	for _, a := range gone {
-		for label, n := range a.footer.LabelCounts {
-			for _, s := range labelSurfaces(label) {
-				id, ok := in.lookup(s)
-				if !ok || int(id) >= len(out) {
-					continue
-				}
-				if out[id].Records >= n {
-					out[id].Records -= n
-				} else {
-					out[id].Records = 0
-				}
-			}
-		}
-	}
-	return out
-}
 
 // CompactionSummary describes the last compaction; it is persisted in
 // state/last-compaction.json.

@@ -58,9 +58,6 @@ const (
 	compactStepNotReached  = 5   // child exit status: the hook never fired
 )
 
-// The hook steps of Compact, in the order they happen.
-var compactSteps = []string{"archive-written", "hot-log-closed", "hot-truncated", "horizon-written", "archive-removed"}
-
 func init() {
 	if step := os.Getenv(compactChildEnv); step != "" {
 		os.Exit(compactChild(step, os.Getenv(compactDirEnv), os.Getenv(compactNthEnv), os.Getenv(compactSealEnv) == "1"))
@@ -119,9 +116,10 @@ func compactChild(step, dir, nth string, seal bool) int {
 			want = 1
 		}
 	}
+	at, hooked := parseCompactStep(step)
 	var startWriter sync.Once
 	seen := 0
-	compactHook = func(s string) {
+	compactHook = func(s compactStep) {
 		startWriter.Do(func() {
 			go func() {
 				for i := 0; ; i++ {
@@ -133,7 +131,7 @@ func compactChild(step, dir, nth string, seal bool) int {
 				}
 			}()
 		})
-		if s != step {
+		if !hooked || s != at {
 			return
 		}
 		seen++
@@ -144,7 +142,7 @@ func compactChild(step, dir, nth string, seal bool) int {
 	}
 	say("compacting")
 	rep, err := j.Compact(ctx, CompactOptions{SealActive: seal})
-	if slices.Contains(compactSteps, step) {
+	if hooked {
 		fmt.Fprintf(os.Stderr, "step %s #%d of %d units never came (saw %d); compaction: %s %v\n", step, want, units, seen, rep.Message, err)
 		return compactStepNotReached
 	}
@@ -461,19 +459,20 @@ func checkAfterCompactKill(t *testing.T, dir, step string, run compactRun, acked
 		}
 	}
 	logs := logBuf.String()
-	switch step {
-	case "archive-written", "hot-log-closed":
+	at, _ := parseCompactStep(step) // 0 for the points without a hook
+	switch at {
+	case stepArchiveWritten, stepHotLogClosed:
 		if rec == nil || !rec.CompletedCompaction {
 			t.Fatalf("archive written, hot log not cut: the reopen does not report completing the compaction: %+v", rec)
 		}
 		if !strings.Contains(logs, "completing an interrupted compaction") {
 			t.Fatalf("the log does not say it completed the interrupted compaction:\n%s", logs)
 		}
-	case "hot-truncated":
+	case stepHotTruncated:
 		if rec != nil && (rec.CompletedCompaction || rec.RemovedBelowHorizon > 0) {
 			t.Fatalf("killed between units, yet the reopen completed something: %+v", rec)
 		}
-	case "horizon-written":
+	case stepHorizonWritten:
 		if rec == nil || rec.RemovedBelowHorizon == 0 {
 			t.Fatalf("horizon written, archives not removed: the reopen does not report removing them: %+v", rec)
 		}
@@ -549,14 +548,14 @@ func (s *syncBuffer) String() string {
 
 func TestCompactionKilledAtEveryStepLeavesEveryPromisedRecordExactlyOnce(t *testing.T) {
 	kills := []struct{ step, nth string }{
-		{"archive-written", "1"},
-		{"hot-truncated", "1"},
-		{"horizon-written", "1"},
-		{"archive-removed", "1"},
-		{"archive-written", "last"},
-		{"hot-truncated", "last"},
+		{stepArchiveWritten.String(), "1"},
+		{stepHotTruncated.String(), "1"},
+		{stepHorizonWritten.String(), "1"},
+		{stepArchiveRemoved.String(), "1"},
+		{stepArchiveWritten.String(), "last"},
+		{stepHotTruncated.String(), "last"},
 		{"tmp", ""},
-		{"hot-log-closed", "1"},
+		{stepHotLogClosed.String(), "1"},
 		{"start", ""},
 		{"random", ""},
 		{"random", ""},
@@ -639,7 +638,7 @@ func TestCompactionKilledAtEveryStepLeavesEveryPromisedRecordExactlyOnce(t *test
 // same file operations, and the checks of a real kill apply.
 func TestCompactionKilledInsideTheHotTruncationCompletesIt(t *testing.T) {
 	base := t.TempDir()
-	run := runCompactChild(t, base, "archive-written", "1", false)
+	run := runCompactChild(t, base, stepArchiveWritten.String(), "1", false)
 	segs := listMatching(filepath.Join(base, hotDirName), func(n string) bool { return len(n) == 20 })
 	arcs := listMatching(filepath.Join(base, archiveDirName), func(n string) bool {
 		_, _, ok := segment.ParseArchiveFileName(n)

@@ -25,6 +25,44 @@
 // could take back. A failed write or fsync is sticky (ErrFailed) until the
 // journal is reopened.
 //
+// # The view
+//
+// Readers see one immutable value, the view (view.go): the hot log's
+// index (an entry per record, postings per surface, per-surface figures,
+// snapshot hints), its segments with their shared read handles, the
+// archives with their footers and holes, the persisted horizon and the
+// journal identity. Open builds the first one from the files (loadHot and
+// reconcileArchives, or loadReadOnlyView) and publishes it. From then on a
+// view changes only by a named transition that returns a new view from the
+// old one, and only publish stores it:
+//
+//   - next, add, addSegment: records appended. The committer builds one
+//     per batch on its tip; the syncer publishes it once the batch is
+//     fsynced (under sync=interval or none the committer publishes it at
+//     once). A read-only Refresh builds one from what another process
+//     appended.
+//   - compacted: the hot log's front cut, its records now in an archive.
+//     Compaction asks for it through mutateView, which runs it in the
+//     committer between batches (the committer alone owns the hot log and
+//     its tip) and publishes it; Open uses it to complete an interrupted
+//     compaction.
+//   - retained: the oldest archives removed and the horizon raised.
+//     Retention asks for it through mutateView after persisting the
+//     horizon and before removing any file.
+//   - reloaded: a read-only journal read anew from the files after another
+//     process compacted or removed what its view names (Refresh).
+//
+// publish wakes Wait and drops the read handles of the hot segments the
+// new view no longer holds; the view's gauges read the published view.
+// Handles are reference-counted, not left to finalizers: a reader pins
+// every handle of the view it loads (pinView), and a dropped handle closes
+// when its last pin goes, so a query that began before a compaction reads
+// the files it knew. A pin that fails means a newer view is published; a
+// read whose archive retention removed meanwhile runs once more on the
+// view that removed it (readPinned). Neither sleeps. The checkpoint asks
+// the committer for a durable view and dedupe window (durableState):
+// nothing outside the committer touches its fields.
+//
 // # Identity and time
 //
 // The journal keeps its own commit time for every record (the v2
@@ -97,7 +135,8 @@
 // # Where things live
 //
 // journal.go opens, recovers and closes; committer.go is the write path;
-// prepare.go validates and redacts; index.go and query.go answer queries;
+// view.go holds the view, its transitions and publish; prepare.go
+// validates and redacts; index.go and query.go answer queries;
 // follow.go has Wait, Stale and the read-only follower; compact.go,
 // archive.go and auto.go compact and apply retention; identity.go and
 // archive.go verify the identity, horizon and archives; checkpoint.go saves

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -283,20 +282,19 @@ func (j *Journal) generatedRecord(id string, hash uint64, occurred int64, suppli
 	if !ok {
 		return nil, nil
 	}
-	for attempt := 0; ; attempt++ {
-		v := j.view.Load()
-		rc, err := j.generatedRecordIn(v, id, low, ms, hash, occurred, supplied)
-		// A compaction may have moved the record out of a file this view
-		// still names; the next view reads it from its new place.
-		if err != nil && attempt < 3 && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, segment.ErrArchiveClosed)) {
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		return rc, err
-	}
+	var rc *Receipt
+	// A compaction may move the record out of a file the view names; the
+	// view that moved it reads it from its new place (readPinned).
+	err := j.readPinned(func(rd *hotReader) error {
+		var err error
+		rc, err = j.generatedRecordIn(rd, id, low, ms, hash, occurred, supplied)
+		return err
+	})
+	return rc, err
 }
 
-func (j *Journal) generatedRecordIn(v *view, id string, low uint64, ms int64, hash uint64, occurred int64, supplied bool) (*Receipt, error) {
+func (j *Journal) generatedRecordIn(rd *hotReader, id string, low uint64, ms int64, hash uint64, occurred int64, supplied bool) (*Receipt, error) {
+	v := rd.v
 	head := v.first - 1
 	if len(v.entries) > 0 {
 		head = v.last()
@@ -326,8 +324,6 @@ func (j *Journal) generatedRecordIn(v *view, id string, low uint64, ms int64, ha
 		if e.unix/int64(time.Millisecond) != ms || e.surface == j.lostID {
 			return nil, nil
 		}
-		rd := newHotReader(v)
-		defer rd.close()
 		env, err := rd.readEnvelope(seq, e)
 		if err != nil {
 			return nil, fmt.Errorf("check event_id %s against sequence %d: %w", id, seq, err)

@@ -359,8 +359,8 @@ func timeChild(dir string) int {
 			return 3
 		}
 	}
-	compactHook = func(step string) {
-		if step == "hot-truncated" {
+	compactHook = func(step compactStep) {
+		if step == stepHotTruncated {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			time.Sleep(time.Hour)
 		}

@@ -153,22 +153,62 @@ func (j *Journal) Refresh() (bool, error) {
 	if !j.opts.readOnly {
 		return false, nil
 	}
-	j.viewMu.Lock()
-	defer j.viewMu.Unlock()
-	var err error
-	for attempt := 0; attempt < readRetries; attempt++ {
-		var changed bool
-		if changed, err = j.refreshLocked(attempt > 0); err == nil || !readerShouldLookAgain(err) {
-			return changed, err
-		}
-		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
-	}
-	return false, err
+	j.refreshMu.Lock()
+	defer j.refreshMu.Unlock()
+	var changed bool
+	err := j.lookAgain(func(attempt int) error {
+		var err error
+		changed, err = j.refreshLocked(attempt > 0)
+		return err
+	})
+	return changed, err
 }
 
 // readRetries bounds how often a read-only reader looks again when the
 // files it listed changed under it (a compaction or retention at work).
 const readRetries = 20
+
+// lookAgain runs look, a read of files another process may change under
+// it, and runs it again when it failed in a way a concurrent compaction or
+// retention can cause (readerShouldLookAgain) and the names in hot/,
+// archive/ and state/ changed while it looked: the failure came from files
+// moving under the look. Every step of a compaction or retention changes a
+// name (an archive or segment appears or goes, a temp file is renamed),
+// and every state between the steps is one a reader accepts (the
+// compaction crash tests open each read-only), so a look over files that
+// held still reports its error at once: that is the files' own state. No
+// sleeping: each retry follows a change the writer made; readRetries
+// bounds them under a writer that never pauses.
+func (j *Journal) lookAgain(look func(attempt int) error) error {
+	var err error
+	for attempt := 0; attempt < readRetries; attempt++ {
+		before := j.fileNames()
+		if err = look(attempt); err == nil || !readerShouldLookAgain(err) {
+			return err
+		}
+		if slices.Equal(before, j.fileNames()) {
+			return err
+		}
+	}
+	return err
+}
+
+// fileNames lists the names in the directories a compaction or retention
+// changes, for lookAgain to tell whether they changed.
+func (j *Journal) fileNames() []string {
+	var out []string
+	for _, d := range []string{hotDirName, archiveDirName, stateDirName} {
+		ents, err := os.ReadDir(filepath.Join(j.dir, d))
+		if err != nil {
+			out = append(out, d+"/: "+err.Error())
+			continue
+		}
+		for _, e := range ents {
+			out = append(out, d+"/"+e.Name())
+		}
+	}
+	return out
+}
 
 // errListingRaced marks a disagreement between the hot segments and the
 // archives that a reader which listed the hot log before a compaction
@@ -182,14 +222,17 @@ var errListingRaced = errors.New("the files changed while they were listed")
 // come from files a concurrent compaction or retention moved while it
 // listed them: a file gone, an archive newer than the hot log it listed,
 // archives and a hot log that seem to overlap or leave a hole. A reader
-// takes no lock, so it looks again (readRetries times) and reports the
-// problem only when the files still show it; real damage stays.
+// takes no lock, so it looks again while the files change under it
+// (lookAgain) and reports the problem once they hold still and still show
+// it; real damage stays.
 func readerShouldLookAgain(err error) bool {
 	return errors.Is(err, os.ErrNotExist) || errors.Is(err, errListingRaced) ||
 		errors.Is(err, ErrIntegrity) || errors.Is(err, ErrHole)
 }
 
-// refreshLocked is Refresh with viewMu held; reload forces a full reload.
+// refreshLocked is Refresh with refreshMu held; reload forces a full
+// reload. It builds the next view from the published one (next, or
+// reloaded) and publishes it.
 func (j *Journal) refreshLocked(reload bool) (bool, error) {
 	v := j.view.Load()
 	segs, _, err := segment.ListHotSegments(j.hotDir)
@@ -218,19 +261,14 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 		}
 	}
 	if structural {
-		nv, err := j.loadReadOnlyView()
+		fresh, err := j.loadReadOnlyView()
 		if err != nil {
 			return false, err
 		}
-		j.view.Store(nv)
-		j.notifyChanged()
-		closeDroppedSegs(v, nv)
+		j.publish(v.reloaded(fresh))
 		return true, nil
 	}
-	nv := *v
-	nv.surf = slices.Clone(v.surf)
-	nv.post = slices.Clone(v.post)
-	nv.hintLast = slices.Clone(v.hintLast)
+	nv := v.next() // the appended transition: what the writer added since
 	tail := len(v.segs) - 1
 	start, seq := int64(0), v.segs[tail].first
 	if n := len(v.entries); n > 0 && v.last() >= v.segs[tail].first {
@@ -241,7 +279,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 	for i := tail; i < len(segs); i++ {
 		s := segs[i]
 		if i > tail {
-			nv.segs = append(slices.Clone(nv.segs), openSeg(s.FirstSeq, s.Path))
+			nv.addSegment(openSeg(s.FirstSeq, s.Path))
 			start, seq = 0, s.FirstSeq
 		}
 		if s.FirstSeq != seq && start == 0 && i > tail && nv.first+uint64(len(nv.entries)) != s.FirstSeq {
@@ -254,7 +292,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 				decErr = err
 				return false
 			}
-			e, err := j.indexEntry(&nv, he, mtime)
+			e, err := j.indexEntry(nv, he, mtime)
 			if err != nil {
 				decErr = err
 				return false
@@ -277,8 +315,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 	if added == 0 && len(nv.segs) == len(v.segs) {
 		return false, nil
 	}
-	j.view.Store(&nv)
-	j.notifyChanged()
+	j.publish(nv)
 	return true, nil
 }
 

@@ -74,9 +74,11 @@ type Journal struct {
 	inflight atomic.Int64 // batches handed to the syncer and not yet answered
 	ctrl     chan func()  // work the committer runs between batches
 
-	// viewMu serialises publishers of the view (the committer after each
-	// batch, compaction and retention); readers never take it.
+	// viewMu serialises publish (the syncer, the committer, Refresh);
+	// readers never take it.
 	viewMu sync.Mutex
+	// refreshMu lets one Refresh of a read-only journal run at a time.
+	refreshMu sync.Mutex
 	// compactMu lets one compaction run at a time.
 	compactMu      sync.Mutex
 	lastCompaction atomic.Pointer[CompactionSummary]
@@ -435,8 +437,8 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 		if err := fsx.SyncDir(j.hotDir); err != nil {
 			return nil, err
 		}
-		nv, _ := truncatedView(v, upto, j.hotDir)
-		closeDroppedSegs(v, nv)
+		nv := v.compacted(upto, nil, j.hotDir) // the archive is in the list already
+		closeDroppedSegs(v, nv)                // not published: open releases the handles itself
 		v = nv
 		rec.CompletedCompaction = true
 	}
@@ -624,7 +626,7 @@ func (j *Journal) openReadOnly() error {
 	if err != nil {
 		return err
 	}
-	j.view.Store(v)
+	j.publish(v)
 	j.recovery = readRecovery(filepath.Join(j.dir, stateDirName))
 	j.lastCompaction.Store(readCompaction(filepath.Join(j.dir, stateDirName)))
 	return nil
@@ -634,17 +636,15 @@ func (j *Journal) openReadOnly() error {
 // changing any of them. It makes the same checks as a writer's open
 // (checkedArchives, overlapWithHot, holes) and fails where it fails. A
 // file a compaction removes while it reads (a hot segment cut, an archive
-// past retention) makes it look again.
+// past retention) makes it look again (lookAgain).
 func (j *Journal) loadReadOnlyView() (*view, error) {
-	var err error
-	for attempt := 0; attempt < readRetries; attempt++ {
-		var v *view
-		if v, err = j.loadReadOnlyViewOnce(); err == nil || !readerShouldLookAgain(err) {
-			return v, err
-		}
-		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
-	}
-	return nil, err
+	var v *view
+	err := j.lookAgain(func(int) error {
+		var err error
+		v, err = j.loadReadOnlyViewOnce()
+		return err
+	})
+	return v, err
 }
 
 func (j *Journal) loadReadOnlyViewOnce() (*view, error) {
@@ -685,10 +685,7 @@ func (j *Journal) loadReadOnlyViewOnce() (*view, error) {
 	if upto > 0 {
 		// A compaction wrote the archive but had not cut the hot log yet:
 		// the verified archive is authoritative, the hot copies are skipped.
-		k := int(min(upto+1-v.first, uint64(len(v.entries))))
-		v.entries = v.entries[k:]
-		v.first = upto + 1
-		v.rebuildPostings()
+		v.skipArchived(upto)
 	}
 	firstHot := ""
 	if len(segs) > 0 {
@@ -801,7 +798,7 @@ func (j *Journal) openWriter() (err error) {
 		// archives.
 		j.seedFromArchives(v)
 	}
-	j.view.Store(v)
+	j.publish(v)
 	j.durableSeq.Store(v.last())
 	j.c.init(j, v)
 	if len(rec.Cuts) > 0 || rec.CompletedTrunc > 0 || len(rec.SweptTempFiles) > 0 || rec.RemovedBelowHorizon > 0 || rec.CompletedCompaction {
@@ -1172,19 +1169,11 @@ func (j *Journal) Close() error {
 func (j *Journal) shutdown() error {
 	var errs []error
 	j.archives.close()
-	for _, f := range append(j.c.tails, j.c.tail) {
-		if f != nil {
-			f.Close()
-		}
-	}
-	j.c.tail, j.c.tails = nil, nil
+	j.c.closeTails()
 	if v := j.view.Load(); v != nil {
-		for _, s := range v.segs {
-			if s.f != nil {
-				s.f.drop()
-			}
-		}
-
+		// Readers still pinning a handle finish; nothing newer is
+		// published, so later reads say ErrClosed (pinView).
+		closeDroppedSegs(v, &view{})
 	}
 
 	if j.wal != nil {

@@ -188,53 +188,107 @@ func (j *Journal) Query(ctx context.Context, q Query) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	for attempt := 0; ; attempt++ {
+	var res Result
+	err = j.readPinned(func(rd *hotReader) error {
+		res, err = j.queryView(ctx, rd, &c)
+		return err
+	})
+	return res, err
+}
+
+// readPinned runs read on a pinned reader of the published view (pinView).
+// The hot segments it names cannot close under it, even once a compaction
+// removed their files; an archive can go (retention removes it) and, on a
+// read-only journal, a file the view never opened can (the writer is
+// another process). Such a read fails with a file gone (fileMoved), and
+// read runs once more on the view that moved the file, which reads the
+// records from their new place or puts them below its horizon: retention
+// publishes that view before it removes a file, and a read-only journal
+// reads it from the files (Refresh). There is no sleeping and no polling:
+// each retry needs a newer view, and a read with no newer view to go to
+// returns its error. moveRetries bounds the retries under a writer that
+// compacts without pause.
+func (j *Journal) readPinned(read func(rd *hotReader) error) error {
+	rd, err := j.pinView()
+	if err != nil {
+		return err
+	}
+	for moves := 0; ; moves++ {
+		err := read(rd)
+		v := rd.v
+		rd.close()
+		if err == nil || !fileMoved(err) || moves == moveRetries {
+			return err
+		}
+		next, nerr := j.newerView(v)
+		if nerr != nil {
+			return nerr
+		}
+		if next == nil {
+			return err
+		}
+		rd = next
+	}
+}
+
+// moveRetries bounds how often one read follows its files to a newer
+// view (readPinned).
+const moveRetries = 10
+
+// fileMoved reports an error of a read whose file a compaction or
+// retention removed after the reader's view was published.
+func fileMoved(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, segment.ErrArchiveClosed)
+}
+
+// pinView returns a reader of the published view with the read handle of
+// every hot segment it names pinned. publish drops a handle only after it
+// stored a view without it, so a pin that fails means a newer view is
+// published: pinView takes that one. A view whose handles are gone with
+// nothing newer is a closed journal (Close drops every handle).
+func (j *Journal) pinView() (*hotReader, error) {
+	for {
 		v := j.view.Load()
-		res, err := j.queryView(ctx, v, &c)
-		// A compaction may remove a file this view still names; the view
-		// it publishes next reads those records from their new place.
-		if err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, segment.ErrArchiveClosed)) && attempt < 10 {
-			if j.opts.readOnly {
-				if _, rerr := j.Refresh(); rerr != nil {
-					return res, rerr
-				}
-			}
-			if !j.awaitNewView(ctx, v) {
-				return res, err
-			}
-			continue
+		rd := newHotReader(v)
+		if rd.pinAll() {
+			return rd, nil
 		}
-		return res, err
+		rd.close()
+		if j.view.Load() == v {
+			return nil, fmt.Errorf("read: %w", types.ErrClosed)
+		}
 	}
 }
 
-// awaitNewView waits (briefly) until a view other than v is published.
-func (j *Journal) awaitNewView(ctx context.Context, v *view) bool {
-	deadline := time.Now().Add(2 * time.Second)
-	for j.view.Load() == v {
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return false
+// newerView returns a pinned reader of a view newer than v, or nil when
+// there is none. A read-only journal first reads the files again.
+func (j *Journal) newerView(v *view) (*hotReader, error) {
+	if j.opts.readOnly {
+		if _, err := j.Refresh(); err != nil {
+			return nil, err
 		}
-		time.Sleep(500 * time.Microsecond)
 	}
-	return true
+	rd, err := j.pinView()
+	if err != nil {
+		return nil, err
+	}
+	if rd.v == v {
+		rd.close()
+		return nil, nil
+	}
+	return rd, nil
 }
 
-func (j *Journal) queryView(ctx context.Context, v *view, c *compiled) (Result, error) {
+// queryView answers c from the view rd pinned.
+func (j *Journal) queryView(ctx context.Context, rd *hotReader, c *compiled) (Result, error) {
 	q := c.q
+	v := rd.v
 	res := Result{Horizon: v.horizon(), Head: v.first - 1}
 	if len(v.entries) > 0 {
 		res.Head = v.last()
 	}
 	if (q.After > 0 || q.HasAfter) && q.After+1 < res.Horizon {
 		return res, fmt.Errorf("%w: cursor %d, oldest readable sequence %d", types.ErrCompacted, q.After, res.Horizon)
-	}
-	// Pin every hot segment of this view now: a compaction that runs
-	// while the archives are read must not close them under the query.
-	rd := newHotReader(v)
-	defer rd.close()
-	if !rd.pinAll() {
-		return res, fmt.Errorf("query: %w (a compaction replaced this view)", os.ErrClosed)
 	}
 	limit := q.Limit
 	if limit == 0 {
@@ -501,8 +555,11 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 	return more, nil
 }
 
-// hotReader reads records by index entry, keeping one open file per
-// segment it touches.
+// hotReader reads records by index entry from the view it pinned
+// (pinView): every hot segment's shared handle is held until close, so a
+// compaction that cuts the hot log meanwhile does not close a file under
+// it. A segment without a shared handle (its open failed) is opened by
+// path.
 type hotReader struct {
 	v      *view
 	files  map[uint64]*os.File
@@ -513,44 +570,8 @@ type hotReader struct {
 func newHotReader(v *view) *hotReader { return &hotReader{v: v, files: map[uint64]*os.File{}} }
 
 func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
-	seg := r.v.segFor(seq)
-	f, ok := r.files[seg.first]
-	if !ok && seg.f != nil {
-		if !seg.f.acquire() {
-			// A newer view dropped this segment: retry on it.
-			return Change{}, fmt.Errorf("read sequence %d: %w", seq, os.ErrClosed)
-		}
-		r.pinned = append(r.pinned, seg.f)
-		f, ok = seg.f.f, true
-		r.files[seg.first] = f
-	}
-	if !ok {
-		var err error
-		f, err = os.Open(seg.path)
-		if err != nil {
-			return Change{}, fmt.Errorf("read sequence %d: %w", seq, err)
-		}
-		r.files[seg.first] = f
-	}
-	if cap(r.buf) < int(e.length) {
-		r.buf = make([]byte, e.length)
-	}
-	b := r.buf[:e.length]
-	if _, err := f.ReadAt(b, int64(e.off)); err != nil {
-		return Change{}, fmt.Errorf("read sequence %d from %s at %d: %w", seq, seg.path, e.off, err)
-	}
-	_, n := binary.Uvarint(b)
-	if n <= 0 {
-		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadLength, Err: segment.ErrCorrupt}
-	}
-	env, err := segment.DecodeEnvelopeEntry(b[n:])
-	if err == nil && env.Seq != seq {
-		err = fmt.Errorf("%w: envelope says sequence %d", segment.ErrCorrupt, env.Seq)
-	}
+	env, err := r.readEnvelope(seq, e)
 	if err != nil {
-		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
-	}
-	if err := checkHotEntry(r.v.ident, seg.path, int64(e.off), env); err != nil {
 		return Change{}, err
 	}
 	c, err := decodeRecord(env.Payload, seq)
