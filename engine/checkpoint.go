@@ -206,7 +206,7 @@ func (j *Journal) writeCheckpoint(v *view, d []ckptDedupe) error {
 		buf = appendEntry(buf, &v.entries[i])
 	}
 	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
-	return fsx.WriteFileAtomic(filepath.Join(j.dir, stateDirName, checkpointFileName), buf, 0o644)
+	return fsx.WriteFileAtomicFS(j.opts.fs, filepath.Join(j.dir, stateDirName, checkpointFileName), buf, 0o644)
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/types"
 )
@@ -511,8 +512,7 @@ func TestTheDedupeWindowCountsFromTheCommitTime(t *testing.T) {
 
 func TestAFailedBatchSaysItsOutcomeIsUnknownAndHowToRetry(t *testing.T) {
 	ctx := context.Background()
-	fail := errors.New("injected fsync failure (EIO)")
-	j := openT(t, t.TempDir(), withSyncFault(func(sync func() error) func() error { return func() error { return fail } }))
+	j := openT(t, t.TempDir(), withFS(fsx.NewFaulty(fsx.OS, fsx.Fault{Op: fsx.OpSync, Path: hotDirName + "/", Err: syscall.EIO})))
 	_, err := j.Record(ctx, writerChange("x-1", "ws-1"))
 	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "outcome of this write is unknown") || !strings.Contains(err.Error(), "same event_id") {
 		t.Fatalf("in-flight failure: %v", err)
@@ -740,7 +740,7 @@ func TestTheWindowForgetsIDsBelowTheHorizonAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeHorizonFile(dir, id, kept.Sequence); err != nil {
+	if err := writeHorizonFile(fsx.OS, dir, id, kept.Sequence); err != nil {
 		t.Fatal(err)
 	}
 	j = openT(t, dir)

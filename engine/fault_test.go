@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentruntime/statejournal/internal/fsx"
 )
 
 // The fault tests put real limits on a writer: RLIMIT_FSIZE (the disk is
@@ -432,16 +434,11 @@ func TestFailedFsyncIsStickyAndReopenRecovers(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	const failAt = 5 // the fifth fsync fails
 	var fsyncs atomic.Int64
-	injected := errors.New("injected fsync failure (EIO)")
-	fault := func(sync func() error) func() error {
-		return func() error {
-			if fsyncs.Add(1) == failAt {
-				return injected
-			}
-			return sync()
-		}
-	}
-	j, err := Open(dir, withSyncFault(fault), WithRegisterer(reg))
+	injected := syscall.EIO
+	fault := fsx.NewFaulty(fsx.OS,
+		fsx.Fault{Op: fsx.OpSync, Path: hotDirName + "/", Before: func() { fsyncs.Add(1) }},
+		fsx.Fault{Op: fsx.OpSync, Path: hotDirName + "/", Nth: failAt, Err: injected})
+	j, err := Open(dir, withFS(fault), WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +454,7 @@ func TestFailedFsyncIsStickyAndReopenRecovers(t *testing.T) {
 		}
 		acked[rc.EventID] = rc.Sequence
 	}
-	if !errors.Is(failErr, ErrFailed) || !strings.Contains(failErr.Error(), injected.Error()) {
+	if !errors.Is(failErr, ErrFailed) || !errors.Is(failErr, injected) {
 		t.Fatalf("the Record whose fsync failed returned %v, want ErrFailed carrying the fsync error", failErr)
 	}
 	if len(acked) == 0 || int64(len(acked)) >= fsyncs.Load() {
@@ -520,19 +517,16 @@ func TestRecordAsyncUnderABurstDropsAndCountsButNeverBlocks(t *testing.T) {
 	gate := make(chan struct{})
 	parked := make(chan struct{})
 	var first atomic.Bool
-	hold := func(sync func() error) func() error {
-		return func() error {
-			if first.CompareAndSwap(false, true) {
-				close(parked)
-				<-gate
-			}
-			return sync()
+	hold := fsx.NewFaulty(fsx.OS, fsx.Fault{Op: fsx.OpSync, Path: hotDirName + "/", Before: func() {
+		if first.CompareAndSwap(false, true) {
+			close(parked)
+			<-gate
 		}
-	}
+	}})
 	var openGate sync.Once
 	release := func() { openGate.Do(func() { close(gate) }) }
 	t.Cleanup(release)
-	j, err := Open(dir, WithAsyncQueue(1), withSyncFault(hold), WithRegisterer(reg))
+	j, err := Open(dir, WithAsyncQueue(1), withFS(hold), WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}

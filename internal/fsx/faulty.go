@@ -31,7 +31,9 @@ type Fault struct {
 	Op Op
 	// Path selects the calls by name: a call matches when its cleaned
 	// path ends with Path ("" matches every call of Op). Use a base name
-	// ("index.ckpt.tmp") or a tail with its directory ("state/horizon.json").
+	// ("index.ckpt.tmp") or a tail with its directory ("state/horizon.json");
+	// a Path ending in "/" ("hot/") matches every file directly inside a
+	// directory of that name.
 	Path string
 	// Nth is the matching call that fails, counting from 1; 0 fails every
 	// matching call.
@@ -98,27 +100,53 @@ func (f *Faulty) Fired() int {
 	return f.fired
 }
 
-// pick returns the fault that selects this call of op on paths, or nil.
+// pick returns what the faults that select this call of op on paths do,
+// merged, or nil when none does: every selected fault's Before runs, in
+// the order they were added, and the first selected fault with an error
+// (or a short write) decides how the call fails. Every fault counts the
+// call, selected or not, so several faults on one operation keep their
+// own Nth.
 func (f *Faulty) pick(op Op, paths ...string) *Fault {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var out *Fault
+	var befores []func()
 	for _, ft := range f.faults {
 		if ft.Op != op || !matchAny(ft.Path, paths) {
 			continue
 		}
 		ft.seen++
-		if ft.Nth == 0 || ft.seen == ft.Nth {
-			f.fired++
-			c := ft.Fault
-			return &c
+		if ft.Nth != 0 && ft.seen != ft.Nth {
+			continue
+		}
+		f.fired++
+		if out == nil {
+			out = &Fault{Op: op}
+		}
+		if ft.Before != nil {
+			befores = append(befores, ft.Before)
+		}
+		if out.Err == nil && out.Short == 0 {
+			out.Err, out.Short = ft.Err, ft.Short
 		}
 	}
-	return nil
+	if len(befores) > 0 {
+		out.Before = func() {
+			for _, b := range befores {
+				b()
+			}
+		}
+	}
+	return out
 }
 
 func matchAny(suffix string, paths []string) bool {
 	for _, p := range paths {
-		if strings.HasSuffix(filepath.Clean(p), suffix) {
+		p = filepath.Clean(p)
+		if strings.HasSuffix(suffix, "/") {
+			p = filepath.Dir(p) + "/"
+		}
+		if strings.HasSuffix(p, suffix) {
 			return true
 		}
 	}

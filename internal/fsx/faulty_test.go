@@ -93,3 +93,23 @@ func TestFaultyBeforeWithoutAnErrorOnlyDelays(t *testing.T) {
 		t.Fatalf("SyncDir = %v with Before run %d times, want nil and once", err, ran)
 	}
 }
+
+// A Path ending in "/" selects the files directly inside a directory of
+// that name, and nothing else.
+func TestFaultyDirectoryPathSelectsItsFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "hot"), 0o755)
+	fsys := NewFaulty(OS, Fault{Op: OpOpen, Path: "hot/", Err: syscall.EIO})
+	for _, tc := range []struct {
+		name string
+		fail bool
+	}{{"hot/0001", true}, {"hot-0001", false}, {"state.json", false}} {
+		f, err := fsys.OpenFile(filepath.Join(dir, tc.name), os.O_CREATE|os.O_WRONLY, 0o644)
+		if tc.fail != (err != nil) {
+			t.Fatalf("open %s: %v, want failure %v", tc.name, err, tc.fail)
+		}
+		if err == nil {
+			f.Close()
+		}
+	}
+}
