@@ -879,7 +879,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			}
 		case errors.Is(err, os.ErrNotExist):
 		default:
-			j.log.Warn("index checkpoint not used; rebuilding the index from the log", "reason", err.Error())
+			j.logCheckpointNotUsed(err)
 		}
 	}
 	j.fromCheckpoint = fromCk
@@ -974,8 +974,8 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 	if fromCk && expect < startSeq {
 		// The files end before the checkpoint does (records it covered
 		// were never durable, and a crash took them): rebuild.
-		j.log.Warn("index checkpoint covers records the log no longer holds; rebuilding the index from the log",
-			"checkpoint_next", startSeq, "log_next", expect)
+		j.logCheckpointNotUsed(&CheckpointError{Path: relPath(stateDirName, checkpointFileName), Reason: CheckpointStale, Err: fmt.Errorf(
+			"%w: it covers records up to sequence %d, the log ends before sequence %d (records it covered were never durable)", errStaleCheckpoint, startSeq-1, expect)})
 		closeDroppedSegs(v, &view{})
 		j.seed = nil
 		j.skipCheckpoint = true
