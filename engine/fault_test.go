@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // The fault tests put real limits on a writer: RLIMIT_FSIZE (the disk is
@@ -40,12 +41,6 @@ const (
 // faultChildFailed is the exit status of a child that could not set its
 // fault up (the mechanism is unavailable here, not a journal bug).
 const faultChildFailed = 4
-
-func init() {
-	if mode := os.Getenv(faultChildEnv); mode != "" {
-		os.Exit(faultChild(mode, os.Getenv(faultDirEnv)))
-	}
-}
 
 // faultAck is one acknowledged record.
 type faultAck struct {
@@ -178,31 +173,27 @@ func faultHotBytes(dir string) int64 {
 // An error means the fault could not be set up on this machine.
 func faultRunChild(t *testing.T, mode, dir string, newMountNS bool, env ...string) (faultReport, error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append(env, faultChildEnv+"="+mode, faultDirEnv+"="+dir)...)
+	o := testproc.Options{Role: "fault", Env: append(env, faultChildEnv+"="+mode, faultDirEnv+"="+dir)}
 	if newMountNS {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		o.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 		ns, err := os.Readlink("/proc/self/ns/mnt")
 		if err != nil {
 			return faultReport{}, fmt.Errorf("read the mount namespace: %w", err)
 		}
-		cmd.Env = append(cmd.Env, faultMntNSEnv+"="+ns)
+		o.Env = append(o.Env, faultMntNSEnv+"="+ns)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
+	r, err := testproc.TryRun(t, o)
 	switch {
-	case errors.As(err, &ee) && ee.ExitCode() == faultChildFailed:
-		return faultReport{}, errors.New(strings.TrimSpace(stderr.String()))
-	case err != nil && cmd.ProcessState == nil:
-		return faultReport{}, fmt.Errorf("start child: %w", err) // e.g. unshare refused
 	case err != nil:
-		t.Fatalf("fault child %s: %v\nstderr: %s", mode, err, stderr.String())
+		return faultReport{}, fmt.Errorf("start child: %w", err) // e.g. unshare refused
+	case r.ExitCode == faultChildFailed:
+		return faultReport{}, errors.New(strings.TrimSpace(r.Stderr))
+	case r.ExitCode != 0:
+		t.Fatalf("fault child %s: %s", mode, r)
 	}
 	var rep faultReport
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("fault child %s report %q: %v\nstderr: %s", mode, stdout.String(), err, stderr.String())
+	if err := json.Unmarshal(r.Stdout, &rep); err != nil {
+		t.Fatalf("fault child %s report: %v\n%s", mode, err, r)
 	}
 	return rep, nil
 }
