@@ -1130,7 +1130,7 @@ func (j *Journal) noteFailure(stage string, err error) {
 	if f.Reason == FailureDamagedInput {
 		j.damagedHot.Store(true)
 		ck := filepath.Join(j.dir, stateDirName, checkpointFileName)
-		if rerr := os.Remove(ck); rerr == nil {
+		if rerr := j.opts.fs.Remove(ck); rerr == nil {
 			j.log.Warn("removed the index checkpoint: the next open scans every hot segment and reports the damage", "checkpoint", ck)
 		}
 	}
