@@ -86,7 +86,7 @@ func startServer(t *testing.T, dir string, extra ...string) *serverProc {
 	args := append([]string{"--dir", dir, "serve", "--listen", "127.0.0.1:0"}, extra...)
 	p := testproc.Start(t, testproc.Options{Path: binary, Args: args, BaseEnv: cleanEnv()})
 	s := &serverProc{proc: p, dir: dir, stderr: procStderr{p}, done: p.Done(), client: &http.Client{Timeout: 20 * time.Second}}
-	t.Cleanup(s.client.CloseIdleConnections) // after testproc's cleanup killed it
+	t.Cleanup(s.client.CloseIdleConnections)
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
