@@ -387,17 +387,17 @@ func parseHorizon(b []byte, id *journalIdentity) (horizonRead, error) {
 }
 
 // writeHorizonFile persists horizon h for journal id atomically.
-func writeHorizonFile(dir string, id *journalIdentity, h uint64) error {
+func writeHorizonFile(fsys fsx.FS, dir string, id *journalIdentity, h uint64) error {
 	if id == nil {
 		return fmt.Errorf("write horizon %d: the journal has no identity", h)
 	}
 	st := horizonState{Version: horizonVersion, JournalID: id.JournalID, Horizon: h, UpdatedAt: time.Now().UTC()}
-	return fsx.WriteFileAtomic(filepath.Join(dir, stateDirName, horizonFileName), sealJSON(&st, &st.CRC), 0o644)
+	return fsx.WriteFileAtomicFS(fsys, filepath.Join(dir, stateDirName, horizonFileName), sealJSON(&st, &st.CRC), 0o644)
 }
 
 // writeHorizon persists the journal's new horizon h (retention calls it
 // before it removes any archive below h).
-func (j *Journal) writeHorizon(h uint64) error { return writeHorizonFile(j.dir, j.ident, h) }
+func (j *Journal) writeHorizon(h uint64) error { return writeHorizonFile(j.opts.fs, j.dir, j.ident, h) }
 
 // checkHorizon cross-checks a horizon read from disk against the files:
 // it must name an archive's first sequence, the first hot sequence
@@ -509,7 +509,7 @@ func archiveRecords(as []*archiveSeg) uint64 {
 // the footer, so the footer, not the file name, says what the archive
 // holds.
 func (j *Journal) archiveWriterOptions(first, last, coalesced uint64) segment.ArchiveWriterOptions {
-	o := segment.ArchiveWriterOptions{Coalesced: coalesced, RangeFirst: first, RangeLast: last}
+	o := segment.ArchiveWriterOptions{Coalesced: coalesced, RangeFirst: first, RangeLast: last, FS: j.opts.fs}
 	if j.ident != nil {
 		o.JournalID = j.ident.id
 	}

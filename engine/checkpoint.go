@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // The index checkpoint lets Open skip decoding the hot log: it holds the
@@ -20,26 +21,15 @@ import (
 // and the dedupe window as of a point in the log, and Open replays only
 // the records after that point. It is written at clean shutdown and after
 // every compaction, atomically (temp file, fsync, rename, directory
-// fsync). A missing, damaged, unknown-version or stale checkpoint is never
-// an error: Open logs why and rebuilds from the log.
+// fsync). A checkpoint that is missing, damaged, of another version, of
+// another journal or incarnation, stale, or taken under another registry
+// is never an error: Open logs a *CheckpointError saying why and rebuilds
+// from the log.
 //
-// An entry is off u32, length u32, occurred_at i64, surface u16, change
-// type u8, severity u8, hint u16, multi u8 (version 2: the record lists
-// other surfaces, named in meta "also"), one zero byte, aggregate hash u32,
-// correlation hash u32, all little-endian.
-//
-// Version 4 ties the checkpoint to this incarnation of the directory: its
-// meta carries the journal id (state/identity.json), and every segment it
-// covers a fingerprint, the CRC32C of the segment's first and last 4 KiB
-// of covered bytes. A checkpoint of another journal, or of an earlier
-// incarnation whose segments had the same names and sizes, is refused.
-// Older checkpoints carry neither and are rebuilt.
-//
-//	0      4        6        8             12                 12+M    12+M+4        +32*N   +4
-//	+------+--------+--------+-------------+-----------------+-------+-------------+-------+--------+
-//	| SJCK | ver LE | flags  | M: meta len | meta (JSON)     | N u32 | entries 32B | ...   | crc32c |
-//	+------+--------+--------+-------------+-----------------+-------+-------------+-------+--------+
-//	                                        CRC32C over every byte before it
+// The byte layout (version 4: magic, version, flags, meta JSON, 32-byte
+// entries, CRC32C) is specified in docs/format/checkpoint.md; the golden
+// file testdata/step5-dir/state/index.ckpt pins it
+// (TestCheckpointGoldenFileIsVersion4AsDocumented).
 const (
 	checkpointFileName = "index.ckpt"
 	checkpointMagic    = "SJCK"
@@ -67,13 +57,15 @@ type checkpointMeta struct {
 	Dedupe   []ckptDedupe  `json:"dedupe"`
 	Bytes    int64         `json:"bytes"`
 	At       time.Time     `json:"at"`
-	Registry string        `json:"registry_digest"`
-	Journal  string        `json:"journal_id"`
+	// Registry is the Digest of the surface registry the journal ran
+	// under: the per-snapshot figures (Hints) depend on it, so a
+	// checkpoint taken under another registry is rebuilt.
+	Registry string `json:"registry_digest"`
+	Journal  string `json:"journal_id"`
 	// Durable is the last sequence that was fsynced when the checkpoint
 	// was written: the files must hold at least that much.
-	Durable uint64          `json:"durable"`
-	Extra   json.RawMessage `json:"extra,omitempty"`
-	Also    []ckptAlso      `json:"also,omitempty"`
+	Durable uint64     `json:"durable"`
+	Also    []ckptAlso `json:"also,omitempty"`
 }
 
 // ckptAlso is a hot record indexed under the other surfaces it lists.
@@ -191,25 +183,34 @@ func (j *Journal) writeCheckpoint(v *view, d []ckptDedupe) error {
 		}
 		meta.Also = append(meta.Also, ca)
 	}
-	mb, err := json.Marshal(meta)
+	buf, err := encodeCheckpoint(&meta, v.entries)
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 0, 16+len(mb)+len(v.entries)*entryDiskSize)
+	return fsx.WriteFileAtomicFS(j.opts.fs, filepath.Join(j.dir, stateDirName, checkpointFileName), buf, 0o644)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeCheckpoint lays out a checkpoint file (docs/format/checkpoint.md):
+// header, meta, entries, CRC32C.
+func encodeCheckpoint(meta *checkpointMeta, entries []hotEntry) ([]byte, error) {
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, 16+len(mb)+len(entries)*entryDiskSize+4)
 	buf = append(buf, checkpointMagic...)
 	buf = binary.LittleEndian.AppendUint16(buf, checkpointVersion)
 	buf = binary.LittleEndian.AppendUint16(buf, 0)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(mb)))
 	buf = append(buf, mb...)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(v.entries)))
-	for i := range v.entries {
-		buf = appendEntry(buf, &v.entries[i])
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(entries)))
+	for i := range entries {
+		buf = appendEntry(buf, &entries[i])
 	}
-	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
-	return fsx.WriteFileAtomic(filepath.Join(j.dir, stateDirName, checkpointFileName), buf, 0o644)
+	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli)), nil
 }
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func appendEntry(b []byte, e *hotEntry) []byte {
 	b = binary.LittleEndian.AppendUint32(b, e.off)
@@ -233,12 +234,95 @@ func readEntry(b []byte) hotEntry {
 	}
 }
 
-// errStaleCheckpoint says why a checkpoint was not used.
+// ErrCheckpoint matches every *CheckpointError: the index checkpoint was
+// not used. It is never a failure of the journal: Open logs the
+// CheckpointError and rebuilds the index from the log and the archives.
+var ErrCheckpoint = errors.New("index checkpoint not used")
+
+// errStaleCheckpoint says a checkpoint does not match the files.
 var errStaleCheckpoint = errors.New("checkpoint does not match the files")
 
-// errForeignCheckpoint says a checkpoint belongs to another journal or
-// another incarnation of this directory.
-var errForeignCheckpoint = errors.New("checkpoint of another journal or incarnation")
+// errRegistryChanged says a checkpoint was taken under another registry.
+var errRegistryChanged = errors.New("checkpoint taken under another surface registry")
+
+// CheckpointReason says why an index checkpoint was not used. The values
+// are stable: Open logs them under the key "reason".
+type CheckpointReason string
+
+// Why a checkpoint was not used.
+const (
+	// CheckpointMissing: there is no checkpoint (a new or crashed journal).
+	CheckpointMissing CheckpointReason = "missing"
+	// CheckpointUnreadable: reading the file failed (Err is the I/O error).
+	CheckpointUnreadable CheckpointReason = "unreadable"
+	// CheckpointDamaged: bad magic, checksum, length, meta or entries (Err
+	// matches segment.ErrCorrupt).
+	CheckpointDamaged CheckpointReason = "damaged"
+	// CheckpointUnsupported: a version this build does not read (Err
+	// matches segment.ErrUnsupportedVersion).
+	CheckpointUnsupported CheckpointReason = "unsupported_version"
+	// CheckpointForeign: written by another journal, or by an earlier
+	// incarnation of this directory (Err matches types.ErrForeign).
+	CheckpointForeign CheckpointReason = "foreign"
+	// CheckpointStale: the files changed since it was written, or the log
+	// ends before it does.
+	CheckpointStale CheckpointReason = "stale"
+	// CheckpointRegistry: taken under another surface registry, whose
+	// snapshot hints the per-snapshot figures it holds were derived from.
+	CheckpointRegistry CheckpointReason = "registry_changed"
+)
+
+// CheckpointError says why the index checkpoint at Path was not used. It
+// matches ErrCheckpoint and its cause Err (segment.ErrCorrupt for
+// damage, segment.ErrUnsupportedVersion, types.ErrForeign, os.ErrNotExist
+// for a missing file), so the checkpoint's damage is never mistaken for
+// the hot log's.
+type CheckpointError struct {
+	Path   string // state/index.ckpt, relative to the data directory
+	Reason CheckpointReason
+	Err    error
+}
+
+func (e *CheckpointError) Error() string {
+	return fmt.Sprintf("index checkpoint %s not used (%s): %v", e.Path, e.Reason, e.Err)
+}
+
+// Unwrap returns ErrCheckpoint and the cause.
+func (e *CheckpointError) Unwrap() []error { return []error{ErrCheckpoint, e.Err} }
+
+// logCheckpointNotUsed logs why the checkpoint was not used: the
+// *CheckpointError's reason under "reason", its text under "err".
+func (j *Journal) logCheckpointNotUsed(err error) {
+	ce := checkpointErr(err)
+	j.log.Warn("index checkpoint not used; rebuilding the index from the log", "checkpoint", ce.Path, "reason", string(ce.Reason), "err", ce.Error())
+}
+
+// checkpointErr returns a *CheckpointError for the cause err, whose
+// reason follows from what err matches.
+func checkpointErr(err error) *CheckpointError {
+	var ce *CheckpointError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	ce = &CheckpointError{Path: relPath(stateDirName, checkpointFileName), Err: err}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		ce.Reason = CheckpointMissing
+	case errors.Is(err, segment.ErrUnsupportedVersion):
+		ce.Reason = CheckpointUnsupported
+	case errors.Is(err, segment.ErrCorrupt):
+		ce.Reason = CheckpointDamaged
+	case errors.Is(err, types.ErrForeign):
+		ce.Reason = CheckpointForeign
+	case errors.Is(err, errRegistryChanged):
+		ce.Reason = CheckpointRegistry
+	case errors.Is(err, errStaleCheckpoint):
+		ce.Reason = CheckpointStale
+	default:
+		ce.Reason = CheckpointUnreadable
+	}
+	return ce
+}
 
 // loadedCheckpoint is a checkpoint turned into a view prefix.
 type loadedCheckpoint struct {
@@ -255,6 +339,14 @@ type loadedCheckpoint struct {
 // checksum, version and shape. It returns the meta and the entry section
 // (count first).
 func readCheckpointFile(dir string) (checkpointMeta, []byte, error) {
+	meta, rest, err := decodeCheckpointFile(dir)
+	if err != nil {
+		return meta, nil, checkpointErr(err)
+	}
+	return meta, rest, nil
+}
+
+func decodeCheckpointFile(dir string) (checkpointMeta, []byte, error) {
 	var meta checkpointMeta
 	b, err := os.ReadFile(filepath.Join(dir, stateDirName, checkpointFileName))
 	if err != nil {
@@ -323,7 +415,18 @@ func checkpointOfJournal(dir string, id *journalIdentity) *checkpointMeta {
 	return &meta
 }
 
+// loadCheckpoint reads the checkpoint and checks it against this journal,
+// its registry, segs and the archive directory. When it cannot be used it
+// returns a *CheckpointError saying why.
 func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, error) {
+	lc, err := j.loadCheckpointFile(segs)
+	if err != nil {
+		return nil, checkpointErr(err)
+	}
+	return lc, nil
+}
+
+func (j *Journal) loadCheckpointFile(segs []segment.HotSegment) (*loadedCheckpoint, error) {
 	meta, rest, err := readCheckpointFile(j.dir)
 	if err != nil {
 		return nil, err
@@ -334,7 +437,7 @@ func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, 
 	case j.ident == nil:
 		return nil, fmt.Errorf("%w: the directory has no journal identity yet, so the checkpoint cannot be tied to it", errStaleCheckpoint)
 	case meta.Journal != j.ident.JournalID:
-		return nil, fmt.Errorf("%w: written by journal %q, this directory is journal %s", errForeignCheckpoint, meta.Journal, j.ident.JournalID)
+		return nil, fmt.Errorf("%w: written by journal %q, this directory is journal %s", types.ErrForeign, meta.Journal, j.ident.JournalID)
 	}
 	// This journal's checkpoint: the records it saw durable must still be
 	// in the files (loadHot checks once it has scanned them).
@@ -351,8 +454,14 @@ func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, 
 		}
 		if fp, err := segmentFingerprint(s.Path, cs.Size); err != nil || fp != cs.Fingerprint {
 			return nil, fmt.Errorf("%w: segment %s does not hold the bytes the checkpoint saw (fingerprint %08x, checkpoint %08x): an earlier incarnation of the directory?",
-				errForeignCheckpoint, filepath.Base(s.Path), fp, cs.Fingerprint)
+				types.ErrForeign, filepath.Base(s.Path), fp, cs.Fingerprint)
 		}
+	}
+	// The per-snapshot figures (hints) count records under the snapshot
+	// hints the registry gave the surfaces they list in changed_surfaces;
+	// under another registry a rebuild counts them differently.
+	if meta.Registry != j.opts.registry.Digest() {
+		return nil, fmt.Errorf("%w: registry digest %.12s, this journal runs %.12s", errRegistryChanged, meta.Registry, j.opts.registry.Digest())
 	}
 	ents, _ := os.ReadDir(filepath.Join(j.dir, archiveDirName))
 	var names []string

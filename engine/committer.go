@@ -239,8 +239,8 @@ type committerState struct {
 	inReq    map[string]dedupeEntry // a request's own writer ids, for the conflict pre-pass
 	idRand   *rand.ChaCha8          // random bits of generated event ids
 	tip      *view                  // the newest view built, published once durable; others change it only through mutateView
-	tail     *os.File               // read handle of the tail segment, for the syncer's fsync
-	tails    []*os.File             // earlier tail handles the syncer may still use
+	tail     fsx.File               // read handle of the tail segment, for the syncer's fsync
+	tails    []fsx.File             // earlier tail handles the syncer may still use
 	tag      uint32                 // the journal tag every envelope carries (segment.JournalTag)
 }
 
@@ -293,8 +293,8 @@ type syncBatch struct {
 	reqs    []*request
 	view    *view      // the view after this batch, published once durable
 	last    uint64     // last sequence written
-	tail    *os.File   // the tail segment to fsync
-	retired []*os.File // earlier tail handles, closed once this batch is synced
+	tail    fsx.File   // the tail segment to fsync
+	retired []fsx.File // earlier tail handles, closed once this batch is synced
 	cycled  bool       // a segment was created: fsync the directory too
 	barrier chan struct{}
 }
@@ -336,11 +336,7 @@ func (j *Journal) syncGroup(group []*syncBatch) {
 	err := j.failure()
 	if err == nil && last != nil {
 		t := time.Now()
-		sync := last.tail.Sync
-		if j.opts.syncFault != nil {
-			sync = j.opts.syncFault(sync)
-		}
-		if serr := sync(); serr != nil {
+		if serr := last.tail.Sync(); serr != nil {
 			err = j.fail(fmt.Errorf("fsync hot log: %w", serr))
 		} else {
 			if j.metrics != nil {
@@ -351,7 +347,7 @@ func (j *Journal) syncGroup(group []*syncBatch) {
 		if err == nil && cycled {
 			// tidwall/wal does not fsync the directory after creating a
 			// segment; without this a crash could lose the new name.
-			if derr := fsx.SyncDir(j.hotDir); derr != nil {
+			if derr := j.opts.fs.SyncDir(j.hotDir); derr != nil {
 				err = j.fail(derr)
 			}
 		}
@@ -728,7 +724,7 @@ func (j *Journal) commit() {
 		c.tails = nil
 	}
 	if cycled {
-		if err := fsx.SyncDir(j.hotDir); err != nil {
+		if err := j.opts.fs.SyncDir(j.hotDir); err != nil {
 			j.answerAll(outcomeUnknown(j.fail(err)))
 			return
 		}
@@ -812,7 +808,7 @@ func (c *committerState) openTail(j *Journal, v *view) {
 	if len(v.segs) == 0 {
 		return
 	}
-	f, err := os.Open(v.segs[len(v.segs)-1].path)
+	f, err := j.opts.fs.OpenFile(v.segs[len(v.segs)-1].path, os.O_RDONLY, 0)
 	if err != nil {
 		j.fail(fmt.Errorf("open tail segment for fsync: %w", err))
 		return

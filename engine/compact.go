@@ -475,7 +475,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 		return ar, footer, nil
 	}
 	dir := filepath.Join(j.dir, archiveDirName)
-	if err := fsx.MkdirAllDurable(dir, 0o755); err != nil {
+	if err := fsx.MkdirAllDurableFS(j.opts.fs, dir, 0o755); err != nil {
 		return ar, segment.ArchiveFooter{}, err
 	}
 	path := filepath.Join(dir, ar.Name)
@@ -523,11 +523,11 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 // dropArchive removes an archive compaction wrote but did not hand over
 // (the hot log still holds its records).
 func (j *Journal) dropArchive(path string) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := j.opts.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		j.log.Warn("could not remove an archive the hot log still duplicates; the next open uses it", "archive", filepath.Base(path), "err", err)
 		return
 	}
-	_ = fsx.SyncDir(filepath.Dir(path))
+	_ = j.opts.fs.SyncDir(filepath.Dir(path))
 }
 
 // unitRecords is what readUnit read from a unit.
@@ -730,27 +730,6 @@ func (j *Journal) truncateHot(upto uint64, a *archiveSeg) error {
 	})
 }
 
-// truncateOp is a file operation of the hot log's front cut that a fault
-// test can fail (truncateFrontFault).
-type truncateOp uint8
-
-const (
-	truncCreate   truncateOp = iota + 1 // create the empty segment that follows a cut of everything
-	truncRemove                         // remove one whole segment file
-	truncTruncate                       // tidwall/wal's TruncateFront, for a cut inside a segment
-)
-
-// truncateFrontFault, when set (by fault tests), is called before each
-// operation of cutFront; an error it returns fails that operation.
-var truncateFrontFault func(op truncateOp) error
-
-func truncateStep(op truncateOp) error {
-	if truncateFrontFault != nil {
-		return truncateFrontFault(op)
-	}
-	return nil
-}
-
 // cutFront removes the hot log's records up to upto and returns the
 // first sequence the hot log holds afterwards (old.first when nothing was
 // cut), with the error that stopped it, if any. It runs in the committer.
@@ -785,11 +764,8 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 	empty := ""
 	if everything {
 		empty = filepath.Join(j.hotDir, segment.HotSegmentName(next))
-		if err := truncateStep(truncCreate); err != nil {
+		if err := createEmptyFile(j.opts.fs, empty); err != nil {
 			return old.first, fmt.Errorf("truncate hot log front to %d: create %s: %w", next, empty, err)
-		}
-		if err := createEmptyFile(empty); err != nil {
-			return old.first, fmt.Errorf("truncate hot log front to %d: %w", next, err)
 		}
 	}
 	if err := j.wal.Close(); err != nil {
@@ -800,10 +776,7 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 	var cutErr error
 	removed := 0
 	for _, s := range drop {
-		err := truncateStep(truncRemove)
-		if err == nil {
-			err = os.Remove(s.path)
-		}
+		err := j.opts.fs.Remove(s.path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			cutErr = fmt.Errorf("truncate hot log front to %d: remove %s: %w", next, filepath.Base(s.path), err)
 			break
@@ -813,11 +786,11 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 	if cutErr != nil && everything && removed < len(drop) {
 		// The old tail stays: the empty segment after it must go, or
 		// tidwall/wal would append to it.
-		if err := os.Remove(empty); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := j.opts.fs.Remove(empty); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return old.first, j.fail(fmt.Errorf("%v; and remove %s: %w", cutErr, empty, err))
 		}
 	}
-	if err := fsx.SyncDir(j.hotDir); err != nil && cutErr == nil {
+	if err := j.opts.fs.SyncDir(j.hotDir); err != nil && cutErr == nil {
 		cutErr = fmt.Errorf("truncate hot log front to %d: %w", next, err)
 	}
 	w, err := wal.Open(j.hotDir, walOptions(j.opts.segmentSize))
@@ -847,12 +820,9 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 // intact. When a later step fails it marks itself corrupt: it is reopened,
 // which completes the truncation from the files.
 func (j *Journal) truncateFrontWAL(old *view, next uint64) (uint64, error) {
-	err := truncateStep(truncTruncate)
+	err := j.wal.TruncateFront(next)
 	if err == nil {
-		err = j.wal.TruncateFront(next)
-	}
-	if err == nil {
-		if err := fsx.SyncDir(j.hotDir); err != nil {
+		if err := j.opts.fs.SyncDir(j.hotDir); err != nil {
 			return next, fmt.Errorf("truncate hot log front to %d: %w", next, err)
 		}
 		return next, nil
@@ -888,14 +858,14 @@ func (j *Journal) truncateFrontWAL(old *view, next uint64) (uint64, error) {
 }
 
 // createEmptyFile creates path (which must not exist) empty and durable.
-func createEmptyFile(path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+func createEmptyFile(fsys fsx.FS, path string) error {
+	f, err := fsys.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		os.Remove(path)
+		fsys.Remove(path)
 		return err
 	}
 	return f.Close()
@@ -1007,7 +977,7 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 		return removed, horizon, err
 	}
 	for i, a := range as[:n] {
-		if err := os.Remove(a.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := j.opts.fs.Remove(a.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return removed, horizon, fmt.Errorf("remove archive %s: %w", a.name, err)
 		}
 		j.archives.forget(a.path) // after the remove, so no reader re-caches it
@@ -1018,7 +988,7 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 			j.metrics.retentionRemoved.WithLabelValues(removed[i].Reason).Inc()
 		}
 	}
-	if err := fsx.SyncDir(filepath.Join(j.dir, archiveDirName)); err != nil {
+	if err := j.opts.fs.SyncDir(filepath.Join(j.dir, archiveDirName)); err != nil {
 		return removed, horizon, err
 	}
 	j.expireDedupe(horizon)
@@ -1045,7 +1015,7 @@ func (j *Journal) noteCompaction(rep CompactReport) {
 	st := CompactionSummary{At: time.Now().UTC(), Archives: len(rep.Archives), Records: rep.Records, Coalesced: rep.Coalesced,
 		Ratio: rep.Ratio, Removed: len(rep.Removed), Horizon: rep.HorizonAfter, Duration: types.FormatDuration(rep.Duration)}
 	b, _ := json.Marshal(st)
-	if err := fsx.WriteFileAtomic(filepath.Join(j.dir, stateDirName, compactFileName), append(b, '\n'), 0o644); err != nil {
+	if err := fsx.WriteFileAtomicFS(j.opts.fs, filepath.Join(j.dir, stateDirName, compactFileName), append(b, '\n'), 0o644); err != nil {
 		j.log.Warn("could not record last compaction", "err", err)
 	}
 	j.lastCompaction.Store(&st)
@@ -1091,7 +1061,7 @@ func (j *Journal) noteFailure(stage string, err error) {
 	if f.Reason == FailureDamagedInput {
 		j.damagedHot.Store(true)
 		ck := filepath.Join(j.dir, stateDirName, checkpointFileName)
-		if rerr := os.Remove(ck); rerr == nil {
+		if rerr := j.opts.fs.Remove(ck); rerr == nil {
 			j.log.Warn("removed the index checkpoint: the next open scans every hot segment and reports the damage", "checkpoint", ck)
 		}
 	}

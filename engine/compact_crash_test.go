@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,9 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,12 +20,13 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/internal/testproc"
 	"github.com/agentruntime/statejournal/segment"
 )
 
 // The compaction crash tests kill a real child process (the test binary
-// re-executed with compactChildEnv set, caught by the init below before
-// TestMain runs) at each step of a compaction and check what the parent
+// re-executed with compactChildEnv set, run as a testproc role by the
+// TestMain in crash_test.go) at each step of a compaction and check what the parent
 // then opens: read-only first (which must change no byte), then as the
 // writer, which must finish what the crash interrupted.
 //
@@ -58,11 +56,6 @@ const (
 	compactStepNotReached  = 5   // child exit status: the hook never fired
 )
 
-func init() {
-	if step := os.Getenv(compactChildEnv); step != "" {
-		os.Exit(compactChild(step, os.Getenv(compactDirEnv), os.Getenv(compactNthEnv), os.Getenv(compactSealEnv) == "1"))
-	}
-}
 
 func compactCrashOptions() []Option {
 	return []Option{WithSegmentSize(64 << 10), WithRetention(Retention{MaxRecords: compactCrashMaxRecords})}
@@ -175,29 +168,16 @@ var polledSteps = map[string]struct {
 // what it acknowledged and left behind.
 func runCompactChild(t *testing.T, dir, step, nth string, seal bool) compactRun {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	sealEnv := "0"
 	if seal {
 		sealEnv = "1"
 	}
-	cmd.Env = append(os.Environ(), compactChildEnv+"="+step, compactDirEnv+"="+dir, compactNthEnv+"="+nth, compactSealEnv+"="+sealEnv)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	run := compactRun{acked: map[string]uint64{}}
 	compacting, compacted := make(chan struct{}), make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			switch line := sc.Text(); line {
+	p := testproc.Start(t, testproc.Options{Role: "compact",
+		Env: []string{compactChildEnv + "=" + step, compactDirEnv + "=" + dir, compactNthEnv + "=" + nth, compactSealEnv + "=" + sealEnv},
+		OnLine: func(line string) {
+			switch line {
 			case "compacting":
 				close(compacting)
 			case "compacted":
@@ -208,15 +188,15 @@ func runCompactChild(t *testing.T, dir, step, nth string, seal bool) compactRun 
 					run.acked[id] = n
 				}
 			}
-		}
-	}()
+		}})
+	done := p.Done()
 	archDir := filepath.Join(dir, archiveDirName)
-	if p, ok := polledSteps[step]; ok {
+	if ps, ok := polledSteps[step]; ok {
 		select {
 		case <-compacting:
 		case <-done:
 		}
-		pollDir := filepath.Join(dir, p.dir)
+		pollDir := filepath.Join(dir, ps.dir)
 	poll:
 		for {
 			select {
@@ -226,32 +206,27 @@ func runCompactChild(t *testing.T, dir, step, nth string, seal bool) compactRun 
 				break poll
 			default:
 			}
-			if len(listMatching(pollDir, p.match)) > 0 {
+			if len(listMatching(pollDir, ps.match)) > 0 {
 				break
 			}
 		}
-		cmd.Process.Signal(syscall.SIGKILL)
+		p.Kill()
 	}
 	if step == "random" {
 		select {
 		case <-compacting:
 		case <-done:
 		}
-		time.Sleep(time.Duration(rand.IntN(40_000)) * time.Microsecond)
-		cmd.Process.Signal(syscall.SIGKILL)
+		p.KillAfter(testproc.Between(0, 40*time.Millisecond))
 	}
 	<-done
-	err = cmd.Wait()
-	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child (step %s #%s) was not killed: %v\nstderr:\n%s", step, nth, err, stderr.String())
-	}
+	p.MustBeKilled(fmt.Sprintf("compaction child (step %s #%s)", step, nth))
 	run.leftTmp = listMatching(archDir, polledSteps["tmp"].match)
 	run.leftHot = listMatching(filepath.Join(dir, hotDirName), func(n string) bool {
 		return strings.Contains(n, ".START") || strings.HasSuffix(n, ".TEMP") || strings.HasSuffix(n, ".END")
 	})
-	if p, ok := polledSteps[step]; ok {
-		run.hitPoint = len(listMatching(filepath.Join(dir, p.dir), p.match)) > 0
+	if ps, ok := polledSteps[step]; ok {
+		run.hitPoint = len(listMatching(filepath.Join(dir, ps.dir), ps.match)) > 0
 	}
 	return run
 }

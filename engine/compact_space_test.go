@@ -1,20 +1,19 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // The space tests run a writer on a small tmpfs of its own, mounted in a
@@ -23,12 +22,6 @@ import (
 // file system with a filler file, leaves chosen free space, compacts,
 // and reports what it saw as JSON; the parent checks the report.
 const spaceChildEnv = "SJ_SPACE_CHILD"
-
-func init() {
-	if dir := os.Getenv(spaceChildEnv); dir != "" {
-		os.Exit(spaceChild(dir))
-	}
-}
 
 // spaceReport is what the space child saw.
 type spaceReport struct {
@@ -220,24 +213,19 @@ func TestCompactionOutOfSpaceLeavesTheHotLogWritableAndRetries(t *testing.T) {
 	if err != nil {
 		t.Skipf("no mount namespace here: %v", err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), spaceChildEnv+"="+dir, faultMntNSEnv+"="+ns)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(&stderr)
-	err = cmd.Run()
-	var ee *exec.ExitError
+	r, err := testproc.TryRun(t, testproc.Options{Role: "space", Env: []string{spaceChildEnv + "=" + dir, faultMntNSEnv + "=" + ns},
+		SysProcAttr: &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}})
 	switch {
-	case errors.As(err, &ee) && ee.ExitCode() == faultChildFailed:
-		t.Skipf("a small tmpfs cannot be mounted here: %s", strings.TrimSpace(stderr.String()))
-	case err != nil && cmd.ProcessState == nil:
-		t.Skipf("cannot start a child in its own mount namespace: %v", err)
 	case err != nil:
-		t.Fatalf("space child: %v\nstderr: %s", err, stderr.String())
+		t.Skipf("cannot start a child in its own mount namespace: %v", err)
+	case r.ExitCode == faultChildFailed:
+		t.Skipf("a small tmpfs cannot be mounted here: %s", strings.TrimSpace(r.Stderr))
+	case r.ExitCode != 0:
+		t.Fatalf("space child: %s", r)
 	}
 	var rep spaceReport
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("space child report %q: %v\nstderr: %s", stdout.String(), err, stderr.String())
+	if err := json.Unmarshal(r.Stdout, &rep); err != nil {
+		t.Fatalf("space child report: %v\n%s", err, r)
 	}
 	t.Logf("report: %+v", rep)
 	// A: the front truncation needs no space; whatever failed, the hot

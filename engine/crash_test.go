@@ -1,38 +1,47 @@
 package engine
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
-// The crash tests re-execute the test binary as a writer child (see
-// TestMain): the child streams records from several goroutines and prints
-// "seq event_id" for every acknowledged (fsynced) record, unbuffered, so
-// the parent knows exactly what was acknowledged when it sends SIGKILL.
+// The crash tests re-execute the test binary as a writer child (the
+// "crash-writer" role, see TestMain): the child streams records from
+// several goroutines and prints "seq event_id" for every acknowledged
+// (fsynced) record, unbuffered, so the parent knows exactly what was
+// acknowledged when it sends SIGKILL.
 
 const crashChildEnv = "SJ_CRASH_CHILD_DIR"
 
+// TestMain runs a child role when the test binary was started as one
+// (internal/testproc): every child process of this package's crash,
+// lock and fault tests is one of these roles.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(crashChildEnv); dir != "" {
-		os.Exit(crashChild(dir))
-	}
-	// Recovery warnings are expected by the corruption tests; keep the
-	// output for failures.
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-	os.Exit(m.Run())
+	testproc.Main(m, testproc.Roles{
+		"crash-writer": func() int { return crashChild(os.Getenv(crashChildEnv)) },
+		"compact": func() int {
+			return compactChild(os.Getenv(compactChildEnv), os.Getenv(compactDirEnv), os.Getenv(compactNthEnv), os.Getenv(compactSealEnv) == "1")
+		},
+		"lock-writer":             func() int { return lockChild(os.Getenv(lockDirEnv)) },
+		"space":                   func() int { return spaceChild(os.Getenv(spaceChildEnv)) },
+		"fault":                   func() int { return faultChild(os.Getenv(faultChildEnv), os.Getenv(faultDirEnv)) },
+		"killed-after-compaction": func() int { return timeChild(os.Getenv(timeChildEnv)) },
+	}, func() {
+		// Recovery warnings are expected by the corruption tests; keep the
+		// output for failures.
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	})
 }
 
 func crashChild(dir string) int {
@@ -89,38 +98,20 @@ func crashChild(dir string) int {
 // with SIGKILL and returns the acknowledged records it reported.
 func runAndKill(t *testing.T, dir string, d time.Duration, segSize int) map[string]uint64 {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, fmt.Sprintf("SJ_CRASH_SEGMENT=%d", segSize))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := testproc.Start(t, testproc.Options{Role: "crash-writer", Env: []string{crashChildEnv + "=" + dir, fmt.Sprintf("SJ_CRASH_SEGMENT=%d", segSize)}})
+	p.KillAfter(d)
+	p.MustBeKilled("crash writer")
 	acked := map[string]uint64{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			seq, id, ok := strings.Cut(sc.Text(), " ")
-			if !ok {
-				continue
-			}
-			n, _ := strconv.ParseUint(seq, 10, 64)
-			acked[id] = n
+	for _, line := range p.Lines() {
+		seq, id, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
 		}
-		io.Copy(io.Discard, stdout)
-	}()
-	time.Sleep(d)
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-done
-	err = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("child ended on its own (%v): %s", err, stderr.String())
+		n, err := strconv.ParseUint(seq, 10, 64)
+		if err != nil {
+			continue // a line the kill cut
+		}
+		acked[id] = n
 	}
 	return acked
 }
@@ -216,7 +207,7 @@ func TestCrashKilledWriterLosesNoAcknowledgedRecord(t *testing.T) {
 			all = map[string]uint64{}
 		}
 		// Small segments so kills also land around segment rotation.
-		acked := runAndKill(t, dir, time.Duration(20+rand.IntN(130))*time.Millisecond, 256<<10)
+		acked := runAndKill(t, dir, testproc.Between(20*time.Millisecond, 150*time.Millisecond), 256<<10)
 		for id, s := range acked {
 			all[id] = s
 		}

@@ -96,7 +96,10 @@
 //   - Trust nothing on disk: the journal identity (state/identity.json)
 //     is written once; the horizon file, the checkpoint and every archive
 //     footer name it. A file of another journal is refused (ErrForeign),
-//     or, for the checkpoint, rebuilt; a horizon file that fails its
+//     or, for the checkpoint, rebuilt: a checkpoint that is damaged, of
+//     another version, journal or registry, or stale is never believed;
+//     Open logs a *CheckpointError (matching ErrCheckpoint) and rebuilds
+//     the index from the files; a horizon file that fails its
 //     checksum or names a sequence no retention run writes stops the open
 //     (ErrIntegrity) and deletes nothing; an archive whose footer and name
 //     disagree is refused, and only an archive verified record by record

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/internal/testproc"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/types"
 )
@@ -340,12 +341,6 @@ func TestRetryOfAnArchivedRecordIsADuplicateWhateverHappenedToTheCheckpoint(t *t
 // checkpoint; the retries after the restart must all be duplicates.
 const timeChildEnv = "SJ_TIME_CHILD_DIR"
 
-func init() {
-	if dir := os.Getenv(timeChildEnv); dir != "" {
-		os.Exit(timeChild(dir))
-	}
-}
-
 func timeChild(dir string) int {
 	ctx := context.Background()
 	j, err := Open(dir, WithSegmentSize(64<<10))
@@ -383,12 +378,8 @@ func TestRetryAfterAKillBetweenCompactionAndCheckpointIsADuplicate(t *testing.T)
 		}
 	}
 	j.Close() // a checkpoint now exists; the child's compaction makes it stale
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), timeChildEnv+"="+dir)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("child was not killed at the hook: %v\n%s", err, out)
+	if r := testproc.Run(t, testproc.Options{Role: "killed-after-compaction", Env: []string{timeChildEnv + "=" + dir}}); !r.Killed {
+		t.Fatalf("child was not killed at the hook: %s", r)
 	}
 	j = openT(t, dir, WithSegmentSize(64<<10))
 	if j.fromCheckpoint {
@@ -511,8 +502,7 @@ func TestTheDedupeWindowCountsFromTheCommitTime(t *testing.T) {
 
 func TestAFailedBatchSaysItsOutcomeIsUnknownAndHowToRetry(t *testing.T) {
 	ctx := context.Background()
-	fail := errors.New("injected fsync failure (EIO)")
-	j := openT(t, t.TempDir(), withSyncFault(func(sync func() error) func() error { return func() error { return fail } }))
+	j := openT(t, t.TempDir(), withFS(fsx.NewFaulty(fsx.OS, fsx.Fault{Op: fsx.OpSync, Path: hotDirName + "/", Err: syscall.EIO})))
 	_, err := j.Record(ctx, writerChange("x-1", "ws-1"))
 	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "outcome of this write is unknown") || !strings.Contains(err.Error(), "same event_id") {
 		t.Fatalf("in-flight failure: %v", err)
@@ -740,7 +730,7 @@ func TestTheWindowForgetsIDsBelowTheHorizonAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeHorizonFile(dir, id, kept.Sequence); err != nil {
+	if err := writeHorizonFile(fsx.OS, dir, id, kept.Sequence); err != nil {
 		t.Fatal(err)
 	}
 	j = openT(t, dir)

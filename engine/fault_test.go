@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // The fault tests put real limits on a writer: RLIMIT_FSIZE (the disk is
@@ -38,12 +41,6 @@ const (
 // faultChildFailed is the exit status of a child that could not set its
 // fault up (the mechanism is unavailable here, not a journal bug).
 const faultChildFailed = 4
-
-func init() {
-	if mode := os.Getenv(faultChildEnv); mode != "" {
-		os.Exit(faultChild(mode, os.Getenv(faultDirEnv)))
-	}
-}
 
 // faultAck is one acknowledged record.
 type faultAck struct {
@@ -176,31 +173,27 @@ func faultHotBytes(dir string) int64 {
 // An error means the fault could not be set up on this machine.
 func faultRunChild(t *testing.T, mode, dir string, newMountNS bool, env ...string) (faultReport, error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append(env, faultChildEnv+"="+mode, faultDirEnv+"="+dir)...)
+	o := testproc.Options{Role: "fault", Env: append(env, faultChildEnv+"="+mode, faultDirEnv+"="+dir)}
 	if newMountNS {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		o.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 		ns, err := os.Readlink("/proc/self/ns/mnt")
 		if err != nil {
 			return faultReport{}, fmt.Errorf("read the mount namespace: %w", err)
 		}
-		cmd.Env = append(cmd.Env, faultMntNSEnv+"="+ns)
+		o.Env = append(o.Env, faultMntNSEnv+"="+ns)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
+	r, err := testproc.TryRun(t, o)
 	switch {
-	case errors.As(err, &ee) && ee.ExitCode() == faultChildFailed:
-		return faultReport{}, errors.New(strings.TrimSpace(stderr.String()))
-	case err != nil && cmd.ProcessState == nil:
-		return faultReport{}, fmt.Errorf("start child: %w", err) // e.g. unshare refused
 	case err != nil:
-		t.Fatalf("fault child %s: %v\nstderr: %s", mode, err, stderr.String())
+		return faultReport{}, fmt.Errorf("start child: %w", err) // e.g. unshare refused
+	case r.ExitCode == faultChildFailed:
+		return faultReport{}, errors.New(strings.TrimSpace(r.Stderr))
+	case r.ExitCode != 0:
+		t.Fatalf("fault child %s: %s", mode, r)
 	}
 	var rep faultReport
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("fault child %s report %q: %v\nstderr: %s", mode, stdout.String(), err, stderr.String())
+	if err := json.Unmarshal(r.Stdout, &rep); err != nil {
+		t.Fatalf("fault child %s report: %v\n%s", mode, err, r)
 	}
 	return rep, nil
 }
@@ -432,16 +425,11 @@ func TestFailedFsyncIsStickyAndReopenRecovers(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	const failAt = 5 // the fifth fsync fails
 	var fsyncs atomic.Int64
-	injected := errors.New("injected fsync failure (EIO)")
-	fault := func(sync func() error) func() error {
-		return func() error {
-			if fsyncs.Add(1) == failAt {
-				return injected
-			}
-			return sync()
-		}
-	}
-	j, err := Open(dir, withSyncFault(fault), WithRegisterer(reg))
+	injected := syscall.EIO
+	fault := fsx.NewFaulty(fsx.OS,
+		fsx.Fault{Op: fsx.OpSync, Path: hotDirName + "/", Before: func() { fsyncs.Add(1) }},
+		fsx.Fault{Op: fsx.OpSync, Path: hotDirName + "/", Nth: failAt, Err: injected})
+	j, err := Open(dir, withFS(fault), WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +445,7 @@ func TestFailedFsyncIsStickyAndReopenRecovers(t *testing.T) {
 		}
 		acked[rc.EventID] = rc.Sequence
 	}
-	if !errors.Is(failErr, ErrFailed) || !strings.Contains(failErr.Error(), injected.Error()) {
+	if !errors.Is(failErr, ErrFailed) || !errors.Is(failErr, injected) {
 		t.Fatalf("the Record whose fsync failed returned %v, want ErrFailed carrying the fsync error", failErr)
 	}
 	if len(acked) == 0 || int64(len(acked)) >= fsyncs.Load() {
@@ -520,19 +508,16 @@ func TestRecordAsyncUnderABurstDropsAndCountsButNeverBlocks(t *testing.T) {
 	gate := make(chan struct{})
 	parked := make(chan struct{})
 	var first atomic.Bool
-	hold := func(sync func() error) func() error {
-		return func() error {
-			if first.CompareAndSwap(false, true) {
-				close(parked)
-				<-gate
-			}
-			return sync()
+	hold := fsx.NewFaulty(fsx.OS, fsx.Fault{Op: fsx.OpSync, Path: hotDirName + "/", Before: func() {
+		if first.CompareAndSwap(false, true) {
+			close(parked)
+			<-gate
 		}
-	}
+	}})
 	var openGate sync.Once
 	release := func() { openGate.Do(func() { close(gate) }) }
 	t.Cleanup(release)
-	j, err := Open(dir, WithAsyncQueue(1), withSyncFault(hold), WithRegisterer(reg))
+	j, err := Open(dir, WithAsyncQueue(1), withFS(hold), WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -193,9 +193,9 @@ func newIdentity(up *identityUpgrade) *journalIdentity {
 
 // writeIdentity writes the identity atomically (temp file, fsync, rename,
 // directory fsync). It is called once per directory.
-func writeIdentity(dir string, id *journalIdentity) error {
+func writeIdentity(fsys fsx.FS, dir string, id *journalIdentity) error {
 	b := sealJSON(id, &id.CRC)
-	if err := fsx.WriteFileAtomic(filepath.Join(dir, stateDirName, identityFileName), b, 0o644); err != nil {
+	if err := fsx.WriteFileAtomicFS(fsys, filepath.Join(dir, stateDirName, identityFileName), b, 0o644); err != nil {
 		return fmt.Errorf("write journal identity: %w", err)
 	}
 	return nil
@@ -291,7 +291,7 @@ func InitDir(dir string) (JournalID, error) {
 		return JournalID{}, err
 	}
 	id = newIdentity(nil)
-	if err := writeIdentity(dir, id); err != nil {
+	if err := writeIdentity(fsx.OS, dir, id); err != nil {
 		return JournalID{}, err
 	}
 	return id.id, nil

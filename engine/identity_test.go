@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
 )
 
@@ -562,7 +563,7 @@ func TestChecksummedHorizonThatNoRetentionWritesIsRefused(t *testing.T) {
 	_ = hs
 	for name, h := range map[string]uint64{"past the head": 999_999, "inside an archive": f + (l-f)/2} {
 		t.Run(name, func(t *testing.T) {
-			if err := writeHorizonFile(dir, id, h); err != nil {
+			if err := writeHorizonFile(fsx.OS, dir, id, h); err != nil {
 				t.Fatal(err)
 			}
 			_, err := Open(dir)
@@ -780,11 +781,11 @@ func FuzzReadMetadataFiles(f *testing.F) {
 	dir := f.TempDir()
 	os.MkdirAll(filepath.Join(dir, stateDirName), 0o755)
 	id := newIdentity(nil)
-	if err := writeIdentity(dir, id); err != nil {
+	if err := writeIdentity(fsx.OS, dir, id); err != nil {
 		f.Fatal(err)
 	}
 	idBytes, _ := os.ReadFile(filepath.Join(dir, stateDirName, identityFileName))
-	if err := writeHorizonFile(dir, id, 42); err != nil {
+	if err := writeHorizonFile(fsx.OS, dir, id, 42); err != nil {
 		f.Fatal(err)
 	}
 	hzBytes, _ := os.ReadFile(filepath.Join(dir, stateDirName, horizonFileName))

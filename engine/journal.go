@@ -410,7 +410,7 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 	hadData = hadData || len(archives) > 0 || hz.present
 	floor := hz.value
 	for len(archives) > 0 && archives[0].last < floor {
-		if err := os.Remove(archives[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := j.opts.fs.Remove(archives[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
 		if j.fromCheckpoint {
@@ -421,7 +421,7 @@ func (j *Journal) reconcileArchives(v *view, rec *Recovery) (*view, error) {
 		archives = archives[1:]
 	}
 	if rec.RemovedBelowHorizon > 0 {
-		if err := fsx.SyncDir(dir); err != nil {
+		if err := j.opts.fs.SyncDir(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -477,7 +477,7 @@ func (j *Journal) initIdentity(hadData bool, archives []*archiveSeg, hz horizonR
 		}
 	}
 	id := newIdentity(up)
-	if err := writeIdentity(j.dir, id); err != nil {
+	if err := writeIdentity(j.opts.fs, j.dir, id); err != nil {
 		return err
 	}
 	j.ident = id
@@ -718,12 +718,12 @@ func (j *Journal) openWriter() (err error) {
 		}
 	}
 	rec := &Recovery{At: time.Now().UTC()}
-	swept, err := fsx.SweepTemp(filepath.Join(j.dir, stateDirName))
+	swept, err := fsx.SweepTempFS(j.opts.fs, filepath.Join(j.dir, stateDirName))
 	if err != nil {
 		return err
 	}
 	rec.SweptTempFiles = append(rec.SweptTempFiles, swept...)
-	swept, err = fsx.SweepTemp(filepath.Join(j.dir, archiveDirName))
+	swept, err = fsx.SweepTempFS(j.opts.fs, filepath.Join(j.dir, archiveDirName))
 	if err != nil {
 		return err
 	}
@@ -804,7 +804,7 @@ func (j *Journal) openWriter() (err error) {
 	if len(rec.Cuts) > 0 || rec.CompletedTrunc > 0 || len(rec.SweptTempFiles) > 0 || rec.RemovedBelowHorizon > 0 || rec.CompletedCompaction {
 		rec.RecordsAfterCut = v.last()
 		j.recovery = rec
-		if err := writeRecovery(filepath.Join(j.dir, stateDirName), rec); err != nil {
+		if err := writeRecovery(j.opts.fs, filepath.Join(j.dir, stateDirName), rec); err != nil {
 			return err
 		}
 	} else {
@@ -876,7 +876,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			}
 		case errors.Is(err, os.ErrNotExist):
 		default:
-			j.log.Warn("index checkpoint not used; rebuilding the index from the log", "reason", err.Error())
+			j.logCheckpointNotUsed(err)
 		}
 	}
 	j.fromCheckpoint = fromCk
@@ -943,7 +943,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 				// left it; either way it was never acknowledged.
 				size = res.GoodEnd
 			case !readOnly && last && res.TailOnly:
-				cut, err := segment.QuarantineTail(s.Path, res.GoodEnd, res.Problem.Cause, res.Problem.Sequence,
+				cut, err := segment.QuarantineTail(j.opts.fs, s.Path, res.GoodEnd, res.Problem.Cause, res.Problem.Sequence,
 					res.Problem.Err.Error(), filepath.Join(j.dir, quarantineDirName))
 				if err != nil {
 					return nil, nil, err
@@ -955,7 +955,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 				// completes).
 				j.log.Warn("hot log recovered: cut a damaged tail", "segment", cut.Segment, "offset", cut.Offset,
 					"bytes", cut.Bytes, "cause", string(cut.Cause), "sequence", cut.Sequence, "quarantine", cut.Quarantine)
-				if err := writeRecovery(filepath.Join(j.dir, stateDirName), &Recovery{At: cut.At, Cuts: cuts}); err != nil {
+				if err := writeRecovery(j.opts.fs, filepath.Join(j.dir, stateDirName), &Recovery{At: cut.At, Cuts: cuts}); err != nil {
 					return nil, nil, err
 				}
 			default:
@@ -971,8 +971,8 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 	if fromCk && expect < startSeq {
 		// The files end before the checkpoint does (records it covered
 		// were never durable, and a crash took them): rebuild.
-		j.log.Warn("index checkpoint covers records the log no longer holds; rebuilding the index from the log",
-			"checkpoint_next", startSeq, "log_next", expect)
+		j.logCheckpointNotUsed(&CheckpointError{Path: relPath(stateDirName, checkpointFileName), Reason: CheckpointStale, Err: fmt.Errorf(
+			"%w: it covers records up to sequence %d, the log ends before sequence %d (records it covered were never durable)", errStaleCheckpoint, startSeq-1, expect)})
 		closeDroppedSegs(v, &view{})
 		j.seed = nil
 		j.skipCheckpoint = true

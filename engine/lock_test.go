@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // The lock tests run real writer processes: the test binary re-executed
@@ -31,12 +31,6 @@ const (
 	lockChildEnv = "SJ_LOCK_CHILD"
 	lockDirEnv   = "SJ_LOCK_DIR"
 )
-
-func init() {
-	if os.Getenv(lockChildEnv) != "" {
-		os.Exit(lockChild(os.Getenv(lockDirEnv)))
-	}
-}
 
 func lockChild(dir string) int {
 	var j *Journal
@@ -79,30 +73,15 @@ func lockChild(dir string) int {
 
 type lockWriter struct {
 	t    *testing.T
-	cmd  *exec.Cmd
+	p    *testproc.Proc
 	in   io.WriteCloser
-	out  *bufio.Scanner
 	name string
 }
 
 func startLockWriter(t *testing.T, dir, name string) *lockWriter {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), lockChildEnv+"=1", lockDirEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &lockWriter{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out), name: name}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	p := testproc.Start(t, testproc.Options{Role: "lock-writer", Env: []string{lockDirEnv + "=" + dir}, Stdin: true, Stderr: os.Stderr})
+	w := &lockWriter{t: t, p: p, in: p.Stdin, name: name}
 	if line := w.line(); line != "open" {
 		t.Fatalf("writer %s: %s", name, line)
 	}
@@ -111,10 +90,11 @@ func startLockWriter(t *testing.T, dir, name string) *lockWriter {
 
 func (w *lockWriter) line() string {
 	w.t.Helper()
-	if !w.out.Scan() {
-		w.t.Fatalf("writer %s ended: %v", w.name, w.out.Err())
+	line, ok := w.p.Next()
+	if !ok {
+		w.t.Fatalf("writer %s ended: %s", w.name, w.p.Stderr())
 	}
-	return w.out.Text()
+	return line
 }
 
 // write asks for one record and returns its sequence, or the error text.
@@ -136,7 +116,7 @@ func (w *lockWriter) write(id string) (uint64, string) {
 func (w *lockWriter) quit() {
 	fmt.Fprintln(w.in, "q")
 	w.in.Close()
-	w.cmd.Wait()
+	w.p.Wait()
 }
 
 // TestDeletedLockStopsTheFirstWriterBeforeASecondWrites deletes LOCK under

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/internal/redact"
 )
 
@@ -73,7 +74,7 @@ type options struct {
 	maxBatchCount int
 	holder        string
 	now           func() time.Time
-	syncFault     func(sync func() error) func() error
+	fs            fsx.FS // the journal's own files; fsx.OS unless a test injects faults
 	retention     Retention
 	auto          AutoCompact
 }
@@ -160,10 +161,14 @@ func WithClock(now func() time.Time) Option {
 // WithAutoCompact turns on background compaction.
 func WithAutoCompact(a AutoCompact) Option { return func(o *options) { o.auto = a } }
 
-// withSyncFault wraps the hot log's fsync; fault tests use it to make an
-// fsync fail, which no real limit can do on demand.
-func withSyncFault(wrap func(sync func() error) func() error) Option {
-	return func(o *options) { o.syncFault = wrap }
+// withFS makes the journal's own file operations (checkpoint, horizon,
+// identity, archives, quarantine, recovery notes, the hot directory's
+// creates, removes and directory fsyncs, and the syncer's fsync of the
+// tail segment) go through fsys. Only tests use it, with an *fsx.Faulty,
+// to fail a call no real limit fails on demand; tidwall/wal's own writes
+// do not pass through it.
+func withFS(fsys fsx.FS) Option {
+	return func(o *options) { o.fs = fsys }
 }
 
 func buildOptions(opts []Option) (options, error) {
@@ -184,6 +189,7 @@ func buildOptions(opts []Option) (options, error) {
 	for _, f := range opts {
 		f(&o)
 	}
+	o.fs = fsx.Or(o.fs)
 	if _, err := ParseSyncPolicy(string(o.sync)); err != nil {
 		return o, err
 	}

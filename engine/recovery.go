@@ -8,12 +8,12 @@ import (
 	"github.com/agentruntime/statejournal/internal/fsx"
 )
 
-func writeRecovery(stateDir string, r *Recovery) error {
+func writeRecovery(fsys fsx.FS, stateDir string, r *Recovery) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
-	return fsx.WriteFileAtomic(filepath.Join(stateDir, recoveryFileName), append(b, '\n'), 0o644)
+	return fsx.WriteFileAtomicFS(fsys, filepath.Join(stateDir, recoveryFileName), append(b, '\n'), 0o644)
 }
 
 // readRecovery returns the last recovery recorded in stateDir, or nil.

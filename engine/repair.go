@@ -150,7 +150,7 @@ func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, erro
 		if err := fsx.MkdirAllDurable(filepath.Join(abs, stateDirName), 0o755); err != nil {
 			return rep, err
 		}
-		if err := writeRecovery(filepath.Join(abs, stateDirName), r); err != nil {
+		if err := writeRecovery(fsx.OS, filepath.Join(abs, stateDirName), r); err != nil {
 			return rep, err
 		}
 	}
@@ -288,7 +288,7 @@ func repairMetadata(dir string, o options, rep *RepairReport) error {
 			if err := fsx.MkdirAllDurable(filepath.Join(dir, stateDirName), 0o755); err != nil {
 				return err
 			}
-			if err := writeIdentity(dir, nid); err != nil {
+			if err := writeIdentity(fsx.OS, dir, nid); err != nil {
 				return err
 			}
 			why := "missing"
@@ -345,7 +345,7 @@ func repairMetadata(dir string, o options, rep *RepairReport) error {
 	if herr == nil || oldest == 0 || id == nil {
 		return nil
 	}
-	if err := writeHorizonFile(dir, id, oldest); err != nil {
+	if err := writeHorizonFile(fsx.OS, dir, id, oldest); err != nil {
 		return err
 	}
 	rep.Rewritten = append(rep.Rewritten, fmt.Sprintf("%s: rewritten as horizon %d, the oldest sequence a file holds (was: %v)", relPath(stateDirName, horizonFileName), oldest, herr))
@@ -414,7 +414,7 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 			// the horizon file is a stale copy. Moving the horizon to the
 			// oldest file is what retention would have done; cursors below
 			// it get ErrCompacted (resync), never a silent gap.
-			if err := writeHorizonFile(dir, id, a.first); err != nil {
+			if err := writeHorizonFile(fsx.OS, dir, id, a.first); err != nil {
 				return err
 			}
 			for seq := expect; seq < a.first; seq++ {

@@ -2,19 +2,20 @@ package segment
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
-// The crash tests re-execute the test binary as a child that writes an
-// archive and stops at a chosen point; the parent kills it there with
-// SIGKILL and checks what a restart would find.
+// The crash tests re-execute the test binary as a child (the
+// "archive-writer" role, internal/testproc) that writes an archive and
+// stops at a chosen point, saying "stopped"; the parent kills it there
+// with SIGKILL and checks what a restart would find.
 const (
 	archiveCrashDirEnv   = "SEGMENT_ARCHIVE_CRASH_DIR"
 	archiveCrashStageEnv = "SEGMENT_ARCHIVE_CRASH_STAGE"
@@ -36,13 +37,14 @@ func archiveCrashRecords() []ArchiveRecord {
 	return recs
 }
 
-func TestArchiveCrashChild(t *testing.T) {
+func TestMain(m *testing.M) {
+	testproc.Main(m, testproc.Roles{"archive-writer": archiveCrashChild})
+}
+
+func archiveCrashChild() int {
 	dir := os.Getenv(archiveCrashDirEnv)
-	if dir == "" {
-		t.Skip("runs only as the child of TestArchiveCrashLeavesNoPartialArchive")
-	}
 	stop := func() {
-		os.WriteFile(filepath.Join(dir, "stopped"), nil, 0o644)
+		fmt.Println("stopped")
 		select {} // wait here for SIGKILL
 	}
 	recs := archiveCrashRecords()
@@ -61,9 +63,11 @@ func TestArchiveCrashChild(t *testing.T) {
 		archiveBeforeCommit = func(string) { stop() }
 	}
 	if _, err := WriteArchive(filepath.Join(dir, ArchiveFileName(1, 1000)), next, ArchiveWriterOptions{}); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "write archive:", err)
+		return 3
 	}
-	t.Fatal("the write finished; the parent should have killed it")
+	fmt.Fprintln(os.Stderr, "the write finished; the parent should have killed it")
+	return 3
 }
 
 func TestArchiveCrashLeavesNoPartialArchive(t *testing.T) {
@@ -79,34 +83,12 @@ func TestArchiveCrashLeavesNoPartialArchive(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestArchiveCrashChild$", "-test.count=1")
-			cmd.Env = append(os.Environ(), archiveCrashDirEnv+"="+dir, archiveCrashStageEnv+"="+tt.stage)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
+			p := testproc.Start(t, testproc.Options{Role: "archive-writer", Env: []string{archiveCrashDirEnv + "=" + dir, archiveCrashStageEnv + "=" + tt.stage}})
+			if _, ok := p.WaitFor(func(l string) bool { return l == "stopped" }); !ok {
+				t.Fatalf("child exited before the crash point:\n%s", p.Stderr())
 			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			// Wait for the child to reach the crash point; the deadline only
-			// keeps a broken child from hanging the suite.
-			deadline := time.Now().Add(2 * time.Minute)
-			for {
-				if _, err := os.Stat(filepath.Join(dir, "stopped")); err == nil {
-					break
-				}
-				select {
-				case err := <-done:
-					t.Fatalf("child exited before the crash point: %v", err)
-				default:
-				}
-				if time.Now().After(deadline) {
-					cmd.Process.Kill()
-					t.Fatal("child never reached the crash point")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			cmd.Process.Kill()
-			<-done
-			os.Remove(filepath.Join(dir, "stopped"))
+			p.Kill()
+			p.MustBeKilled("archive writer")
 
 			final := filepath.Join(dir, ArchiveFileName(1, 1000))
 			if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {

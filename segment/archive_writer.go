@@ -54,6 +54,9 @@ type ArchiveWriterOptions struct {
 	// record must lie inside the range (else ErrArchiveInvalidRecord),
 	// and Coalesced must fit in what the records leave of it.
 	RangeFirst, RangeLast uint64
+	// FS is where the archive is written; nil means fsx.OS. Tests pass a
+	// fault injector (fsx.Faulty) to fail a chosen write or fsync.
+	FS fsx.FS
 }
 
 // ArchiveFooter summarizes an archive. It is stored, checksummed, at the
@@ -130,8 +133,9 @@ func WriteArchive(path string, next func() (ArchiveRecord, bool, error), opts Ar
 		return ArchiveFooter{}, fmt.Errorf("write archive %s: %w", path, err)
 	}
 
+	fsys := fsx.Or(opts.FS)
 	tmp := path + fsx.TempSuffix
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return ArchiveFooter{}, fmt.Errorf("write archive: %w", err)
 	}
@@ -153,13 +157,13 @@ func WriteArchive(path string, next func() (ArchiveRecord, bool, error), opts Ar
 		err = fmt.Errorf("close %s: %w", tmp, cerr)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		fsys.Remove(tmp)
 		return ArchiveFooter{}, fmt.Errorf("write archive %s: %w", path, err)
 	}
 	if archiveBeforeCommit != nil {
 		archiveBeforeCommit(tmp)
 	}
-	if err := fsx.CommitTemp(tmp, path); err != nil {
+	if err := fsx.CommitTempFS(fsys, tmp, path); err != nil {
 		return ArchiveFooter{}, fmt.Errorf("write archive %s: %w", path, err)
 	}
 	return footer, nil

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/wal"
+
+	"github.com/agentruntime/statejournal/internal/fsx"
 )
 
 // hotPayload is the i-th test payload: JSON-like text (no NUL bytes, as
@@ -561,7 +563,7 @@ func TestQuarantineTailKeepsTheCutBytesAndTruncatesTheSegment(t *testing.T) {
 		t.Fatalf("scan %+v", res)
 	}
 	qdir := filepath.Join(dir, "quarantine")
-	cut, err := QuarantineTail(seg.Path, res.GoodEnd, res.Problem.Cause, res.Problem.Sequence, res.Problem.Err.Error(), qdir)
+	cut, err := QuarantineTail(fsx.OS, seg.Path, res.GoodEnd, res.Problem.Cause, res.Problem.Sequence, res.Problem.Err.Error(), qdir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,7 +599,7 @@ func TestQuarantineTailRefusesAnOffsetPastTheEnd(t *testing.T) {
 	dir := t.TempDir()
 	b, _ := hotFrames(nil, 1, 2)
 	seg := hotWrite(t, dir, 1, b)
-	if _, err := QuarantineTail(seg.Path, int64(len(b))+1, CauseTornTail, 3, "", filepath.Join(dir, "q")); err == nil {
+	if _, err := QuarantineTail(fsx.OS, seg.Path, int64(len(b))+1, CauseTornTail, 3, "", filepath.Join(dir, "q")); err == nil {
 		t.Fatal("QuarantineTail accepted an offset past the end of the file")
 	}
 	now, _ := os.ReadFile(seg.Path)

@@ -48,8 +48,9 @@ type Cut struct {
 // segment to off and fsyncs it. A crash between the steps leaves either
 // the untouched segment (the copy is a harmless duplicate, rewritten at the
 // next open) or the truncated one with its copy already durable: the cut
-// bytes are never lost.
-func QuarantineTail(segPath string, off int64, cause Cause, seq uint64, detail string, quarantineDir string) (Cut, error) {
+// bytes are never lost. Its writes go through fsys (fsx.OS, or a fault
+// injector in tests).
+func QuarantineTail(fsys fsx.FS, segPath string, off int64, cause Cause, seq uint64, detail string, quarantineDir string) (Cut, error) {
 	cut := Cut{Segment: filepath.Base(segPath), Offset: off, Cause: cause, Sequence: seq, At: time.Now().UTC(), Detail: detail}
 	data, err := os.ReadFile(segPath)
 	if err != nil {
@@ -60,15 +61,15 @@ func QuarantineTail(segPath string, off int64, cause Cause, seq uint64, detail s
 	}
 	tail := data[off:]
 	cut.Bytes = int64(len(tail))
-	if err := fsx.MkdirAllDurable(quarantineDir, 0o755); err != nil {
+	if err := fsx.MkdirAllDurableFS(fsys, quarantineDir, 0o755); err != nil {
 		return cut, fmt.Errorf("quarantine: %w", err)
 	}
 	name := fmt.Sprintf("%s-off%d-%s-%s.bin", cut.Segment, off, cause, cut.At.Format("20060102T150405.000000000Z"))
 	cut.Quarantine = filepath.Join(quarantineDir, name)
-	if err := fsx.WriteFileAtomic(cut.Quarantine, tail, 0o600); err != nil {
+	if err := fsx.WriteFileAtomicFS(fsys, cut.Quarantine, tail, 0o600); err != nil {
 		return cut, fmt.Errorf("quarantine: %w", err)
 	}
-	f, err := os.OpenFile(segPath, os.O_WRONLY, 0)
+	f, err := fsys.OpenFile(segPath, os.O_WRONLY, 0)
 	if err != nil {
 		return cut, fmt.Errorf("quarantine: %w", err)
 	}

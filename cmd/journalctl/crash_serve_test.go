@@ -33,9 +33,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 const (
@@ -365,7 +366,7 @@ func crashStart(t *testing.T, dir string, args []string) *serverProc {
 		}
 		select {
 		case <-srv.done:
-			t.Fatalf("journalctl serve exited %d before it was ready:\n%s", srv.code, srv.stderr.String())
+			t.Fatalf("journalctl serve exited %d before it was ready:\n%s", srv.exitCode(), srv.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -406,21 +407,18 @@ func TestCrashServeKilledUnderLoadKeepsEveryAcknowledgedEventIDExactlyOnce(t *te
 	for k := 1; k <= kills; k++ {
 		// Kill at a random moment: often right after the start (during the
 		// open's own compaction), usually under full load.
-		d := time.Duration(150+rand.IntN(1000)) * time.Millisecond
+		d := testproc.Between(150*time.Millisecond, 1150*time.Millisecond)
 		if rand.IntN(5) == 0 {
-			d = time.Duration(rand.IntN(40)) * time.Millisecond
+			d = testproc.Between(0, 40*time.Millisecond)
 		}
 		time.Sleep(d)
 		select {
 		case <-srv.done:
-			failNow(k, []string{fmt.Sprintf("the server exited by itself (code %d)", srv.code)})
+			failNow(k, []string{fmt.Sprintf("the server exited by itself (code %d)", srv.exitCode())})
 		default:
 		}
 		load.addr.Store(nil)
-		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("SIGKILL the server: %v", err)
-		}
-		<-srv.done
+		srv.proc.Kill()
 		srv.client.CloseIdleConnections()
 
 		// The server is down: the acknowledged set cannot grow.

@@ -131,8 +131,7 @@ func TestFollowSurvivesTheServerStoppingAndStartingAgain(t *testing.T) {
 	f.expect(t, 7, 8)
 
 	// And once more, the server killed outright: no shutdown line.
-	srv2.cmd.Process.Kill()
-	<-srv2.done
+	srv2.proc.Kill()
 	f.waitStderr(t, "stream ended")
 	recordOne(t, dir, "i")
 	f.expect(t, 9)

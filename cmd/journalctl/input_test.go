@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -212,8 +211,7 @@ func TestStdinThroughAServerThatDiesMidStreamEndsWithOneJSONLineNamingTheFirstLi
 		}
 		all = append(all, ln)
 	}
-	srv.cmd.Process.Signal(syscall.SIGKILL)
-	<-srv.done
+	srv.proc.Kill()
 	for i := 4; i <= 6; i++ {
 		fmt.Fprintln(stdin, heartbeat(fmt.Sprintf("after-%d", i)))
 	}

@@ -10,13 +10,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // shortDir returns a fresh data directory with a short path: the server
@@ -52,14 +53,21 @@ func (s *syncBuffer) String() string {
 
 // serverProc is a running `journalctl serve`.
 type serverProc struct {
-	cmd    *exec.Cmd
+	proc   *testproc.Proc
 	dir    string
 	addr   string // resolved host:port, read from the lock file
-	stderr *syncBuffer
-	done   chan struct{}
-	code   int // exit code, valid once done is closed
+	stderr procStderr
+	done   <-chan struct{} // closed once the server exited and was reaped
 	client *http.Client
 }
+
+// procStderr shows a child's standard error so far.
+type procStderr struct{ p *testproc.Proc }
+
+func (s procStderr) String() string { return s.p.Stderr() }
+
+// exitCode is the server's exit status; it waits for the exit.
+func (s *serverProc) exitCode() int { return s.proc.ExitCode() }
 
 // lockHolder is the JSON the server writes into <dir>/LOCK.
 type lockHolder struct {
@@ -76,39 +84,15 @@ type lockHolder struct {
 func startServer(t *testing.T, dir string, extra ...string) *serverProc {
 	t.Helper()
 	args := append([]string{"--dir", dir, "serve", "--listen", "127.0.0.1:0"}, extra...)
-	s := &serverProc{
-		cmd: exec.Command(binary, args...), dir: dir, stderr: &syncBuffer{},
-		done: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second},
-	}
-	s.cmd.Env = cleanEnv()
-	s.cmd.Stderr = s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start journalctl serve: %v", err)
-	}
-	go func() {
-		err := s.cmd.Wait()
-		if ee, ok := err.(*exec.ExitError); ok {
-			s.code = ee.ExitCode()
-		} else if err != nil {
-			s.code = -1
-		}
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			s.cmd.Process.Kill()
-			<-s.done
-		}
-		s.client.CloseIdleConnections()
-	})
+	p := testproc.Start(t, testproc.Options{Path: binary, Args: args, BaseEnv: cleanEnv()})
+	s := &serverProc{proc: p, dir: dir, stderr: procStderr{p}, done: p.Done(), client: &http.Client{Timeout: 20 * time.Second}}
+	t.Cleanup(s.client.CloseIdleConnections)
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
 		case <-s.done:
-			t.Fatalf("journalctl serve exited %d before it answered:\n%s", s.code, s.stderr.String())
+			t.Fatalf("journalctl serve exited %d before it answered:\n%s", s.exitCode(), s.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -117,7 +101,7 @@ func startServer(t *testing.T, dir string, extra ...string) *serverProc {
 		if s.addr == "" {
 			var h lockHolder
 			if b, err := os.ReadFile(filepath.Join(dir, "LOCK")); err == nil && json.Unmarshal(b, &h) == nil &&
-				h.PID == s.cmd.Process.Pid && h.Address != "" {
+				h.PID == p.Pid() && h.Address != "" {
 				s.addr = h.Address
 			}
 		}
@@ -133,7 +117,7 @@ func startServer(t *testing.T, dir string, extra ...string) *serverProc {
 	}
 }
 
-func (s *serverProc) pid() int { return s.cmd.Process.Pid }
+func (s *serverProc) pid() int { return s.proc.Pid() }
 
 // post sends body to POST /v1/changes.
 func (s *serverProc) post(t *testing.T, contentType, body string) (int, []byte) {
@@ -162,7 +146,7 @@ func (s *serverProc) get(t *testing.T, path string) (int, []byte) {
 // stop sends SIGTERM and returns the exit code.
 func (s *serverProc) stop(t *testing.T) int {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM the server: %v", err)
 	}
 	select {
@@ -171,7 +155,7 @@ func (s *serverProc) stop(t *testing.T) int {
 		t.Fatalf("the server did not exit within 60s of SIGTERM:\n%s", s.stderr.String())
 	}
 	s.client.CloseIdleConnections()
-	return s.code
+	return s.exitCode()
 }
 
 func TestWhileAServerRunsRecordWritesThroughItAndReadersReadTheFiles(t *testing.T) {

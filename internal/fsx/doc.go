@@ -2,6 +2,17 @@
 // on: directory fsync, whole-file atomic replacement, stale temp-file sweeps
 // and the single-writer lock.
 //
+// The journal's own files (not the hot log's, which tidwall/wal writes) go
+// through FS, a narrow interface of the calls a crash-safe write needs:
+// open, write, sync, truncate, close, rename, remove, readdir, mkdir and
+// directory fsync. OS is the implementation every journal uses. Faulty
+// wraps an FS and fails a chosen call (the Nth fsync of a file, a rename
+// with EIO, a short write with ENOSPC), so tests reach the error paths no
+// real limit produces on demand, beside the real-OS campaigns (a full
+// tmpfs, RLIMIT_FSIZE, SIGKILL), not instead of them. The helpers with an
+// FS suffix (WriteFileAtomicFS, CommitTempFS, MkdirAllDurableFS,
+// SweepTempFS) take the FS; the ones without use OS.
+//
 // Invariants every caller relies on:
 //
 //   - A file is only visible under its final name after its contents were

@@ -2,12 +2,15 @@ package fsx
 
 import (
 	"errors"
+	"fmt"
 	"os"
-	"os/exec"
+
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 func TestWriteFileAtomicReplacesWholeAndLeavesNoTemp(t *testing.T) {
@@ -52,18 +55,39 @@ func TestMkdirAllDurableRefusesAFileInTheWay(t *testing.T) {
 	}
 }
 
+// The child processes of the lock tests: the test binary re-executed in
+// a role (internal/testproc).
+func TestMain(m *testing.M) {
+	testproc.Main(m, testproc.Roles{
+		// locked-out expects the lock in FSX_LOCK_DIR to be held and prints
+		// the error that says by whom.
+		"locked-out": func() int {
+			_, err := AcquireLock(os.Getenv("FSX_LOCK_DIR"), Holder{PID: os.Getpid(), Command: "child"})
+			if !errors.Is(err, ErrLocked) {
+				fmt.Println("unexpected: " + errString(err))
+				return 3
+			}
+			fmt.Println(err.Error())
+			return 0
+		},
+		// try-lock tries to take the lock in FSX_LOCK_DIR and says how it
+		// went: "acquired" or "refused: ERROR".
+		"try-lock": func() int {
+			l, err := AcquireLock(os.Getenv("FSX_LOCK_DIR"), Holder{PID: os.Getpid(), Command: "second"})
+			if err != nil {
+				fmt.Println("refused: " + err.Error())
+				return 0
+			}
+			l.Release()
+			fmt.Println("acquired")
+			return 0
+		},
+	})
+}
+
 // A second process (the test binary itself, re-executed) tries to take
 // the lock the first one holds: it must fail naming the holder.
 func TestASecondProcessGetsLockedNamingTheHolder(t *testing.T) {
-	if dir := os.Getenv("FSX_LOCK_CHILD"); dir != "" {
-		_, err := AcquireLock(dir, Holder{PID: os.Getpid(), Command: "child"})
-		if !errors.Is(err, ErrLocked) {
-			os.Stdout.WriteString("unexpected: " + errString(err))
-			os.Exit(3)
-		}
-		os.Stdout.WriteString(err.Error())
-		os.Exit(0)
-	}
 	dir := t.TempDir()
 	l, err := AcquireLock(dir, Holder{PID: os.Getpid(), Command: "journalctl serve", Address: "127.0.0.1:7766", StartedAt: time.Now()})
 	if err != nil {
@@ -73,12 +97,11 @@ func TestASecondProcessGetsLockedNamingTheHolder(t *testing.T) {
 	if !held || h.Address != "127.0.0.1:7766" {
 		t.Fatalf("HeldBy = %v %+v", held, h)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestASecondProcessGetsLockedNamingTheHolder$")
-	cmd.Env = append(os.Environ(), "FSX_LOCK_CHILD="+dir)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child: %v: %s", err, out)
+	r := testproc.Run(t, testproc.Options{Role: "locked-out", Env: []string{"FSX_LOCK_DIR=" + dir}})
+	if r.ExitCode != 0 {
+		t.Fatalf("child: %s", r)
 	}
+	out := r.Stdout
 	if !strings.Contains(string(out), "journalctl serve") || !strings.Contains(string(out), "127.0.0.1:7766") {
 		t.Fatalf("the second writer's error does not name the holder: %s", out)
 	}

@@ -3,10 +3,12 @@ package fsx
 import (
 	"errors"
 	"os"
-	"os/exec"
+
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // TestARemovedOrReplacedLockFileIsALostLockAndKeepsTheDirectoryLocked
@@ -15,25 +17,13 @@ import (
 // directory flock holds), the holder is never written into the new file
 // and Release leaves it alone; after Release the other process gets in.
 func TestARemovedOrReplacedLockFileIsALostLockAndKeepsTheDirectoryLocked(t *testing.T) {
-	if dir := os.Getenv("FSX_LOCK_TRY"); dir != "" {
-		l, err := AcquireLock(dir, Holder{PID: os.Getpid(), Command: "second"})
-		if err != nil {
-			os.Stdout.WriteString("refused: " + err.Error())
-			os.Exit(0)
-		}
-		l.Release()
-		os.Stdout.WriteString("acquired")
-		os.Exit(0)
-	}
 	try := func(dir string) string {
 		t.Helper()
-		cmd := exec.Command(os.Args[0], "-test.run=^TestARemovedOrReplacedLockFileIsALostLockAndKeepsTheDirectoryLocked$")
-		cmd.Env = append(os.Environ(), "FSX_LOCK_TRY="+dir)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("child: %v: %s", err, out)
+		r := testproc.Run(t, testproc.Options{Role: "try-lock", Env: []string{"FSX_LOCK_DIR=" + dir}})
+		if r.ExitCode != 0 {
+			t.Fatalf("child: %s", r)
 		}
-		return string(out)
+		return strings.TrimSpace(string(r.Stdout))
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, LockFileName)
