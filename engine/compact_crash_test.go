@@ -56,7 +56,6 @@ const (
 	compactStepNotReached  = 5   // child exit status: the hook never fired
 )
 
-
 func compactCrashOptions() []Option {
 	return []Option{WithSegmentSize(64 << 10), WithRetention(Retention{MaxRecords: compactCrashMaxRecords})}
 }
