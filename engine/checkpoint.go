@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // The index checkpoint lets Open skip decoding the hot log: it holds the
@@ -357,7 +358,7 @@ func (j *Journal) loadCheckpoint(segs []segment.HotSegment) (*loadedCheckpoint, 
 	ents, _ := os.ReadDir(filepath.Join(j.dir, archiveDirName))
 	var names []string
 	for _, e := range ents {
-		if _, _, ok := segment.ParseArchiveFileName(e.Name()); ok {
+		if _, _, ok := archive.ParseFileName(e.Name()); ok {
 			names = append(names, e.Name())
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -402,23 +403,23 @@ func (j *Journal) compactionUnits(v *view, sealActive bool) []unit {
 
 // compactUnit archives one unit and cuts the hot log past it (dry: only
 // measures the archive it would write).
-func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (ArchiveReport, segment.ArchiveFooter, error) {
-	ar := ArchiveReport{Name: segment.ArchiveFileName(u.first, u.last), FirstSequence: u.first, LastSequence: u.last}
+func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (ArchiveReport, archive.Footer, error) {
+	ar := ArchiveReport{Name: archive.FileName(u.first, u.last), FirstSequence: u.first, LastSequence: u.last}
 	ur, err := j.readUnit(u, o.Coalesce, progress)
 	if err != nil {
-		return ar, segment.ArchiveFooter{}, err
+		return ar, archive.Footer{}, err
 	}
 	ar.Records, ar.Coalesced, ar.Tombstones, ar.InputBytes = uint64(len(ur.recs)), ur.coalesced, ur.tombstones, ur.in
 	i := 0
-	next := func() (segment.ArchiveRecord, bool, error) {
+	next := func() (archive.Record, bool, error) {
 		if i == len(ur.recs) {
-			return segment.ArchiveRecord{}, false, nil
+			return archive.Record{}, false, nil
 		}
 		i++
 		return ur.recs[i-1], true, nil
 	}
 	if o.DryRun {
-		footer, err := segment.MeasureArchive(next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
+		footer, err := archive.Measure(next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
 		if err != nil {
 			return ar, footer, fmt.Errorf("measure archive %s: %w", ar.Name, err)
 		}
@@ -427,11 +428,11 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	}
 	dir := filepath.Join(j.dir, archiveDirName)
 	if err := fsx.MkdirAllDurable(dir, 0o755); err != nil {
-		return ar, segment.ArchiveFooter{}, err
+		return ar, archive.Footer{}, err
 	}
 	path := filepath.Join(dir, ar.Name)
 	start := time.Now()
-	footer, err := segment.WriteArchive(path, next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
+	footer, err := archive.Write(path, next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
 	if err != nil {
 		return ar, footer, fmt.Errorf("write archive %s: %w", ar.Name, err)
 	}
@@ -440,7 +441,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	a := &archiveSeg{path: path, name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes, footer: footer}
 	// The archive must pass the checks every open applies to it before
 	// the hot log gives up its records.
-	if ao, err := segment.OpenArchive(path); err == nil {
+	if ao, err := archive.Open(path); err == nil {
 		a.footer = ao.Footer()
 		ao.Close() // it opens; queries reopen it through the cache
 	} else {
@@ -483,7 +484,7 @@ func (j *Journal) dropArchive(path string) {
 
 // unitRecords is what readUnit read from a unit.
 type unitRecords struct {
-	recs       []segment.ArchiveRecord // to archive, tombstones included
+	recs       []archive.Record // to archive, tombstones included
 	coalesced  uint64
 	tombstones uint64
 	in         int64
@@ -555,7 +556,7 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 			label, unix = archiveLabel(f.surface, f.others), f.unix
 		}
 		prevTime = unix
-		ur.recs = append(ur.recs, segment.ArchiveRecord{Seq: seq, Time: unix, Label: label, Payload: kept})
+		ur.recs = append(ur.recs, archive.Record{Seq: seq, Time: unix, Label: label, Payload: kept})
 		if progress != nil && len(ur.recs)%4096 == 0 {
 			progress(ur.in)
 		}
@@ -602,9 +603,9 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 	return ur, nil
 }
 
-func coalesceHeartbeats(recs []segment.ArchiveRecord, window time.Duration) []segment.ArchiveRecord {
+func coalesceHeartbeats(recs []archive.Record, window time.Duration) []archive.Record {
 	newest := make(map[string]uint64)
-	key := func(r *segment.ArchiveRecord, f *peeked) string {
+	key := func(r *archive.Record, f *peeked) string {
 		return r.Label + "\x00" + f.aggType + "\x00" + f.aggID + "\x00" + strconv.FormatInt(r.Time/int64(window), 10)
 	}
 	for i := range recs {

@@ -86,7 +86,7 @@
 //
 //	LOCK                       writer lock; names the holder
 //	hot/                       tidwall/wal segments of CRC32C envelopes (package segment)
-//	archive/*.sjar             zstd archives (segment/FORMAT_ARCHIVE.md)
+//	archive/*.sjar             zstd archives (segment/archive, docs/format/archive.md)
 //	quarantine/                bytes cut by recovery or repair
 //	state/identity.json        journal id and format version (identity.go), written once
 //	state/index.ckpt           index checkpoint (checkpoint.go), for fast open

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -288,7 +289,7 @@ func (j *Journal) generatedRecord(id string, hash uint64, occurred int64, suppli
 		rc, err := j.generatedRecordIn(v, id, low, ms, hash, occurred, supplied)
 		// A compaction may have moved the record out of a file this view
 		// still names; the next view reads it from its new place.
-		if err != nil && attempt < 3 && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, segment.ErrArchiveClosed)) {
+		if err != nil && attempt < 3 && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, archive.ErrClosed)) {
 			time.Sleep(time.Millisecond)
 			continue
 		}
@@ -350,7 +351,7 @@ func (j *Journal) generatedRecordIn(v *view, id string, low uint64, ms int64, ha
 			return nil, fmt.Errorf("check event_id %s against sequence %d: %w", id, seq, err)
 		}
 		defer release()
-		err = ar.Scan(seq, nil, func(r segment.ArchiveRecord) bool {
+		err = ar.Scan(seq, nil, func(r archive.Record) bool {
 			if r.Seq == seq && r.Time/int64(time.Millisecond) == ms {
 				payload, committed, surface = bytes.Clone(r.Payload), r.Time, r.Label
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -285,7 +286,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 func countArchives(ents []os.DirEntry) int {
 	n := 0
 	for _, e := range ents {
-		if _, _, ok := segment.ParseArchiveFileName(e.Name()); ok {
+		if _, _, ok := archive.ParseFileName(e.Name()); ok {
 			n++
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -227,7 +228,7 @@ func (j *Journal) seedFromArchives(v *view) {
 			continue
 		}
 		var bad error
-		err = ar.ScanReverse(0, nil, func(r segment.ArchiveRecord) bool {
+		err = ar.ScanReverse(0, nil, func(r archive.Record) bool {
 			if r.Seq < floor {
 				return false
 			}
@@ -292,7 +293,7 @@ func missingIdentity(archives []*archiveSeg, id *journalIdentity) error {
 		return nil
 	}
 	for _, a := range archives {
-		if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+		if a.err == nil && a.footer.Version != archive.FormatV1 {
 			return &IntegrityError{File: relPath(stateDirName, identityFileName), Err: ErrIntegrity, Problem: fmt.Sprintf(
 				"is missing, but %s was written by journal %s: restore the identity file (its journal_id must be %s), or run state-journal-validate --repair to rewrite it from the archives",
 				a.name, journalIDString(a.footer.JournalID), journalIDString(a.footer.JournalID))}
@@ -524,11 +525,11 @@ func (j *Journal) addArchiveStats(v *view) {
 					continue
 				}
 				seen[name] = true
-				ar, err := segment.OpenArchive(a.path)
+				ar, err := archive.Open(a.path)
 				if err != nil {
 					continue
 				}
-				_ = ar.ScanReverse(0, a.labelsFor([]string{name}), func(r segment.ArchiveRecord) bool {
+				_ = ar.ScanReverse(0, a.labelsFor([]string{name}), func(r archive.Record) bool {
 					if c, err := decodeStored(r.Payload, r.Seq); err == nil {
 						var e hotEntry
 						j.fillEntry(&e, &c, r.Time)

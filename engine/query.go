@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -193,7 +194,7 @@ func (j *Journal) Query(ctx context.Context, q Query) (Result, error) {
 		res, err := j.queryView(ctx, v, &c)
 		// A compaction may remove a file this view still names; the view
 		// it publishes next reads those records from their new place.
-		if err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, segment.ErrArchiveClosed)) && attempt < 10 {
+		if err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, archive.ErrClosed)) && attempt < 10 {
 			if j.opts.readOnly {
 				if _, rerr := j.Refresh(); rerr != nil {
 					return res, rerr
@@ -449,7 +450,7 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 	}
 	more := true
 	var scanErr error
-	visit := func(r segment.ArchiveRecord) bool {
+	visit := func(r archive.Record) bool {
 		if ctx.Err() != nil {
 			scanErr = ctx.Err()
 			return false

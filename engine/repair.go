@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // A tombstone is the payload repair writes in place of a record it had to
@@ -261,9 +262,9 @@ func repairMetadata(dir string, o options, rep *RepairReport) error {
 	if err != nil {
 		return err
 	}
-	ids := map[[segment.ArchiveJournalIDSize]byte]bool{}
+	ids := map[[archive.JournalIDSize]byte]bool{}
 	for _, a := range as {
-		if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+		if a.err == nil && a.footer.Version != archive.FormatV1 {
 			ids[a.footer.JournalID] = true
 		}
 	}
@@ -275,7 +276,7 @@ func repairMetadata(dir string, o options, rep *RepairReport) error {
 	if idErr != nil || id == nil {
 		switch {
 		case len(ids) == 1:
-			var jid [segment.ArchiveJournalIDSize]byte
+			var jid [archive.JournalIDSize]byte
 			for k := range ids {
 				jid = k
 			}

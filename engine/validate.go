@@ -13,6 +13,7 @@ import (
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // Problem kinds reported by validation.
@@ -252,7 +253,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 	}
 	if id == nil && idErr == nil {
 		for _, a := range as {
-			if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+			if a.err == nil && a.footer.Version != archive.FormatV1 {
 				integrity(&IntegrityError{File: relPath(stateDirName, identityFileName), Err: ErrIntegrity, Problem: fmt.Sprintf(
 					"is missing, but %s was written by journal %s", a.name, journalIDString(a.footer.JournalID))})
 				break
@@ -314,7 +315,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 			}
 			continue
 		}
-		ar, err := segment.OpenArchive(a.path)
+		ar, err := archive.Open(a.path)
 		if err != nil {
 			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(err), Message: err.Error()})
 			continue
@@ -344,7 +345,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 }
 
 func archiveOffset(err error) int64 {
-	var ce *segment.ArchiveCorruptionError
+	var ce *archive.CorruptionError
 	if errors.As(err, &ce) {
 		return ce.Offset
 	}

@@ -1,8 +1,9 @@
-// Package segment owns the journal's bytes on disk: the entry envelope
-// inside the tidwall/wal hot log, the scanner that checks hot segments and
-// recovers their tails, and the zstd-compressed archive segments
-// (FORMAT_ARCHIVE.md). It knows nothing of surfaces or policy: records are
-// opaque payloads with a sequence (and, in archives, a time and a label).
+// Package segment owns the bytes of the journal's hot log: the entry
+// envelope inside the tidwall/wal segments, the scanner that checks hot
+// segments and recovers their tails (docs/format/hot.md). The archive
+// segments compaction writes are the subpackage segment/archive. It knows
+// nothing of surfaces or policy: records are opaque payloads with a
+// sequence.
 //
 // # Hot log
 //

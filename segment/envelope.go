@@ -60,6 +60,10 @@ const (
 	// JournalTagSize is the size of the journal tag of a version 2
 	// envelope.
 	JournalTagSize = 4
+	// JournalIDSize is the size of a journal id (a UUID), from whose
+	// first JournalTagSize bytes the tag is taken. Archive footers carry
+	// the whole id (archive.JournalIDSize, the same size).
+	JournalIDSize = 16
 )
 
 // Envelope flags.
@@ -99,7 +103,7 @@ func (e Envelope) HeaderSize() int {
 // JournalTag is the journal tag of the journal id (the 16 bytes of its
 // UUID): its first four bytes read big-endian, so that %08x of the tag is
 // the first eight hex digits of the UUID as state/identity.json spells it.
-func JournalTag(id [ArchiveJournalIDSize]byte) uint32 {
+func JournalTag(id [JournalIDSize]byte) uint32 {
 	return binary.BigEndian.Uint32(id[:JournalTagSize])
 }
 

@@ -613,14 +613,12 @@ func TestQuarantineTailRefusesAnOffsetPastTheEnd(t *testing.T) {
 //
 //	go test ./segment/ -run TestHotGoldenV1 -update
 //
-// only when the change is intended. The -update flag is the one
-// archive_golden_test.go registers.
+// only when the change is intended.
 const hotGoldenPath = "testdata/hot/v1-segment"
 
-func hotUpdateGolden() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
+var hotUpdate = flag.Bool("update", false, "rewrite golden files in testdata")
+
+func hotUpdateGolden() bool { return *hotUpdate }
 
 // hotGoldenFirst is the golden segment's first sequence (its tidwall/wal
 // file name would be HotSegmentName(hotGoldenFirst)).
