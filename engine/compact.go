@@ -504,7 +504,7 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 	expect := u.first
 	var prevTime int64
 	arena := make([]byte, 0, u.bytes) // one allocation for every payload
-	res, err := segment.ScanHotSegmentEntries(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, 0, u.seg.first, func(he segment.HotEntry) bool {
+	_, err := segment.Scan(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, segment.ScanOptions{}, func(he segment.HotEntry) bool {
 		seq, payload, off := he.Seq, he.Payload, he.Off
 		if seq < u.first {
 			return true
@@ -562,18 +562,19 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 		}
 		return true
 	})
-	if err != nil {
+	// A reader never ignores its scanner's verdict: damage inside the
+	// unit means the unit cannot be read whole. (Damage past it, in the
+	// active segment, is a write in progress.)
+	var damage *segment.CorruptionError
+	switch {
+	case errors.As(err, &damage) && damage.Sequence <= u.last:
+		return ur, fmt.Errorf("compact sequences %d..%d: %w; nothing was compacted, cut or removed; run state-journal-validate --repair to quarantine the damage",
+			u.first, u.last, damage)
+	case err != nil && damage == nil:
 		return ur, fmt.Errorf("compact hot segment %s: %w", u.seg.path, err)
 	}
 	if bad != nil {
 		return ur, fmt.Errorf("compact sequences %d..%d: %w; nothing was compacted, cut or removed", u.first, u.last, bad)
-	}
-	// A reader never ignores its scanner's verdict: damage inside the
-	// unit means the unit cannot be read whole. (Damage past it, in the
-	// active segment, is a write in progress.)
-	if p := res.Problem; p != nil && p.Sequence <= u.last {
-		return ur, fmt.Errorf("compact sequences %d..%d: %w; nothing was compacted, cut or removed; run state-journal-validate --repair to quarantine the damage",
-			u.first, u.last, p)
 	}
 	if expect != u.last+1 {
 		return ur, fmt.Errorf("compact sequences %d..%d: %w: hot segment %s ends at sequence %d; nothing was compacted, cut or removed",

@@ -250,7 +250,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 		}
 		var decErr error
 		mtime := fileMtime(s.Path)
-		res, err := segment.ScanHotSegmentEntries(s, start, seq, func(he segment.HotEntry) bool {
+		res, err := segment.Scan(s, segment.ScanOptions{From: start, Seq: seq, Newest: i == len(segs)-1}, func(he segment.HotEntry) bool {
 			if err := checkHotEntry(nv.ident, s.Path, he.Off, he.Envelope); err != nil {
 				decErr = err
 				return false
@@ -264,16 +264,20 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 			added++
 			return true
 		})
-		if err != nil {
-			return false, err
-		}
 		if decErr != nil {
 			return false, decErr
 		}
-		nv.bytes += res.GoodEnd - start
-		if res.Problem != nil && !(i == len(segs)-1 && res.TailOnly) {
-			return false, fmt.Errorf("follow: %w", res.Problem)
+		if _, tail := segment.TailDamage(err); err != nil && !tail {
+			var damage *segment.CorruptionError
+			if errors.As(err, &damage) {
+				return false, fmt.Errorf("follow: %w", damage)
+			}
+			return false, err
 		}
+		// Tail damage in the newest segment is a write in progress (or a
+		// crash's leftover the writer cuts at its next open): the view
+		// stops before it.
+		nv.bytes += res.GoodEnd - start
 	}
 	if added == 0 && len(nv.segs) == len(v.segs) {
 		return false, nil

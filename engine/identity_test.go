@@ -650,7 +650,8 @@ func TestInterruptedCompactionCutsOnlyWhatAVerifiedArchiveHolds(t *testing.T) {
 			segs, _, _ := segment.ListHotSegments(filepath.Join(dir, hotDirName))
 			first, last := segs[0].FirstSeq, segs[1].FirstSeq-1
 			var recs []archive.Record
-			if _, err := segment.ScanHotSegment(segs[0], func(_ int64, seq uint64, payload []byte) bool {
+			if _, err := segment.Scan(segs[0], segment.ScanOptions{}, func(e segment.HotEntry) bool {
+				seq, payload := e.Seq, e.Payload
 				p := append([]byte(nil), payload...)
 				if forged && seq == first+3 {
 					p = bytes.Replace(p, []byte(`"ws-`), []byte(`"wz-`), 1)

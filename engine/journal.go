@@ -915,7 +915,8 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 		}
 		var decErr error
 		mtime := fileMtime(s.Path)
-		res, err := segment.ScanHotSegmentEntries(s, off, seq, func(he segment.HotEntry) bool {
+		last := i == len(segs)-1
+		res, err := segment.Scan(s, segment.ScanOptions{From: off, Seq: seq, Newest: last}, func(he segment.HotEntry) bool {
 			if err := checkHotEntry(j.ident, s.Path, he.Off, he.Envelope); err != nil {
 				decErr = err
 				return false
@@ -931,24 +932,23 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			v.entries = append(v.entries, e)
 			return true
 		})
-		if err != nil {
-			return nil, nil, err
-		}
 		if decErr != nil {
 			return nil, nil, decErr
 		}
 		expect = res.NextSeq
 		size := res.Size
-		if res.Problem != nil {
-			last := i == len(segs)-1
+		if err != nil {
+			tail, isTail := segment.TailDamage(err)
+			var damage *segment.CorruptionError
 			switch {
-			case readOnly && last && res.TailOnly:
+			case !errors.As(err, &damage):
+				return nil, nil, err
+			case readOnly && isTail:
 				// A writer may be in the middle of this entry, or a crash
 				// left it; either way it was never acknowledged.
 				size = res.GoodEnd
-			case !readOnly && last && res.TailOnly:
-				cut, err := segment.QuarantineTail(s.Path, res.GoodEnd, res.Problem.Cause, res.Problem.Sequence,
-					res.Problem.Err.Error(), filepath.Join(j.dir, quarantineDirName))
+			case !readOnly && isTail:
+				cut, err := segment.RecoverTail(tail, filepath.Join(j.dir, quarantineDirName))
 				if err != nil {
 					return nil, nil, err
 				}
@@ -963,7 +963,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 					return nil, nil, err
 				}
 			default:
-				return nil, nil, fmt.Errorf("%w; run `journalctl state-journal-validate --repair` to quarantine the damage", res.Problem)
+				return nil, nil, fmt.Errorf("%w; run `journalctl state-journal-validate --repair` to quarantine the damage", damage)
 			}
 		}
 		if skipBelow > 0 {
@@ -1090,15 +1090,6 @@ func changeTypeIndex(ct string) uint8 {
 		}
 	}
 	return 255
-}
-
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
 }
 
 // Dir returns the journal's absolute data directory.

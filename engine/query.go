@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -533,28 +532,15 @@ func (r *hotReader) read(seq uint64, e *hotEntry) (Change, error) {
 		}
 		r.files[seg.first] = f
 	}
-	if cap(r.buf) < int(e.length) {
-		r.buf = make([]byte, e.length)
-	}
-	b := r.buf[:e.length]
-	if _, err := f.ReadAt(b, int64(e.off)); err != nil {
-		return Change{}, fmt.Errorf("read sequence %d from %s at %d: %w", seq, seg.path, e.off, err)
-	}
-	_, n := binary.Uvarint(b)
-	if n <= 0 {
-		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadLength, Err: segment.ErrCorrupt}
-	}
-	env, err := segment.DecodeEnvelopeEntry(b[n:])
-	if err == nil && env.Seq != seq {
-		err = fmt.Errorf("%w: envelope says sequence %d", segment.ErrCorrupt, env.Seq)
-	}
+	he, buf, err := segment.ReadEntryAt(f, seg.path, int64(e.off), int64(e.length), seq, r.buf)
+	r.buf = buf
 	if err != nil {
-		return Change{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
-	}
-	if err := checkHotEntry(r.v.ident, seg.path, int64(e.off), env); err != nil {
 		return Change{}, err
 	}
-	c, err := decodeRecord(env.Payload, seq)
+	if err := checkHotEntry(r.v.ident, seg.path, he.Off, he.Envelope); err != nil {
+		return Change{}, err
+	}
+	c, err := decodeRecord(he.Payload, seq)
 	if err == nil {
 		// The index holds the commit time (the envelope's, or the
 		// fallback for an envelope without one).
@@ -575,28 +561,15 @@ func (r *hotReader) readEnvelope(seq uint64, e *hotEntry) (segment.Envelope, err
 		}
 		r.files[seg.first] = f
 	}
-	if cap(r.buf) < int(e.length) {
-		r.buf = make([]byte, e.length)
-	}
-	b := r.buf[:e.length]
-	if _, err := f.ReadAt(b, int64(e.off)); err != nil {
-		return segment.Envelope{}, fmt.Errorf("read sequence %d from %s at %d: %w", seq, seg.path, e.off, err)
-	}
-	_, n := binary.Uvarint(b)
-	if n <= 0 {
-		return segment.Envelope{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadLength, Err: segment.ErrCorrupt}
-	}
-	env, err := segment.DecodeEnvelopeEntry(b[n:])
-	if err == nil && env.Seq != seq {
-		err = fmt.Errorf("%w: envelope says sequence %d", segment.ErrCorrupt, env.Seq)
-	}
+	he, buf, err := segment.ReadEntryAt(f, seg.path, int64(e.off), int64(e.length), seq, r.buf)
+	r.buf = buf
 	if err != nil {
-		return segment.Envelope{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
-	}
-	if err := checkHotEntry(r.v.ident, seg.path, int64(e.off), env); err != nil {
 		return segment.Envelope{}, err
 	}
-	return env, nil
+	if err := checkHotEntry(r.v.ident, seg.path, he.Off, he.Envelope); err != nil {
+		return segment.Envelope{}, err
+	}
+	return he.Envelope, nil
 }
 
 // pinAll pins the shared handle of every segment of the view; false

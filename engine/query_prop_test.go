@@ -72,7 +72,7 @@ func fullScan(t fataler, dir string) []Change {
 		t.Fatal(err)
 	}
 	for _, s := range segs {
-		_, err := segment.ScanHotSegmentEntries(s, 0, s.FirstSeq, func(e segment.HotEntry) bool {
+		_, err := segment.Scan(s, segment.ScanOptions{}, func(e segment.HotEntry) bool {
 			if e.Seq <= archived || isTombstone(e.Payload) {
 				return true
 			}

@@ -146,7 +146,8 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 		}
 		var foreign *segment.CorruptionError
 		foreignN := 0
-		res, err := segment.ScanHotSegmentEntries(s, 0, s.FirstSeq, func(he segment.HotEntry) bool {
+		last := i == len(segs)-1
+		res, err := segment.Scan(s, segment.ScanOptions{Newest: last}, func(he segment.HotEntry) bool {
 			if identErr == nil {
 				var ce *segment.CorruptionError
 				if errors.As(checkHotEntry(ident, name, he.Off, he.Envelope), &ce) {
@@ -160,7 +161,8 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 			rep.Records++
 			return true
 		})
-		if err != nil {
+		var p *segment.CorruptionError
+		if err != nil && !errors.As(err, &p) {
 			rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: name, Message: err.Error()})
 			continue
 		}
@@ -174,10 +176,9 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 		if res.Entries > 0 {
 			rep.LastSequence = res.LastSeq
 		}
-		if p := res.Problem; p != nil {
-			last := i == len(segs)-1
+		if p != nil {
 			switch {
-			case last && res.TailOnly:
+			case p.Tail:
 				sev := SeverityError
 				msg := fmt.Sprintf("%s: %d bytes after the last whole entry were never acknowledged; the next writer open cuts them into quarantine", p.Cause, res.Size-res.GoodEnd)
 				if rep.WriterRunning {

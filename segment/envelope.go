@@ -115,11 +115,6 @@ func AppendEnvelope(dst []byte, seq uint64, payload []byte) []byte {
 	return AppendEnvelopeTime(dst, seq, 0, 0, 0, payload)
 }
 
-// AppendEnvelopeFlags is AppendEnvelope with flags.
-func AppendEnvelopeFlags(dst []byte, seq uint64, flags byte, payload []byte) []byte {
-	return AppendEnvelopeTime(dst, seq, flags, 0, 0, payload)
-}
-
 // AppendEnvelopeTime appends a version 2 envelope carrying flags, the
 // commit time committed (unix nanoseconds; 0 for none) and the journal
 // tag of the writing journal. It does not allocate when dst has room.
@@ -152,23 +147,11 @@ func AppendEnvelopeV1(dst []byte, seq uint64, flags byte, payload []byte) []byte
 // payloadLen bytes.
 func EnvelopeSize(payloadLen int) int { return EnvelopeHeaderSize + payloadLen }
 
-// DecodeEnvelope checks one envelope (either version) and returns its
-// sequence and payload. The payload aliases b. Errors are ErrShortEntry,
-// ErrBadMagic, ErrUnsupportedVersion or ErrChecksum (wrapped with detail).
-func DecodeEnvelope(b []byte) (seq uint64, payload []byte, err error) {
-	e, err := DecodeEnvelopeEntry(b)
-	return e.Seq, e.Payload, err
-}
-
-// DecodeEnvelopeFlags is DecodeEnvelope that also returns the flags.
-func DecodeEnvelopeFlags(b []byte) (seq uint64, flags byte, payload []byte, err error) {
-	e, err := DecodeEnvelopeEntry(b)
-	return e.Seq, e.Flags, e.Payload, err
-}
-
-// DecodeEnvelopeEntry checks one envelope of either version and returns
-// all it holds.
-func DecodeEnvelopeEntry(b []byte) (Envelope, error) {
+// DecodeEnvelope checks one envelope of either version and returns all
+// it holds; the payload aliases b. Errors are ErrShortEntry, ErrBadMagic,
+// ErrUnsupportedVersion or ErrChecksum (wrapped with detail). It is the
+// one decoder of envelopes: Scan, ReadEntryAt and RepairSegment use it.
+func DecodeEnvelope(b []byte) (Envelope, error) {
 	if len(b) < EnvelopeHeaderSizeV1 {
 		return Envelope{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrShortEntry, len(b), EnvelopeHeaderSizeV1)
 	}
@@ -197,12 +180,4 @@ func DecodeEnvelopeEntry(b []byte) (Envelope, error) {
 		e.Tag = binary.LittleEndian.Uint32(b[23:27])
 	}
 	return e, nil
-}
-
-// AppendWALEntry appends the on-disk form tidwall/wal gives an entry
-// (uvarint length + data). Used by tests and tools that build segment
-// files without a wal.Log.
-func AppendWALEntry(dst, data []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(data)))
-	return append(dst, data...)
 }
