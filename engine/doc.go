@@ -102,5 +102,8 @@
 // archive.go and auto.go compact and apply retention; identity.go and
 // archive.go verify the identity, horizon and archives; checkpoint.go saves
 // the index; validate.go and repair.go check and fix a directory without
-// opening it.
+// opening it. None of them decodes a hot-log frame: package segment reads,
+// scans, recovers and repairs segments and returns entries and verdicts
+// (damage is a scan's error); package segment/archive reads and writes
+// archives.
 package engine

@@ -268,11 +268,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 			return false, decErr
 		}
 		if _, tail := segment.TailDamage(err); err != nil && !tail {
-			var damage *segment.CorruptionError
-			if errors.As(err, &damage) {
-				return false, fmt.Errorf("follow: %w", damage)
-			}
-			return false, err
+			return false, fmt.Errorf("follow: %w", err)
 		}
 		// Tail damage in the newest segment is a write in progress (or a
 		// crash's leftover the writer cuts at its next open): the view
