@@ -131,8 +131,9 @@ func AppendEnvelopeTime(dst []byte, seq uint64, flags byte, committed int64, tag
 }
 
 // AppendEnvelopeV1 appends a version 1 envelope, the format of earlier
-// releases. The journal no longer writes it; tests and tools use it to
-// build directories of the previous format.
+// releases. The journal writes it only for the tombstones repair puts in
+// a directory that has no identity yet (whose entries are all version 1);
+// tests and tools use it to build directories of the previous format.
 func AppendEnvelopeV1(dst []byte, seq uint64, flags byte, payload []byte) []byte {
 	start := len(dst)
 	dst = append(dst, EnvelopeMagic, EnvelopeVersion1, 0, 0, 0, 0, flags)
