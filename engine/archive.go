@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -40,7 +41,7 @@ type archiveSeg struct {
 	first   uint64
 	last    uint64
 	bytes   int64
-	footer  segment.ArchiveFooter
+	footer  archive.Footer
 	err     error // non-nil when the archive could not be opened or was refused
 	refused bool  // err is a refusal (another journal, name and footer disagree), not damage
 	hole    bool  // a placeholder for missing sequences, not a file
@@ -113,7 +114,7 @@ func loadArchives(dir string, id *journalIdentity) ([]*archiveSeg, error) {
 	}
 	var out []*archiveSeg
 	for _, e := range ents {
-		first, last, ok := segment.ParseArchiveFileName(e.Name())
+		first, last, ok := archive.ParseFileName(e.Name())
 		if !ok || e.IsDir() {
 			continue
 		}
@@ -121,7 +122,7 @@ func loadArchives(dir string, id *journalIdentity) ([]*archiveSeg, error) {
 		if fi, err := e.Info(); err == nil {
 			a.bytes = fi.Size()
 		}
-		ar, err := segment.OpenArchive(a.path)
+		ar, err := archive.Open(a.path)
 		if err != nil {
 			a.err = err
 		} else {
@@ -158,7 +159,7 @@ func (a *archiveSeg) newestCommit(now int64) int64 {
 func checkArchive(a *archiveSeg, id *journalIdentity) error {
 	f := a.footer
 	rel := relPath(archiveDirName, a.name)
-	if f.Version == segment.ArchiveFormatV1 {
+	if f.Version == archive.FormatV1 {
 		if !id.acceptsLegacyArchive(a.name, f.Checksum) {
 			return &IntegrityError{File: rel, Err: types.ErrForeign, Problem: fmt.Sprintf(
 				"a version 1 archive (no journal id) that was not here when this directory got its identity (journal %s); it may come from another journal: move it out of archive/", id.idString())}
@@ -172,7 +173,7 @@ func checkArchive(a *archiveSeg, id *journalIdentity) error {
 		if f.RangeFirst != a.first || f.RangeLast != a.last {
 			return &IntegrityError{File: rel, Err: types.ErrIntegrity, Problem: fmt.Sprintf(
 				"the name claims sequences %d..%d but the footer accounts for %d..%d: rename it to %s or move it out of archive/ (nothing was cut or deleted)",
-				a.first, a.last, f.RangeFirst, f.RangeLast, segment.ArchiveFileName(f.RangeFirst, f.RangeLast))}
+				a.first, a.last, f.RangeFirst, f.RangeLast, archive.FileName(f.RangeFirst, f.RangeLast))}
 		}
 	}
 	if err := checkArchiveRange(a); err != nil {
@@ -186,10 +187,10 @@ func checkArchive(a *archiveSeg, id *journalIdentity) error {
 func checkArchiveRange(a *archiveSeg) error {
 	f := a.footer
 	span := a.last - a.first + 1
-	lastOK := f.LastSeq == a.last || f.Version != segment.ArchiveFormatV1 // v2 states its range; v1 only its records'
+	lastOK := f.LastSeq == a.last || f.Version != archive.FormatV1 // v2 states its range; v1 only its records'
 	if f.Records+f.Coalesced != span || (f.Records > 0 && (f.FirstSeq < a.first || f.LastSeq > a.last || !lastOK)) {
 		return fmt.Errorf("%w: archive %s names sequences %d..%d but its footer holds %d records (%d..%d) and %d coalesced",
-			segment.ErrArchiveCorrupt, a.name, a.first, a.last, f.Records, f.FirstSeq, f.LastSeq, f.Coalesced)
+			archive.ErrCorrupt, a.name, a.first, a.last, f.Records, f.FirstSeq, f.LastSeq, f.Coalesced)
 	}
 	return nil
 }
@@ -222,7 +223,7 @@ func checkArchiveOverlaps(as []*archiveSeg) error {
 func legacyArchives(as []*archiveSeg) []legacyArchive {
 	out := []legacyArchive{}
 	for _, a := range as {
-		if a.err == nil && a.footer.Version == segment.ArchiveFormatV1 {
+		if a.err == nil && a.footer.Version == archive.FormatV1 {
 			out = append(out, legacyArchive{Name: a.name, Checksum: a.footer.Checksum})
 		}
 	}
@@ -240,7 +241,7 @@ func verifyArchiveAgainstHot(a *archiveSeg, v *view) error {
 		return &IntegrityError{File: rel, Err: types.ErrIntegrity, Problem: fmt.Sprintf(format, args...) +
 			fmt.Sprintf("; the hot log still holds sequences %d..%d, so nothing was cut: move the archive out of archive/ and reopen", v.first, a.last)}
 	}
-	ar, err := segment.OpenArchive(a.path)
+	ar, err := archive.Open(a.path)
 	if err != nil {
 		return fail("cannot be opened: %v", err)
 	}
@@ -253,15 +254,20 @@ func verifyArchiveAgainstHot(a *archiveSeg, v *view) error {
 		if s.first > a.last {
 			break
 		}
-		_, err := segment.ScanHotSegment(segment.HotSegment{Path: s.path, FirstSeq: s.first}, func(_ int64, seq uint64, payload []byte) bool {
-			if seq > a.last {
+		_, err := segment.Scan(segment.HotSegment{Path: s.path, FirstSeq: s.first}, segment.ScanOptions{}, func(e segment.HotEntry) bool {
+			if e.Seq > a.last {
 				return false
 			}
-			if seq >= v.first {
-				hot[seq] = crc32.Checksum(payload, castagnoli)
+			if e.Seq >= v.first {
+				hot[e.Seq] = crc32.Checksum(e.Payload, castagnoli)
 			}
 			return true
 		})
+		if damage := (*segment.CorruptionError)(nil); errors.As(err, &damage) && damage.Sequence > a.last {
+			// Damage past the overlap (a write in progress, or a tail the
+			// writer cuts) does not touch the records compared here.
+			err = nil
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			// A read-only view raced the writer's front truncation: the
 			// caller retries on a fresh listing.
@@ -273,7 +279,7 @@ func verifyArchiveAgainstHot(a *archiveSeg, v *view) error {
 	}
 	var matched uint64
 	var bad error
-	err = ar.Scan(v.first, nil, func(r segment.ArchiveRecord) bool {
+	err = ar.Scan(v.first, nil, func(r archive.Record) bool {
 		if r.Seq > a.last {
 			return false
 		}
@@ -508,8 +514,8 @@ func archiveRecords(as []*archiveSeg) uint64 {
 // sequences first..last with: this journal's id and the covered range in
 // the footer, so the footer, not the file name, says what the archive
 // holds.
-func (j *Journal) archiveWriterOptions(first, last, coalesced uint64) segment.ArchiveWriterOptions {
-	o := segment.ArchiveWriterOptions{Coalesced: coalesced, RangeFirst: first, RangeLast: last, FS: j.opts.fs}
+func (j *Journal) archiveWriterOptions(first, last, coalesced uint64) archive.WriterOptions {
+	o := archive.WriterOptions{Coalesced: coalesced, RangeFirst: first, RangeLast: last, FS: j.opts.fs}
 	if j.ident != nil {
 		o.JournalID = j.ident.id
 	}

@@ -4,7 +4,7 @@ import (
 	"container/list"
 	"sync"
 
-	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // archiveCache keeps a bounded number of archives open (footer and block
@@ -22,7 +22,7 @@ type archiveCache struct {
 
 type cachedArchive struct {
 	path    string
-	ar      *segment.Archive
+	ar      *archive.Reader
 	refs    int
 	evicted bool
 }
@@ -36,7 +36,7 @@ func newArchiveCache(max int) *archiveCache {
 
 // get returns the open archive at path and a release function the caller
 // must call when done.
-func (c *archiveCache) get(path string) (*segment.Archive, func(), error) {
+func (c *archiveCache) get(path string) (*archive.Reader, func(), error) {
 	c.mu.Lock()
 	if el, ok := c.items[path]; ok {
 		ca := el.Value.(*cachedArchive)
@@ -46,7 +46,7 @@ func (c *archiveCache) get(path string) (*segment.Archive, func(), error) {
 		return ca.ar, c.releaser(ca), nil
 	}
 	c.mu.Unlock()
-	ar, err := segment.OpenArchive(path)
+	ar, err := archive.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}

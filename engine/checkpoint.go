@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -466,7 +467,7 @@ func (j *Journal) loadCheckpointFile(segs []segment.HotSegment) (*loadedCheckpoi
 	ents, _ := os.ReadDir(filepath.Join(j.dir, archiveDirName))
 	var names []string
 	for _, e := range ents {
-		if _, _, ok := segment.ParseArchiveFileName(e.Name()); ok {
+		if _, _, ok := archive.ParseFileName(e.Name()); ok {
 			names = append(names, e.Name())
 		}
 	}

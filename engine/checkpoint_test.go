@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // goldenCheckpoint is the version 4 checkpoint of the golden data
@@ -218,7 +219,7 @@ func TestACheckpointThatCannotBeUsedSaysWhyWithItsOwnErrorAndIsRebuilt(t *testin
 		}, nil, CheckpointForeign, errors.New("")},
 		{"a checkpoint that saw other archives is stale", func(t *testing.T, dir string) {
 			rewriteCheckpoint(t, dir, func(m *checkpointMeta, _ *uint16) {
-				m.Archives = append(m.Archives, segment.ArchiveFileName(1, 2))
+				m.Archives = append(m.Archives, archive.FileName(1, 2))
 			})
 		}, nil, CheckpointStale, errStaleCheckpoint},
 		{"a checkpoint taken under another registry is rebuilt", func(t *testing.T, dir string) {},

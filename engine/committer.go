@@ -654,7 +654,7 @@ func (j *Journal) commit() {
 			}
 			c.scratch = segment.AppendEnvelopeTime(c.scratch[:0], seq, flags, it.committed, c.tag, payload)
 			c.batch.Write(seq, c.scratch)
-			frame := int64(uvarintLen(uint64(len(c.scratch))) + len(c.scratch))
+			frame := int64(segment.FrameSize(len(c.scratch)))
 			e := it.entry
 			e.off, e.length = uint32(c.tailSize), uint32(frame)
 			nv.add(seq, e, it.also, it.alsoHints)

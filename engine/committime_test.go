@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -213,7 +213,7 @@ func TestAnArchiveDatedInTheFutureCountsFromItsFileTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := written.Add(40 * 24 * time.Hour).UnixNano()
-	a := &archiveSeg{path: p, footer: segment.ArchiveFooter{MaxTime: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()}}
+	a := &archiveSeg{path: p, footer: archive.Footer{MaxTime: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()}}
 	if got := a.newestCommit(now); got != written.UnixNano() {
 		t.Fatalf("future MaxTime: newest commit %s, want the file's mtime %s", time.Unix(0, got).UTC(), written)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -451,23 +452,23 @@ func (j *Journal) compactionUnits(v *view, sealActive bool) []unit {
 
 // compactUnit archives one unit and cuts the hot log past it (dry: only
 // measures the archive it would write).
-func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (ArchiveReport, segment.ArchiveFooter, error) {
-	ar := ArchiveReport{Name: segment.ArchiveFileName(u.first, u.last), FirstSequence: u.first, LastSequence: u.last}
+func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (ArchiveReport, archive.Footer, error) {
+	ar := ArchiveReport{Name: archive.FileName(u.first, u.last), FirstSequence: u.first, LastSequence: u.last}
 	ur, err := j.readUnit(u, o.Coalesce, progress)
 	if err != nil {
-		return ar, segment.ArchiveFooter{}, err
+		return ar, archive.Footer{}, err
 	}
 	ar.Records, ar.Coalesced, ar.Tombstones, ar.InputBytes = uint64(len(ur.recs)), ur.coalesced, ur.tombstones, ur.in
 	i := 0
-	next := func() (segment.ArchiveRecord, bool, error) {
+	next := func() (archive.Record, bool, error) {
 		if i == len(ur.recs) {
-			return segment.ArchiveRecord{}, false, nil
+			return archive.Record{}, false, nil
 		}
 		i++
 		return ur.recs[i-1], true, nil
 	}
 	if o.DryRun {
-		footer, err := segment.MeasureArchive(next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
+		footer, err := archive.Measure(next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
 		if err != nil {
 			return ar, footer, fmt.Errorf("measure archive %s: %w", ar.Name, err)
 		}
@@ -476,11 +477,11 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	}
 	dir := filepath.Join(j.dir, archiveDirName)
 	if err := fsx.MkdirAllDurableFS(j.opts.fs, dir, 0o755); err != nil {
-		return ar, segment.ArchiveFooter{}, err
+		return ar, archive.Footer{}, err
 	}
 	path := filepath.Join(dir, ar.Name)
 	start := time.Now()
-	footer, err := segment.WriteArchive(path, next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
+	footer, err := archive.Write(path, next, j.archiveWriterOptions(u.first, u.last, ur.coalesced))
 	if err != nil {
 		return ar, footer, fmt.Errorf("write archive %s: %w", ar.Name, err)
 	}
@@ -489,7 +490,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	a := &archiveSeg{path: path, name: ar.Name, first: u.first, last: u.last, bytes: footer.FileBytes, footer: footer}
 	// The archive must pass the checks every open applies to it before
 	// the hot log gives up its records.
-	if ao, err := segment.OpenArchive(path); err == nil {
+	if ao, err := archive.Open(path); err == nil {
 		a.footer = ao.Footer()
 		ao.Close() // it opens; queries reopen it through the cache
 	} else {
@@ -532,7 +533,7 @@ func (j *Journal) dropArchive(path string) {
 
 // unitRecords is what readUnit read from a unit.
 type unitRecords struct {
-	recs       []segment.ArchiveRecord // to archive, tombstones included
+	recs       []archive.Record // to archive, tombstones included
 	coalesced  uint64
 	tombstones uint64
 	in         int64
@@ -552,7 +553,7 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 	expect := u.first
 	var prevTime int64
 	arena := make([]byte, 0, u.bytes) // one allocation for every payload
-	res, err := segment.ScanHotSegmentEntries(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, 0, u.seg.first, func(he segment.HotEntry) bool {
+	_, err := segment.Scan(segment.HotSegment{Path: u.seg.path, FirstSeq: u.seg.first}, segment.ScanOptions{}, func(he segment.HotEntry) bool {
 		seq, payload, off := he.Seq, he.Payload, he.Off
 		if seq < u.first {
 			return true
@@ -604,24 +605,25 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 			label, unix = archiveLabel(f.surface, f.others), f.unix
 		}
 		prevTime = unix
-		ur.recs = append(ur.recs, segment.ArchiveRecord{Seq: seq, Time: unix, Label: label, Payload: kept})
+		ur.recs = append(ur.recs, archive.Record{Seq: seq, Time: unix, Label: label, Payload: kept})
 		if progress != nil && len(ur.recs)%4096 == 0 {
 			progress(ur.in)
 		}
 		return true
 	})
-	if err != nil {
+	// A reader never ignores its scanner's verdict: damage inside the
+	// unit means the unit cannot be read whole. (Damage past it, in the
+	// active segment, is a write in progress.)
+	var damage *segment.CorruptionError
+	switch {
+	case errors.As(err, &damage) && damage.Sequence <= u.last:
+		return ur, fmt.Errorf("compact sequences %d..%d: %w; nothing was compacted, cut or removed; run state-journal-validate --repair to quarantine the damage",
+			u.first, u.last, damage)
+	case err != nil && damage == nil:
 		return ur, fmt.Errorf("compact hot segment %s: %w", u.seg.path, err)
 	}
 	if bad != nil {
 		return ur, fmt.Errorf("compact sequences %d..%d: %w; nothing was compacted, cut or removed", u.first, u.last, bad)
-	}
-	// A reader never ignores its scanner's verdict: damage inside the
-	// unit means the unit cannot be read whole. (Damage past it, in the
-	// active segment, is a write in progress.)
-	if p := res.Problem; p != nil && p.Sequence <= u.last {
-		return ur, fmt.Errorf("compact sequences %d..%d: %w; nothing was compacted, cut or removed; run state-journal-validate --repair to quarantine the damage",
-			u.first, u.last, p)
 	}
 	if expect != u.last+1 {
 		return ur, fmt.Errorf("compact sequences %d..%d: %w: hot segment %s ends at sequence %d; nothing was compacted, cut or removed",
@@ -651,9 +653,9 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 	return ur, nil
 }
 
-func coalesceHeartbeats(recs []segment.ArchiveRecord, window time.Duration) []segment.ArchiveRecord {
+func coalesceHeartbeats(recs []archive.Record, window time.Duration) []archive.Record {
 	newest := make(map[string]uint64)
-	key := func(r *segment.ArchiveRecord, f *peeked) string {
+	key := func(r *archive.Record, f *peeked) string {
 		return r.Label + "\x00" + f.aggType + "\x00" + f.aggID + "\x00" + strconv.FormatInt(r.Time/int64(window), 10)
 	}
 	for i := range recs {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/internal/testproc"
-	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // The compaction crash tests kill a real child process (the test binary
@@ -40,7 +40,7 @@ import (
 // (and, when the active segment goes too, the empty segment after it
 // created) but no segment file is removed yet. Three steps have no hook:
 // "tmp" lets the parent kill the child while an archive's temp file
-// exists (inside segment.WriteArchive, before its rename), "start" while
+// exists (inside archive.Write, before its rename), "start" while
 // tidwall/wal's TruncateFront has its START file on disk (only when the
 // active segment is compacted while writers go on, so the cut falls
 // inside it), and "random" kills it at a random moment of the
@@ -615,7 +615,7 @@ func TestCompactionKilledInsideTheHotTruncationCompletesIt(t *testing.T) {
 	run := runCompactChild(t, base, stepArchiveWritten.String(), "1", false)
 	segs := listMatching(filepath.Join(base, hotDirName), func(n string) bool { return len(n) == 20 })
 	arcs := listMatching(filepath.Join(base, archiveDirName), func(n string) bool {
-		_, _, ok := segment.ParseArchiveFileName(n)
+		_, _, ok := archive.ParseFileName(n)
 		return ok
 	})
 	if len(segs) < 2 || len(arcs) != 1 {
@@ -623,7 +623,7 @@ func TestCompactionKilledInsideTheHotTruncationCompletesIt(t *testing.T) {
 	}
 	s1, s2 := segs[0], segs[1]
 	// The archive must cover exactly s1: TruncateFront then cuts at s2.
-	if first, last, _ := segment.ParseArchiveFileName(arcs[0]); first != mustSeq(t, s1) || last != mustSeq(t, s2)-1 {
+	if first, last, _ := archive.ParseFileName(arcs[0]); first != mustSeq(t, s1) || last != mustSeq(t, s2)-1 {
 		t.Fatalf("archive %s does not hold exactly hot segment %s (the next begins at %s)", arcs[0], s1, s2)
 	}
 	copyFile := func(t *testing.T, from, to string, n int) {

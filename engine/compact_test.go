@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // fill writes n changes (a mix of heartbeats over a few aggregates and
@@ -237,7 +237,7 @@ func TestCorruptArchiveIsNamedAndTheRestStaysReadable(t *testing.T) {
 		t.Fatalf("problems do not name %s: %+v", ents[0].Name(), rep.Problems)
 	}
 	j2 := openT(t, dir, WithSegmentSize(64<<10))
-	_, lastFirst, _ := segment.ParseArchiveFileName(ents[0].Name())
+	_, lastFirst, _ := archive.ParseFileName(ents[0].Name())
 	res, err := j2.Query(context.Background(), Query{After: lastFirst, Limit: 10})
 	if err != nil || len(res.Changes) != 10 {
 		t.Fatalf("records after the damaged archive: %v", err)

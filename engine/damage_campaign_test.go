@@ -38,6 +38,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 const campaignSegment = 64 << 10
@@ -219,7 +220,7 @@ func campaignArchives(t *testing.T, dir string) []campaignTarget {
 	}
 	var out []campaignTarget
 	for _, e := range ents {
-		if first, last, ok := segment.ParseArchiveFileName(e.Name()); ok {
+		if first, last, ok := archive.ParseFileName(e.Name()); ok {
 			out = append(out, campaignTarget{rel: filepath.Join("archive", e.Name()), first: first, last: last})
 		}
 	}

@@ -127,7 +127,7 @@
 //
 //	LOCK                       writer lock; names the holder
 //	hot/                       tidwall/wal segments of CRC32C envelopes (package segment)
-//	archive/*.sjar             zstd archives (segment/FORMAT_ARCHIVE.md)
+//	archive/*.sjar             zstd archives (segment/archive, docs/format/archive.md)
 //	quarantine/                bytes cut by recovery or repair
 //	state/identity.json        journal id and format version (identity.go), written once
 //	state/index.ckpt           index checkpoint (checkpoint.go), for fast open
@@ -144,5 +144,8 @@
 // archive.go and auto.go compact and apply retention; identity.go and
 // archive.go verify the identity, horizon and archives; checkpoint.go saves
 // the index; validate.go and repair.go check and fix a directory without
-// opening it.
+// opening it. None of them decodes a hot-log frame: package segment reads,
+// scans, recovers and repairs segments and returns entries and verdicts
+// (damage is a scan's error); package segment/archive reads and writes
+// archives.
 package engine

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -346,7 +347,7 @@ func (j *Journal) generatedRecordIn(rd *hotReader, id string, low uint64, ms int
 			return nil, fmt.Errorf("check event_id %s against sequence %d: %w", id, seq, err)
 		}
 		defer release()
-		err = ar.Scan(seq, nil, func(r segment.ArchiveRecord) bool {
+		err = ar.Scan(seq, nil, func(r archive.Record) bool {
 			if r.Seq == seq && r.Time/int64(time.Millisecond) == ms {
 				payload, committed, surface = bytes.Clone(r.Payload), r.Time, r.Label
 			}

@@ -679,7 +679,7 @@ func TestAStep4DirectoryOpensKeepsItsIdentitiesAndContinuesInVersion2(t *testing
 	// The segment now holds both versions; every scan reads both.
 	var versions []byte
 	seg := segment.HotSegment{Path: filepath.Join(dir, hotDirName, segment.HotSegmentName(31)), FirstSeq: 31}
-	if _, err := segment.ScanHotSegmentEntries(seg, 0, 31, func(e segment.HotEntry) bool {
+	if _, err := segment.Scan(seg, segment.ScanOptions{From: 0, Seq: 31}, func(e segment.HotEntry) bool {
 		versions = append(versions, e.Version)
 		return true
 	}); err != nil {

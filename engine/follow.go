@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -287,7 +288,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 		}
 		var decErr error
 		mtime := fileMtime(s.Path)
-		res, err := segment.ScanHotSegmentEntries(s, start, seq, func(he segment.HotEntry) bool {
+		res, err := segment.Scan(s, segment.ScanOptions{From: start, Seq: seq, Newest: i == len(segs)-1}, func(he segment.HotEntry) bool {
 			if err := checkHotEntry(nv.ident, s.Path, he.Off, he.Envelope); err != nil {
 				decErr = err
 				return false
@@ -301,16 +302,16 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 			added++
 			return true
 		})
-		if err != nil {
-			return false, err
-		}
 		if decErr != nil {
 			return false, decErr
 		}
-		nv.bytes += res.GoodEnd - start
-		if res.Problem != nil && !(i == len(segs)-1 && res.TailOnly) {
-			return false, fmt.Errorf("follow: %w", res.Problem)
+		if _, tail := segment.TailDamage(err); err != nil && !tail {
+			return false, fmt.Errorf("follow: %w", err)
 		}
+		// Tail damage in the newest segment is a write in progress (or a
+		// crash's leftover the writer cuts at its next open): the view
+		// stops before it.
+		nv.bytes += res.GoodEnd - start
 	}
 	if added == 0 && len(nv.segs) == len(v.segs) {
 		return false, nil
@@ -322,7 +323,7 @@ func (j *Journal) refreshLocked(reload bool) (bool, error) {
 func countArchives(ents []os.DirEntry) int {
 	n := 0
 	for _, e := range ents {
-		if _, _, ok := segment.ParseArchiveFileName(e.Name()); ok {
+		if _, _, ok := archive.ParseFileName(e.Name()); ok {
 			n++
 		}
 	}

@@ -174,7 +174,7 @@ func TestVersion1HotEntriesAreBelievedOnlyWhereTheUpgradeRecordsThem(t *testing.
 		t.Fatalf("new journal: %v %v", segs, err)
 	}
 	var v1 []byte
-	if _, err := segment.ScanHotSegmentEntries(segs[0], 0, segs[0].FirstSeq, func(he segment.HotEntry) bool {
+	if _, err := segment.Scan(segs[0], segment.ScanOptions{}, func(he segment.HotEntry) bool {
 		v1 = segment.AppendWALEntry(v1, segment.AppendEnvelopeV1(nil, he.Seq, he.Flags, he.Payload))
 		return true
 	}); err != nil {

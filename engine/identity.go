@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -49,7 +50,7 @@ type journalIdentity struct {
 	Upgrade *identityUpgrade `json:"upgrade,omitempty"`
 	CRC     string           `json:"crc32c"` // over this JSON with crc32c ""
 
-	id [segment.ArchiveJournalIDSize]byte // JournalID parsed
+	id [archive.JournalIDSize]byte // JournalID parsed
 }
 
 // identityUpgrade records what a directory held when it got its identity:
@@ -219,8 +220,8 @@ func (id *journalIdentity) idString() string {
 	return id.JournalID
 }
 
-func journalIDString(b [segment.ArchiveJournalIDSize]byte) string {
-	if b == ([segment.ArchiveJournalIDSize]byte{}) {
+func journalIDString(b [archive.JournalIDSize]byte) string {
+	if b == ([archive.JournalIDSize]byte{}) {
 		return "none"
 	}
 	u, err := uuid.FromBytes(b[:])
@@ -241,7 +242,7 @@ func missingHotLog(dir string, id *journalIdentity) error {
 		return err
 	}
 	for _, e := range ents {
-		if _, last, ok := segment.ParseArchiveFileName(e.Name()); ok {
+		if _, last, ok := archive.ParseFileName(e.Name()); ok {
 			next = max(next, last+1)
 		}
 	}
@@ -261,12 +262,12 @@ func missingHotLog(dir string, id *journalIdentity) error {
 
 // JournalID is a journal's id as archive footers store it (the 16 bytes
 // of the UUID in state/identity.json).
-type JournalID = [segment.ArchiveJournalIDSize]byte
+type JournalID = [archive.JournalIDSize]byte
 
 // InitDir gives a new data directory its journal identity without opening
 // the journal and returns the journal id; for a directory that has one it
 // returns it. Tools that build a data directory's files directly (the
-// query benchmark writes archives with segment.WriteArchive) stamp them
+// query benchmark writes archives with archive.Write) stamp them
 // with this id, so Open accepts them. A directory that already holds
 // archives or hot segments but no identity is refused: open it for
 // writing once, which upgrades it.
@@ -305,10 +306,10 @@ func strangerIdentity(as []*archiveSeg, id *journalIdentity) error {
 	if id == nil {
 		return nil
 	}
-	var other [segment.ArchiveJournalIDSize]byte
+	var other [archive.JournalIDSize]byte
 	n := 0
 	for _, a := range as {
-		if a.err != nil && !a.refused || a.footer.Version == segment.ArchiveFormatV1 || a.footer.Version == 0 {
+		if a.err != nil && !a.refused || a.footer.Version == archive.FormatV1 || a.footer.Version == 0 {
 			continue
 		}
 		if a.footer.JournalID == id.id || (n > 0 && a.footer.JournalID != other) {

@@ -72,7 +72,7 @@ func TestGoldenDataDirV2IsReadable(t *testing.T) {
 		t.Fatalf("golden hot log: %v %v", hot, err)
 	}
 	tagged := 0
-	if _, err := segment.ScanHotSegmentEntries(hot[0], 0, hot[0].FirstSeq, func(he segment.HotEntry) bool {
+	if _, err := segment.Scan(hot[0], segment.ScanOptions{}, func(he segment.HotEntry) bool {
 		if he.Version != segment.EnvelopeVersion2 || he.Tag != segment.JournalTag(id.id) {
 			t.Errorf("golden hot entry %d: version %d tag %08x, want version 2 tag %08x", he.Seq, he.Version, he.Tag, segment.JournalTag(id.id))
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // archivedJournal writes n records in 64 KiB segments, compacts every
@@ -40,7 +41,7 @@ func archiveNames(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if _, _, ok := segment.ParseArchiveFileName(e.Name()); ok {
+		if _, _, ok := archive.ParseFileName(e.Name()); ok {
 			out = append(out, e.Name())
 		}
 	}
@@ -134,8 +135,8 @@ func TestArchiveNameClaimingALongerRangeCutsNoHotRecord(t *testing.T) {
 	j.Close()
 	as := archiveNames(t, dir)
 	last := as[len(as)-1]
-	first, end, _ := segment.ParseArchiveFileName(last)
-	forged := segment.ArchiveFileName(first, end+40)
+	first, end, _ := archive.ParseFileName(last)
+	forged := archive.FileName(first, end+40)
 	if err := os.Rename(filepath.Join(dir, archiveDirName, last), filepath.Join(dir, archiveDirName, forged)); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestDeletedMiddleArchiveIsAnErrorOnReadsThatCrossIt(t *testing.T) {
 		t.Fatalf("want 3 archives, got %v", as)
 	}
 	mid := as[1]
-	mf, ml, _ := segment.ParseArchiveFileName(mid)
+	mf, ml, _ := archive.ParseFileName(mid)
 	if err := os.Remove(filepath.Join(dir, archiveDirName, mid)); err != nil {
 		t.Fatal(err)
 	}
@@ -449,8 +450,8 @@ func TestStep4DirectoryUpgradesInPlace(t *testing.T) {
 	}
 	j.Close()
 	// A version 1 archive that was not there at the upgrade is refused.
-	stray := filepath.Join(dir, archiveDirName, segment.ArchiveFileName(1000, 1139))
-	b, err := os.ReadFile("../segment/testdata/archive/v1-golden.sjar")
+	stray := filepath.Join(dir, archiveDirName, archive.FileName(1000, 1139))
+	b, err := os.ReadFile("../segment/archive/testdata/v1-golden.sjar")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,7 +559,7 @@ func TestChecksummedHorizonThatNoRetentionWritesIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	as := archiveNames(t, dir)
-	f, l, _ := segment.ParseArchiveFileName(as[0])
+	f, l, _ := archive.ParseFileName(as[0])
 	hs := hotNames(t, dir)
 	_ = hs
 	for name, h := range map[string]uint64{"past the head": 999_999, "inside an archive": f + (l-f)/2} {
@@ -649,27 +650,28 @@ func TestInterruptedCompactionCutsOnlyWhatAVerifiedArchiveHolds(t *testing.T) {
 			}
 			segs, _, _ := segment.ListHotSegments(filepath.Join(dir, hotDirName))
 			first, last := segs[0].FirstSeq, segs[1].FirstSeq-1
-			var recs []segment.ArchiveRecord
-			if _, err := segment.ScanHotSegment(segs[0], func(_ int64, seq uint64, payload []byte) bool {
+			var recs []archive.Record
+			if _, err := segment.Scan(segs[0], segment.ScanOptions{}, func(e segment.HotEntry) bool {
+				seq, payload := e.Seq, e.Payload
 				p := append([]byte(nil), payload...)
 				if forged && seq == first+3 {
 					p = bytes.Replace(p, []byte(`"ws-`), []byte(`"wz-`), 1)
 				}
 				c, _ := decodeStored(payload, seq)
-				recs = append(recs, segment.ArchiveRecord{Seq: seq, Time: c.OccurredAt.UnixNano(), Label: c.Surface, Payload: p})
+				recs = append(recs, archive.Record{Seq: seq, Time: c.OccurredAt.UnixNano(), Label: c.Surface, Payload: p})
 				return true
 			}); err != nil {
 				t.Fatal(err)
 			}
 			i := 0
-			name := segment.ArchiveFileName(first, last)
-			if _, err := segment.WriteArchive(filepath.Join(dir, archiveDirName, name), func() (segment.ArchiveRecord, bool, error) {
+			name := archive.FileName(first, last)
+			if _, err := archive.Write(filepath.Join(dir, archiveDirName, name), func() (archive.Record, bool, error) {
 				if i == len(recs) {
-					return segment.ArchiveRecord{}, false, nil
+					return archive.Record{}, false, nil
 				}
 				i++
 				return recs[i-1], true, nil
-			}, segment.ArchiveWriterOptions{JournalID: id.id, RangeFirst: first, RangeLast: last}); err != nil {
+			}, archive.WriterOptions{JournalID: id.id, RangeFirst: first, RangeLast: last}); err != nil {
 				t.Fatal(err)
 			}
 			hotBefore := hotNames(t, dir)

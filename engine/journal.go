@@ -18,6 +18,7 @@ import (
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -229,7 +230,7 @@ func (j *Journal) seedFromArchives(v *view) {
 			continue
 		}
 		var bad error
-		err = ar.ScanReverse(0, nil, func(r segment.ArchiveRecord) bool {
+		err = ar.ScanReverse(0, nil, func(r archive.Record) bool {
 			if r.Seq < floor {
 				return false
 			}
@@ -294,7 +295,7 @@ func missingIdentity(archives []*archiveSeg, id *journalIdentity) error {
 		return nil
 	}
 	for _, a := range archives {
-		if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+		if a.err == nil && a.footer.Version != archive.FormatV1 {
 			return &IntegrityError{File: relPath(stateDirName, identityFileName), Err: ErrIntegrity, Problem: fmt.Sprintf(
 				"is missing, but %s was written by journal %s: restore the identity file (its journal_id must be %s), or run state-journal-validate --repair to rewrite it from the archives",
 				a.name, journalIDString(a.footer.JournalID), journalIDString(a.footer.JournalID))}
@@ -526,11 +527,11 @@ func (j *Journal) addArchiveStats(v *view) {
 					continue
 				}
 				seen[name] = true
-				ar, err := segment.OpenArchive(a.path)
+				ar, err := archive.Open(a.path)
 				if err != nil {
 					continue
 				}
-				_ = ar.ScanReverse(0, a.labelsFor([]string{name}), func(r segment.ArchiveRecord) bool {
+				_ = ar.ScanReverse(0, a.labelsFor([]string{name}), func(r archive.Record) bool {
 					if c, err := decodeStored(r.Payload, r.Seq); err == nil {
 						var e hotEntry
 						j.fillEntry(&e, &c, r.Time)
@@ -911,7 +912,8 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 		}
 		var decErr error
 		mtime := fileMtime(s.Path)
-		res, err := segment.ScanHotSegmentEntries(s, off, seq, func(he segment.HotEntry) bool {
+		last := i == len(segs)-1
+		res, err := segment.Scan(s, segment.ScanOptions{From: off, Seq: seq, Newest: last}, func(he segment.HotEntry) bool {
 			if err := checkHotEntry(j.ident, s.Path, he.Off, he.Envelope); err != nil {
 				decErr = err
 				return false
@@ -927,24 +929,23 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			v.entries = append(v.entries, e)
 			return true
 		})
-		if err != nil {
-			return nil, nil, err
-		}
 		if decErr != nil {
 			return nil, nil, decErr
 		}
 		expect = res.NextSeq
 		size := res.Size
-		if res.Problem != nil {
-			last := i == len(segs)-1
+		if err != nil {
+			tail, isTail := segment.TailDamage(err)
+			var damage *segment.CorruptionError
 			switch {
-			case readOnly && last && res.TailOnly:
+			case !errors.As(err, &damage):
+				return nil, nil, err
+			case readOnly && isTail:
 				// A writer may be in the middle of this entry, or a crash
 				// left it; either way it was never acknowledged.
 				size = res.GoodEnd
-			case !readOnly && last && res.TailOnly:
-				cut, err := segment.QuarantineTail(j.opts.fs, s.Path, res.GoodEnd, res.Problem.Cause, res.Problem.Sequence,
-					res.Problem.Err.Error(), filepath.Join(j.dir, quarantineDirName))
+			case !readOnly && isTail:
+				cut, err := segment.RecoverTail(j.opts.fs, tail, filepath.Join(j.dir, quarantineDirName))
 				if err != nil {
 					return nil, nil, err
 				}
@@ -959,7 +960,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 					return nil, nil, err
 				}
 			default:
-				return nil, nil, fmt.Errorf("%w; run `journalctl state-journal-validate --repair` to quarantine the damage", res.Problem)
+				return nil, nil, fmt.Errorf("%w; run `journalctl state-journal-validate --repair` to quarantine the damage", damage)
 			}
 		}
 		if skipBelow > 0 {
@@ -1086,15 +1087,6 @@ func changeTypeIndex(ct string) uint8 {
 		}
 	}
 	return 255
-}
-
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
 }
 
 // Dir returns the journal's absolute data directory.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/redact"
-	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -276,8 +276,8 @@ func (j *Journal) checkChangedSurfaces(c *Change) error {
 			return err
 		}
 	}
-	if joined > segment.MaxArchiveLabelSize {
-		return fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("is %d bytes joined by '+', at most %d are allowed", joined, segment.MaxArchiveLabelSize))
+	if joined > archive.MaxLabelSize {
+		return fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("is %d bytes joined by '+', at most %d are allowed", joined, archive.MaxLabelSize))
 	}
 	return nil
 }

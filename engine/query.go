@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -238,7 +238,7 @@ const moveRetries = 10
 // fileMoved reports an error of a read whose file a compaction or
 // retention removed after the reader's view was published.
 func fileMoved(err error) bool {
-	return errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, segment.ErrArchiveClosed)
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) || errors.Is(err, archive.ErrClosed)
 }
 
 // pinView returns a reader of the published view with the read handle of
@@ -503,7 +503,7 @@ func (j *Journal) queryArchive(ctx context.Context, a *archiveSeg, c *compiled, 
 	}
 	more := true
 	var scanErr error
-	visit := func(r segment.ArchiveRecord) bool {
+	visit := func(r archive.Record) bool {
 		if ctx.Err() != nil {
 			scanErr = ctx.Err()
 			return false
@@ -595,28 +595,15 @@ func (r *hotReader) readEnvelope(seq uint64, e *hotEntry) (segment.Envelope, err
 		}
 		r.files[seg.first] = f
 	}
-	if cap(r.buf) < int(e.length) {
-		r.buf = make([]byte, e.length)
-	}
-	b := r.buf[:e.length]
-	if _, err := f.ReadAt(b, int64(e.off)); err != nil {
-		return segment.Envelope{}, fmt.Errorf("read sequence %d from %s at %d: %w", seq, seg.path, e.off, err)
-	}
-	_, n := binary.Uvarint(b)
-	if n <= 0 {
-		return segment.Envelope{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadLength, Err: segment.ErrCorrupt}
-	}
-	env, err := segment.DecodeEnvelopeEntry(b[n:])
-	if err == nil && env.Seq != seq {
-		err = fmt.Errorf("%w: envelope says sequence %d", segment.ErrCorrupt, env.Seq)
-	}
+	he, buf, err := segment.ReadEntryAt(f, seg.path, int64(e.off), int64(e.length), seq, r.buf)
+	r.buf = buf
 	if err != nil {
-		return segment.Envelope{}, &segment.CorruptionError{Segment: seg.path, Offset: int64(e.off), Sequence: seq, Cause: segment.CauseBadChecksum, Err: err}
-	}
-	if err := checkHotEntry(r.v.ident, seg.path, int64(e.off), env); err != nil {
 		return segment.Envelope{}, err
 	}
-	return env, nil
+	if err := checkHotEntry(r.v.ident, seg.path, he.Off, he.Envelope); err != nil {
+		return segment.Envelope{}, err
+	}
+	return he.Envelope, nil
 }
 
 // pinAll pins the shared handle of every segment of the view; false

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // fullScan reads every record from the files, bypassing the index: the
@@ -47,11 +48,11 @@ func fullScan(t fataler, dir string) []Change {
 		if a.last < floor {
 			continue
 		}
-		ar, err := segment.OpenArchive(a.path)
+		ar, err := archive.Open(a.path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = ar.Scan(0, nil, func(r segment.ArchiveRecord) bool {
+		err = ar.Scan(0, nil, func(r archive.Record) bool {
 			c, err := decodeStored(r.Payload, r.Seq)
 			if err != nil {
 				t.Fatal(err)
@@ -71,7 +72,7 @@ func fullScan(t fataler, dir string) []Change {
 		t.Fatal(err)
 	}
 	for _, s := range segs {
-		_, err := segment.ScanHotSegmentEntries(s, 0, s.FirstSeq, func(e segment.HotEntry) bool {
+		_, err := segment.Scan(s, segment.ScanOptions{}, func(e segment.HotEntry) bool {
 			if e.Seq <= archived || isTombstone(e.Payload) {
 				return true
 			}

@@ -41,8 +41,8 @@ func writeJournal(t *testing.T, dir string, n int) (string, []int64) {
 	}
 	seg := filepath.Join(dir, hotDirName, segment.HotSegmentName(1))
 	var ends []int64
-	_, err = segment.ScanHotSegment(segment.HotSegment{Path: seg, FirstSeq: 1}, func(off int64, seq uint64, p []byte) bool {
-		ends = append(ends, off+int64(uvarintLen(uint64(len(p)+segment.EnvelopeHeaderSize))+len(p)+segment.EnvelopeHeaderSize))
+	_, err = segment.Scan(segment.HotSegment{Path: seg, FirstSeq: 1}, segment.ScanOptions{}, func(e segment.HotEntry) bool {
+		ends = append(ends, e.Off+int64(segment.FrameSize(e.HeaderSize()+len(e.Payload))))
 		return true
 	})
 	if err != nil {

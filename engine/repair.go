@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // A tombstone is the payload repair writes in place of a record it had to
@@ -30,6 +30,13 @@ type tombstone struct {
 }
 
 func isTombstone(payload []byte) bool { return bytes.HasPrefix(payload, tombstonePrefix) }
+
+// tombstonePayload is the payload of a tombstone for a record lost to
+// cause at at, whose bytes (if any) the quarantine file names.
+func tombstonePayload(quarantine, cause string, at time.Time) []byte {
+	p, _ := json.Marshal(tombstone{Quarantine: quarantine, Cause: cause, At: at})
+	return append(append([]byte(nil), tombstonePrefix...), p...)
+}
 
 func tombstoneReason(payload []byte) string {
 	var t tombstone
@@ -117,20 +124,28 @@ func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, erro
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
 		}
-		res, err := segment.ScanHotSegment(s, nil)
-		if err != nil {
-			return rep, err
-		}
-		if res.Problem == nil {
+		_, err := segment.Scan(s, segment.ScanOptions{Newest: i == len(segs)-1}, nil)
+		var damage *segment.CorruptionError
+		if !errors.As(err, &damage) {
+			if err != nil {
+				return rep, err
+			}
 			continue
 		}
 		nextFirst := uint64(0)
 		if i+1 < len(segs) {
 			nextFirst = segs[i+1].FirstSeq
 		}
-		if err := repairSegment(s, nextFirst, qdir, id, &rep); err != nil {
+		r, err := segment.RepairSegment(s, segment.RepairOptions{NextFirst: nextFirst, QuarantineDir: qdir,
+			Detail: "quarantined by state-journal-validate --repair", Tombstone: func(seq uint64, cut segment.Cut) []byte {
+				return tombstoneEnvelope(id, seq, tombstonePayload(filepath.Base(cut.Quarantine), string(cut.Cause), cut.At))
+			}})
+		rep.Cuts = append(rep.Cuts, r.Cuts...)
+		rep.Lost = append(rep.Lost, r.Lost...)
+		if err != nil {
 			return rep, err
 		}
+		rep.Segments = append(rep.Segments, filepath.Base(s.Path))
 		o.logger.Warn("repaired hot segment", "segment", filepath.Base(s.Path), "lost", len(rep.Lost))
 	}
 	if err := repairMetadata(abs, o, &rep); err != nil {
@@ -157,74 +172,6 @@ func Repair(ctx context.Context, dir string, opts ...Option) (RepairReport, erro
 	return rep, nil
 }
 
-// repairSegment rebuilds one damaged segment. nextFirst is the first
-// sequence of the following segment, 0 when s is the last.
-func repairSegment(s segment.HotSegment, nextFirst uint64, qdir string, id *journalIdentity, rep *RepairReport) error {
-	data, err := os.ReadFile(s.Path)
-	if err != nil {
-		return err
-	}
-	out := make([]byte, 0, len(data))
-	seq := s.FirstSeq
-	off := 0
-	quarantine := func(from, to int, cause segment.Cause) (segment.Cut, error) {
-		cut := segment.Cut{Segment: filepath.Base(s.Path), Offset: int64(from), Bytes: int64(to - from), Cause: cause, Sequence: seq, At: time.Now().UTC(),
-			Detail: "quarantined by state-journal-validate --repair"}
-		if err := fsx.MkdirAllDurable(qdir, 0o755); err != nil {
-			return cut, err
-		}
-		cut.Quarantine = filepath.Join(qdir, fmt.Sprintf("%s-off%d-%s-repair-%s.bin", cut.Segment, from, cause, cut.At.Format("20060102T150405.000000000Z")))
-		return cut, fsx.WriteFileAtomic(cut.Quarantine, data[from:to], 0o600)
-	}
-	tomb := func(upto uint64, cut segment.Cut) {
-		p, _ := json.Marshal(tombstone{Quarantine: filepath.Base(cut.Quarantine), Cause: string(cut.Cause), At: cut.At})
-		payload := append(append([]byte(nil), tombstonePrefix...), p...)
-		for ; seq < upto; seq++ {
-			out = segment.AppendWALEntry(out, tombstoneEnvelope(id, seq, payload))
-			rep.Lost = append(rep.Lost, seq)
-		}
-	}
-	for off < len(data) {
-		if n, l, ok := validFrameAt(data, off, seq); ok {
-			out = append(out, data[off:off+n+l]...)
-			off += n + l
-			seq++
-			continue
-		}
-		next, nextSeq := segment.NextFrame(data, off+1, seq)
-		if next < 0 {
-			if nextFirst == 0 {
-				// Nothing valid follows in the last segment: a tail cut.
-				cut, err := quarantine(off, len(data), segment.CauseTornTail)
-				if err != nil {
-					return err
-				}
-				rep.Cuts = append(rep.Cuts, cut)
-				break
-			}
-			cut, err := quarantine(off, len(data), segment.CauseBadChecksum)
-			if err != nil {
-				return err
-			}
-			rep.Cuts = append(rep.Cuts, cut)
-			tomb(nextFirst, cut)
-			break
-		}
-		cut, err := quarantine(off, next, segment.CauseBadChecksum)
-		if err != nil {
-			return err
-		}
-		rep.Cuts = append(rep.Cuts, cut)
-		tomb(nextSeq, cut)
-		off = next
-	}
-	if err := fsx.WriteFileAtomic(s.Path, out, 0o640); err != nil {
-		return fmt.Errorf("rewrite %s: %w", s.Path, err)
-	}
-	rep.Segments = append(rep.Segments, filepath.Base(s.Path))
-	return nil
-}
-
 // tombstoneEnvelope is the envelope of a tombstone for seq: version 2
 // with the journal's tag, or, in a directory without an identity (from
 // before identities, where the next writer open records the version 1
@@ -234,20 +181,6 @@ func tombstoneEnvelope(id *journalIdentity, seq uint64, payload []byte) []byte {
 		return segment.AppendEnvelopeV1(nil, seq, 0, payload)
 	}
 	return segment.AppendEnvelopeTime(nil, seq, 0, 0, id.hotTag(), payload)
-}
-
-// validFrameAt reports whether a whole wal frame whose envelope decodes
-// with sequence seq starts at off, and its prefix and body lengths.
-func validFrameAt(data []byte, off int, seq uint64) (int, int, bool) {
-	l, n := binary.Uvarint(data[off:])
-	if n <= 0 || l > uint64(len(data)-off-n) {
-		return 0, 0, false
-	}
-	got, _, err := segment.DecodeEnvelope(data[off+n : off+n+int(l)])
-	if err != nil || got != seq {
-		return 0, 0, false
-	}
-	return n, int(l), true
 }
 
 // repairMetadata rewrites an identity or horizon file that open refuses,
@@ -261,9 +194,9 @@ func repairMetadata(dir string, o options, rep *RepairReport) error {
 	if err != nil {
 		return err
 	}
-	ids := map[[segment.ArchiveJournalIDSize]byte]bool{}
+	ids := map[[archive.JournalIDSize]byte]bool{}
 	for _, a := range as {
-		if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+		if a.err == nil && a.footer.Version != archive.FormatV1 {
 			ids[a.footer.JournalID] = true
 		}
 	}
@@ -275,7 +208,7 @@ func repairMetadata(dir string, o options, rep *RepairReport) error {
 	if idErr != nil || id == nil {
 		switch {
 		case len(ids) == 1:
-			var jid [segment.ArchiveJournalIDSize]byte
+			var jid [archive.JournalIDSize]byte
 			for k := range ids {
 				jid = k
 			}
@@ -384,10 +317,11 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 			if err := fsx.MkdirAllDurable(hot, 0o755); err != nil {
 				return err
 			}
-			name := segment.HotSegmentName(next)
-			if err := fsx.WriteFileAtomic(filepath.Join(hot, name), nil, 0o640); err != nil {
+			seg, err := segment.WriteSegment(hot, next, 0, nil)
+			if err != nil {
 				return err
 			}
+			name := filepath.Base(seg.Path)
 			rep.Segments = append(rep.Segments, name)
 			rep.Rewritten = append(rep.Rewritten, fmt.Sprintf("%s/%s: an empty hot log starting at %d, after the last archived sequence (the removed hot log's records after %d are lost and cannot be counted)", hotDirName, name, next, next-1))
 			o.logger.Warn("repair started an empty hot log after the archives", "segment", name)
@@ -438,12 +372,12 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 		gaps = append(gaps, gap{expect, segs[0].FirstSeq - 1, prev, filepath.Base(segs[0].Path)})
 	}
 	for i := 0; i+1 < len(segs); i++ {
-		res, err := segment.ScanHotSegment(segs[i], nil)
+		res, err := segment.Scan(segs[i], segment.ScanOptions{}, nil)
+		if damage := (*segment.CorruptionError)(nil); errors.As(err, &damage) {
+			continue // damage inside the segment: repaired above, or reported by open
+		}
 		if err != nil {
 			return err
-		}
-		if res.Problem != nil {
-			continue // damage inside the segment: repaired above, or reported by open
 		}
 		if next := segs[i+1].FirstSeq; next > res.NextSeq {
 			gaps = append(gaps, gap{res.NextSeq, next - 1, filepath.Base(segs[i].Path), filepath.Base(segs[i+1].Path)})
@@ -452,7 +386,7 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 	if m := checkpointOfJournal(dir, id); m != nil {
 		// Records the checkpoint saw durable after the hot log's end.
 		tail := segs[len(segs)-1]
-		if res, err := segment.ScanHotSegment(tail, nil); err == nil && res.Problem == nil && m.Durable >= res.NextSeq {
+		if res, err := segment.Scan(tail, segment.ScanOptions{Newest: true}, nil); err == nil && m.Durable >= res.NextSeq {
 			gaps = append(gaps, gap{res.NextSeq, m.Durable, filepath.Base(tail.Path), ""})
 		}
 	}
@@ -469,17 +403,15 @@ func fillMissing(dir, qdir string, o options, rep *RepairReport) error {
 		if err := fsx.WriteFileAtomic(filepath.Join(qdir, note), append(nb, '\n'), 0o600); err != nil {
 			return err
 		}
-		p, _ := json.Marshal(tombstone{Quarantine: note, Cause: "missing_file", At: at})
-		payload := append(append([]byte(nil), tombstonePrefix...), p...)
-		var out []byte
+		payload := tombstonePayload(note, "missing_file", at)
+		seg, err := segment.WriteSegment(hot, g.first, int(g.last-g.first+1), func(seq uint64) []byte { return tombstoneEnvelope(id, seq, payload) })
+		if err != nil {
+			return fmt.Errorf("write tombstone segment: %w", err)
+		}
 		for seq := g.first; seq <= g.last; seq++ {
-			out = segment.AppendWALEntry(out, tombstoneEnvelope(id, seq, payload))
 			rep.Lost = append(rep.Lost, seq)
 		}
-		name := segment.HotSegmentName(g.first)
-		if err := fsx.WriteFileAtomic(filepath.Join(hot, name), out, 0o640); err != nil {
-			return fmt.Errorf("write tombstone segment %s: %w", name, err)
-		}
+		name := filepath.Base(seg.Path)
 		rep.Segments = append(rep.Segments, name)
 		rep.Missing = append(rep.Missing, MissingRange{First: g.first, Last: g.last, Segment: name, Note: note})
 		o.logger.Warn("repair filled missing sequences with tombstones", "first", g.first, "last", g.last, "segment", name, "note", note)

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // LostRecord marks a Change that stands for a record lost to damage:
@@ -59,10 +59,10 @@ func decodeRecord(payload []byte, seq uint64) (Change, error) {
 // archive: the same payload under the reserved label lostSurface (no
 // registry id can take it), so the archive accounts for the sequence and
 // readers return it as a tombstone.
-func tombstoneArchiveRecord(seq uint64, payload []byte, prevTime int64) segment.ArchiveRecord {
+func tombstoneArchiveRecord(seq uint64, payload []byte, prevTime int64) archive.Record {
 	t := prevTime
 	if at := tombstoneInfo(payload).At; t == 0 && !at.IsZero() {
 		t = at.UnixNano()
 	}
-	return segment.ArchiveRecord{Seq: seq, Time: t, Label: lostSurface, Payload: payload}
+	return archive.Record{Seq: seq, Time: t, Label: lostSurface, Payload: payload}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // Problem kinds reported by validation.
@@ -145,7 +146,8 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 		}
 		var foreign *segment.CorruptionError
 		foreignN := 0
-		res, err := segment.ScanHotSegmentEntries(s, 0, s.FirstSeq, func(he segment.HotEntry) bool {
+		last := i == len(segs)-1
+		res, err := segment.Scan(s, segment.ScanOptions{Newest: last}, func(he segment.HotEntry) bool {
 			if identErr == nil {
 				var ce *segment.CorruptionError
 				if errors.As(checkHotEntry(ident, name, he.Off, he.Envelope), &ce) {
@@ -159,7 +161,8 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 			rep.Records++
 			return true
 		})
-		if err != nil {
+		var p *segment.CorruptionError
+		if err != nil && !errors.As(err, &p) {
 			rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: name, Message: err.Error()})
 			continue
 		}
@@ -173,10 +176,9 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 		if res.Entries > 0 {
 			rep.LastSequence = res.LastSeq
 		}
-		if p := res.Problem; p != nil {
-			last := i == len(segs)-1
+		if p != nil {
 			switch {
-			case last && res.TailOnly:
+			case p.Tail:
 				sev := SeverityError
 				msg := fmt.Sprintf("%s: %d bytes after the last whole entry were never acknowledged; the next writer open cuts them into quarantine", p.Cause, res.Size-res.GoodEnd)
 				if rep.WriterRunning {
@@ -252,7 +254,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 	}
 	if id == nil && idErr == nil {
 		for _, a := range as {
-			if a.err == nil && a.footer.Version != segment.ArchiveFormatV1 {
+			if a.err == nil && a.footer.Version != archive.FormatV1 {
 				integrity(&IntegrityError{File: relPath(stateDirName, identityFileName), Err: ErrIntegrity, Problem: fmt.Sprintf(
 					"is missing, but %s was written by journal %s", a.name, journalIDString(a.footer.JournalID))})
 				break
@@ -314,7 +316,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 			}
 			continue
 		}
-		ar, err := segment.OpenArchive(a.path)
+		ar, err := archive.Open(a.path)
 		if err != nil {
 			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(err), Message: err.Error()})
 			continue
@@ -344,7 +346,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 }
 
 func archiveOffset(err error) int64 {
-	var ce *segment.ArchiveCorruptionError
+	var ce *archive.CorruptionError
 	if errors.As(err, &ce) {
 		return ce.Offset
 	}

@@ -1,8 +1,9 @@
-// Package segment owns the journal's bytes on disk: the entry envelope
-// inside the tidwall/wal hot log, the scanner that checks hot segments and
-// recovers their tails, and the zstd-compressed archive segments
-// (FORMAT_ARCHIVE.md). It knows nothing of surfaces or policy: records are
-// opaque payloads with a sequence (and, in archives, a time and a label).
+// Package segment owns the bytes of the journal's hot log: the entry
+// envelope inside the tidwall/wal segments, the scanner that checks hot
+// segments and recovers their tails (docs/format/hot.md). The archive
+// segments compaction writes are the subpackage segment/archive. It knows
+// nothing of surfaces or policy: records are opaque payloads with a
+// sequence.
 //
 // # Hot log
 //
@@ -44,14 +45,32 @@
 // says the directory held version 1 entries (below the sequence the hot
 // log had reached when the identity was written).
 //
+// # Files
+//
+// All code that reads or writes the bytes of hot segments is here, as
+// etcd keeps its encoder, decoder and repair beside each other; the engine
+// asks this package for entries and verdicts and never decodes a frame:
+//
+//	envelope.go  the envelope encoder and its one decoder (DecodeEnvelope)
+//	frame.go     the wal frame around an envelope: FrameSize, AppendWALEntry,
+//	             ReadEntryAt (one entry at an offset an earlier scan reported)
+//	scan.go      Scan, the one reader of a segment's frames in sequence, and
+//	             the tail classification (TailDamage)
+//	recover.go   tail recovery at open (RecoverTail, QuarantineTail) and the
+//	             completion of tidwall/wal's interrupted truncations
+//	repair.go    the explicit repair of a damaged segment (RepairSegment:
+//	             quarantine and tombstones) and WriteSegment
+//	hot.go       the segment files of a hot log (ListHotSegments)
+//
 // # What tidwall/wal does not do, and what this package adds
 //
 //   - No checksum: zero bytes decode as valid empty entries. The envelope's
 //     non-zero magic and CRC32C close that.
-//   - ErrCorrupt without file or offset: ScanHotSegment returns a
-//     *CorruptionError with segment, offset, expected sequence and cause.
+//   - ErrCorrupt without file or offset: Scan returns a *CorruptionError
+//     with segment, offset, expected sequence and cause. Damage is Scan's
+//     error, never a field of its result a caller could forget to read.
 //   - Open fails on any damaged tail: the engine scans first, and cuts a
-//     tail that a crash can produce with QuarantineTail before tidwall/wal
+//     tail that a crash can produce with RecoverTail before tidwall/wal
 //     opens the directory.
 //   - No directory fsync after create, rotate or truncate, and its
 //     ".START"/".END" truncation protocol is completed at open without one:
@@ -65,12 +84,16 @@
 // acknowledged byte is durable and only the bytes of the last, unsynced
 // write of the newest segment can be damaged by a crash: cut short (a torn
 // tail) or, after a power loss, present as zeros whose sectors never
-// reached the disk (a zero-filled tail). ScanHotSegment calls damage "tail
-// damage" only when no valid envelope with a later sequence follows it
-// anywhere in the file, and, for a complete entry, only when it ends in a
-// sector-aligned run of zeros; a flipped byte inside a complete entry, or a
-// damaged length prefix in front of a valid envelope, is interior damage.
-// Tail damage is copied to a quarantine file, made durable, and only then
-// cut (QuarantineTail), so the cut bytes are never lost. Interior damage is
-// never repaired implicitly.
+// reached the disk (a zero-filled tail). Scan calls damage tail damage
+// (CorruptionError.Tail) only in the segment its caller says is the newest
+// (ScanOptions.Newest), only when no valid envelope with a later sequence
+// follows it anywhere in the file, and, for a complete entry, only when it
+// ends in a sector-aligned run of zeros; a flipped byte inside a complete
+// entry, or a damaged length prefix in front of a valid envelope, is
+// interior damage. Tail damage is copied to a quarantine file, made
+// durable, and only then cut (RecoverTail, which refuses any other
+// damage), so the cut bytes are never lost. Interior damage is never
+// repaired implicitly: RepairSegment does it on request, keeping the
+// damaged bytes in quarantine and a tombstone in place of each lost
+// sequence.
 package segment

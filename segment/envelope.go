@@ -60,6 +60,10 @@ const (
 	// JournalTagSize is the size of the journal tag of a version 2
 	// envelope.
 	JournalTagSize = 4
+	// JournalIDSize is the size of a journal id (a UUID), from whose
+	// first JournalTagSize bytes the tag is taken. Archive footers carry
+	// the whole id (archive.JournalIDSize, the same size).
+	JournalIDSize = 16
 )
 
 // Envelope flags.
@@ -99,7 +103,7 @@ func (e Envelope) HeaderSize() int {
 // JournalTag is the journal tag of the journal id (the 16 bytes of its
 // UUID): its first four bytes read big-endian, so that %08x of the tag is
 // the first eight hex digits of the UUID as state/identity.json spells it.
-func JournalTag(id [ArchiveJournalIDSize]byte) uint32 {
+func JournalTag(id [JournalIDSize]byte) uint32 {
 	return binary.BigEndian.Uint32(id[:JournalTagSize])
 }
 
@@ -109,11 +113,6 @@ func JournalTag(id [ArchiveJournalIDSize]byte) uint32 {
 // for tests of this package, which knows nothing of journals.
 func AppendEnvelope(dst []byte, seq uint64, payload []byte) []byte {
 	return AppendEnvelopeTime(dst, seq, 0, 0, 0, payload)
-}
-
-// AppendEnvelopeFlags is AppendEnvelope with flags.
-func AppendEnvelopeFlags(dst []byte, seq uint64, flags byte, payload []byte) []byte {
-	return AppendEnvelopeTime(dst, seq, flags, 0, 0, payload)
 }
 
 // AppendEnvelopeTime appends a version 2 envelope carrying flags, the
@@ -132,8 +131,9 @@ func AppendEnvelopeTime(dst []byte, seq uint64, flags byte, committed int64, tag
 }
 
 // AppendEnvelopeV1 appends a version 1 envelope, the format of earlier
-// releases. The journal no longer writes it; tests and tools use it to
-// build directories of the previous format.
+// releases. The journal writes it only for the tombstones repair puts in
+// a directory that has no identity yet (whose entries are all version 1);
+// tests and tools use it to build directories of the previous format.
 func AppendEnvelopeV1(dst []byte, seq uint64, flags byte, payload []byte) []byte {
 	start := len(dst)
 	dst = append(dst, EnvelopeMagic, EnvelopeVersion1, 0, 0, 0, 0, flags)
@@ -148,23 +148,11 @@ func AppendEnvelopeV1(dst []byte, seq uint64, flags byte, payload []byte) []byte
 // payloadLen bytes.
 func EnvelopeSize(payloadLen int) int { return EnvelopeHeaderSize + payloadLen }
 
-// DecodeEnvelope checks one envelope (either version) and returns its
-// sequence and payload. The payload aliases b. Errors are ErrShortEntry,
-// ErrBadMagic, ErrUnsupportedVersion or ErrChecksum (wrapped with detail).
-func DecodeEnvelope(b []byte) (seq uint64, payload []byte, err error) {
-	e, err := DecodeEnvelopeEntry(b)
-	return e.Seq, e.Payload, err
-}
-
-// DecodeEnvelopeFlags is DecodeEnvelope that also returns the flags.
-func DecodeEnvelopeFlags(b []byte) (seq uint64, flags byte, payload []byte, err error) {
-	e, err := DecodeEnvelopeEntry(b)
-	return e.Seq, e.Flags, e.Payload, err
-}
-
-// DecodeEnvelopeEntry checks one envelope of either version and returns
-// all it holds.
-func DecodeEnvelopeEntry(b []byte) (Envelope, error) {
+// DecodeEnvelope checks one envelope of either version and returns all
+// it holds; the payload aliases b. Errors are ErrShortEntry, ErrBadMagic,
+// ErrUnsupportedVersion or ErrChecksum (wrapped with detail). It is the
+// one decoder of envelopes: Scan, ReadEntryAt and RepairSegment use it.
+func DecodeEnvelope(b []byte) (Envelope, error) {
 	if len(b) < EnvelopeHeaderSizeV1 {
 		return Envelope{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrShortEntry, len(b), EnvelopeHeaderSizeV1)
 	}
@@ -193,12 +181,4 @@ func DecodeEnvelopeEntry(b []byte) (Envelope, error) {
 		e.Tag = binary.LittleEndian.Uint32(b[23:27])
 	}
 	return e, nil
-}
-
-// AppendWALEntry appends the on-disk form tidwall/wal gives an entry
-// (uvarint length + data). Used by tests and tools that build segment
-// files without a wal.Log.
-func AppendWALEntry(dst, data []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(data)))
-	return append(dst, data...)
 }

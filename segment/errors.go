@@ -47,6 +47,10 @@ type CorruptionError struct {
 	Sequence uint64 // the sequence the damaged entry should have had
 	Cause    Cause
 	Err      error
+	// Tail says the damage is tail damage: in the newest segment, with no
+	// valid entry after it, in the shape a crash leaves (see Scan). Only
+	// tail damage may be cut without an explicit repair (RecoverTail).
+	Tail bool
 }
 
 func (e *CorruptionError) Error() string {

@@ -26,10 +26,7 @@ func hotWriteSeed(t testing.TB, target, name string, b []byte) {
 // FuzzDecodeEnvelope decodes arbitrary bytes as one envelope. It must
 // never panic; an error must be one of the envelope sentinels; and what it
 // accepts must re-encode, from its (sequence, payload), to the very same
-// bytes: the envelope has exactly one encoding. (The envelope now
-// carries a flags byte beside the sequence, so the round trip goes
-// through DecodeEnvelopeFlags/AppendEnvelopeFlags; DecodeEnvelope must
-// agree with it.)
+// bytes: the envelope has exactly one encoding per version.
 func FuzzDecodeEnvelope(f *testing.F) {
 	seeds := map[string][]byte{
 		"valid":          AppendEnvelope(nil, 7, []byte(`{"surface":"runtime_leases"}`)),
@@ -41,7 +38,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		"flipped-seq":    func() []byte { b := AppendEnvelope(nil, 3, []byte("xyz")); b[6] ^= 1; return b }(),
 		"flipped-body":   func() []byte { b := AppendEnvelope(nil, 3, []byte("xyz")); b[len(b)-1] ^= 1; return b }(),
 		"golden-payload": AppendEnvelope(nil, hotGoldenFirst, hotGoldenEntries()[0].payload),
-		"writer-id-flag": AppendEnvelopeFlags(nil, 9, FlagWriterEventID, []byte(`{"event_id":"k"}`)),
+		"writer-id-flag": AppendEnvelopeTime(nil, 9, FlagWriterEventID, 0, 0, []byte(`{"event_id":"k"}`)),
 		"commit-time":    AppendEnvelopeTime(nil, 11, FlagWriterEventID, 1735787045000000006, 0, []byte(`{"a":1}`)),
 		"journal-tag":    AppendEnvelopeTime(nil, 12, 0, 1735787045000000007, 0x5eed7a90, []byte(`{"a":2}`)),
 		"v1-valid":       AppendEnvelopeV1(nil, 7, 0, []byte(`{"surface":"runtime_leases"}`)),
@@ -55,23 +52,16 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		seq, flags, payload, err := DecodeEnvelopeFlags(b)
-		seq2, payload2, err2 := DecodeEnvelope(b)
-		if seq2 != seq || !bytes.Equal(payload2, payload) || (err == nil) != (err2 == nil) {
-			t.Fatalf("DecodeEnvelope (%d, %q, %v) and DecodeEnvelopeFlags (%d, %q, %v) disagree", seq2, payload2, err2, seq, payload, err)
-		}
+		e, err := DecodeEnvelope(b)
+		seq, flags, payload := e.Seq, e.Flags, e.Payload
 		if err != nil {
 			if !errors.Is(err, ErrShortEntry) && !errors.Is(err, ErrBadMagic) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrChecksum) {
 				t.Fatalf("error %v is none of the envelope sentinels", err)
 			}
-			if payload != nil || seq != 0 {
-				t.Fatalf("failed decode returned sequence %d and %d payload bytes", seq, len(payload))
+			if payload != nil || seq != 0 || e.Version != 0 {
+				t.Fatalf("failed decode returned %+v", e)
 			}
 			return
-		}
-		e, err := DecodeEnvelopeEntry(b)
-		if err != nil || e.Seq != seq || e.Flags != flags || !bytes.Equal(e.Payload, payload) {
-			t.Fatalf("DecodeEnvelopeEntry (%+v, %v) disagrees with DecodeEnvelopeFlags", e, err)
 		}
 		// Each version has exactly one encoding of what it holds.
 		var again []byte
@@ -128,7 +118,7 @@ func FuzzScanHotSegment(f *testing.F) {
 		if err := os.WriteFile(seg.Path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res, got := hotScan(t, seg)
+		res, p, got := hotScan(t, seg)
 		size := int64(len(data))
 		if res.Size != size || res.GoodEnd < 0 || res.GoodEnd > size {
 			t.Fatalf("GoodEnd %d, Size %d, file %d bytes", res.GoodEnd, res.Size, size)
@@ -141,16 +131,18 @@ func FuzzScanHotSegment(f *testing.F) {
 				t.Fatalf("entry %d: %+v (GoodEnd %d)", i, e, res.GoodEnd)
 			}
 		}
-		if p := res.Problem; p == nil {
-			if res.GoodEnd != size || res.TailOnly {
-				t.Fatalf("no damage but GoodEnd %d of %d, TailOnly %v", res.GoodEnd, size, res.TailOnly)
+		if p == nil {
+			// A scan that returns no error read every byte: no damage,
+			// tail or not, can pass as a clean segment.
+			if res.GoodEnd != size {
+				t.Fatalf("no damage but GoodEnd %d of %d", res.GoodEnd, size)
 			}
 		} else {
 			if p.Offset != res.GoodEnd || p.Sequence != res.NextSeq || p.Segment != seg.Path {
 				t.Fatalf("damage at offset %d sequence %d (%s), scan stopped at %d expecting %d", p.Offset, p.Sequence, p.Segment, res.GoodEnd, res.NextSeq)
 			}
-			if res.TailOnly && p.Cause != CauseTornTail && p.Cause != CauseZeroTail {
-				t.Fatalf("tail-only damage with cause %s", p.Cause)
+			if p.Tail && p.Cause != CauseTornTail && p.Cause != CauseZeroTail {
+				t.Fatalf("tail damage with cause %s", p.Cause)
 			}
 			if errors.Is(p, ErrUnsupportedVersion) == errors.Is(p, ErrCorrupt) {
 				t.Fatalf("%v: must match exactly one of ErrUnsupportedVersion and ErrCorrupt", p)
@@ -162,8 +154,8 @@ func FuzzScanHotSegment(f *testing.F) {
 		if err := os.WriteFile(prefix.Path, data[:res.GoodEnd], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res2, got2 := hotScan(t, prefix)
-		if res2.Problem != nil || res2.GoodEnd != res.GoodEnd || len(got2) != len(got) {
+		res2, p2, got2 := hotScan(t, prefix)
+		if p2 != nil || res2.GoodEnd != res.GoodEnd || len(got2) != len(got) {
 			t.Fatalf("re-scan of the good prefix: %+v (%d entries, first scan %d)", res2, len(got2), len(got))
 		}
 		for i := range got {
@@ -177,15 +169,16 @@ func FuzzScanHotSegment(f *testing.F) {
 		if len(got) > 0 {
 			k := len(got) / 2
 			var rest []hotEntry
-			res3, err := ScanHotSegmentFrom(seg, got[k].off, got[k].seq, func(off int64, seq uint64, p []byte) bool {
-				rest = append(rest, hotEntry{off, seq, string(p)})
+			res3, err := Scan(seg, ScanOptions{From: got[k].off, Seq: got[k].seq, Newest: true}, func(e HotEntry) bool {
+				rest = append(rest, hotEntry{e.Off, e.Seq, string(e.Payload)})
 				return true
 			})
-			if err != nil {
+			var p3 *CorruptionError
+			if err != nil && !errors.As(err, &p3) {
 				t.Fatal(err)
 			}
-			if res3.GoodEnd != res.GoodEnd || len(rest) != len(got)-k || (res3.Problem == nil) != (res.Problem == nil) {
-				t.Fatalf("resumed at entry %d: %+v with %d entries; the full scan %+v", k, res3, len(rest), res)
+			if res3.GoodEnd != res.GoodEnd || len(rest) != len(got)-k || (p3 == nil) != (p == nil) || p3 != nil && (p3.Tail != p.Tail || p3.Cause != p.Cause) {
+				t.Fatalf("resumed at entry %d: %+v (%v) with %d entries; the full scan %+v (%v)", k, res3, p3, len(rest), res, p)
 			}
 			for i := range rest {
 				if rest[i] != got[k+i] {

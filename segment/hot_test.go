@@ -66,17 +66,21 @@ type hotEntry struct {
 	payload string
 }
 
-func hotScan(t testing.TB, seg HotSegment) (ScanResult, []hotEntry) {
+// hotScan scans seg as the newest segment and returns the result, the
+// damage found (nil for none) and the entries handed to the callback. Any
+// error other than damage fails the test.
+func hotScan(t testing.TB, seg HotSegment) (ScanResult, *CorruptionError, []hotEntry) {
 	t.Helper()
 	var got []hotEntry
-	res, err := ScanHotSegment(seg, func(off int64, seq uint64, p []byte) bool {
-		got = append(got, hotEntry{off, seq, string(p)})
+	res, err := Scan(seg, ScanOptions{Newest: true}, func(e HotEntry) bool {
+		got = append(got, hotEntry{e.Off, e.Seq, string(e.Payload)})
 		return true
 	})
-	if err != nil {
+	var ce *CorruptionError
+	if err != nil && !errors.As(err, &ce) {
 		t.Fatalf("scan %s: %v", seg.Path, err)
 	}
-	return res, got
+	return res, ce, got
 }
 
 // hotCorruption is the expected outcome of scanning a damaged segment.
@@ -222,15 +226,14 @@ func TestScanHotSegmentClassifiesDamage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tc.build()
 			seg := hotWrite(t, t.TempDir(), first, b)
-			res, got := hotScan(t, seg)
+			res, p, got := hotScan(t, seg)
 			w := tc.want
-			p := res.Problem
 			if p == nil {
 				t.Fatalf("scan found no damage in %d bytes (%d entries)", len(b), res.Entries)
 			}
-			if p.Cause != w.cause || p.Offset != w.offset || p.Sequence != w.sequence || res.TailOnly != w.tailOnly || res.GoodEnd != w.goodEnd {
-				t.Fatalf("got cause=%s offset=%d sequence=%d tailOnly=%v goodEnd=%d\nwant cause=%s offset=%d sequence=%d tailOnly=%v goodEnd=%d\n(%v)",
-					p.Cause, p.Offset, p.Sequence, res.TailOnly, res.GoodEnd, w.cause, w.offset, w.sequence, w.tailOnly, w.goodEnd, p)
+			if p.Cause != w.cause || p.Offset != w.offset || p.Sequence != w.sequence || p.Tail != w.tailOnly || res.GoodEnd != w.goodEnd {
+				t.Fatalf("got cause=%s offset=%d sequence=%d tail=%v goodEnd=%d\nwant cause=%s offset=%d sequence=%d tail=%v goodEnd=%d\n(%v)",
+					p.Cause, p.Offset, p.Sequence, p.Tail, res.GoodEnd, w.cause, w.offset, w.sequence, w.tailOnly, w.goodEnd, p)
 			}
 			if res.Entries != w.entries || len(got) != w.entries || res.Size != int64(len(b)) {
 				t.Fatalf("entries: result %d, callback %d, want %d; size %d of %d", res.Entries, len(got), w.entries, res.Size, len(b))
@@ -273,9 +276,9 @@ func TestScanHotSegmentOfIntactFilesFindsNoDamage(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			seg := hotWrite(t, t.TempDir(), tc.first, tc.b)
-			res, got := hotScan(t, seg)
-			if res.Problem != nil || res.TailOnly || res.Entries != tc.want || res.GoodEnd != int64(len(tc.b)) {
-				t.Fatalf("result %+v", res)
+			res, p, got := hotScan(t, seg)
+			if p != nil || res.Entries != tc.want || res.GoodEnd != int64(len(tc.b)) {
+				t.Fatalf("result %+v, damage %v", res, p)
 			}
 			for k, e := range got {
 				wantOff := int64(0)
@@ -294,11 +297,11 @@ func TestScanHotSegmentStopsWhenTheCallbackSaysSo(t *testing.T) {
 	b, ends := hotFrames(nil, 1, 10)
 	seg := hotWrite(t, t.TempDir(), 1, b)
 	n := 0
-	res, err := ScanHotSegment(seg, func(int64, uint64, []byte) bool { n++; return n < 4 })
+	res, err := Scan(seg, ScanOptions{}, func(HotEntry) bool { n++; return n < 4 })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Stopped || res.Entries != 4 || res.LastSeq != 4 || res.NextSeq != 5 || res.GoodEnd != ends[3] || res.Problem != nil {
+	if !res.Stopped || res.Entries != 4 || res.LastSeq != 4 || res.NextSeq != 5 || res.GoodEnd != ends[3] {
 		t.Fatalf("result %+v", res)
 	}
 }
@@ -469,8 +472,8 @@ func TestListHotSegmentsResolvesTruncationLeftoversAsTidwallWalDoes(t *testing.T
 			// Every listed segment scans clean, from its listed path.
 			next := segs[0].FirstSeq
 			for _, s := range segs {
-				res, _ := hotScan(t, s)
-				if res.Problem != nil || s.FirstSeq != next {
+				res, p, _ := hotScan(t, s)
+				if p != nil || s.FirstSeq != next {
 					t.Fatalf("segment %s: %+v (expected first %d)", s.Path, res, next)
 				}
 				next = res.NextSeq
@@ -558,12 +561,12 @@ func TestQuarantineTailKeepsTheCutBytesAndTruncatesTheSegment(t *testing.T) {
 	b, ends := hotFrames(nil, 1, 6)
 	b = append(b, AppendWALEntry(nil, AppendEnvelope(nil, 7, hotPayload(7)))[:9]...)
 	seg := hotWrite(t, dir, 1, b)
-	res, _ := hotScan(t, seg)
-	if res.Problem == nil || !res.TailOnly || res.GoodEnd != ends[5] {
-		t.Fatalf("scan %+v", res)
+	res, p, _ := hotScan(t, seg)
+	if p == nil || !p.Tail || res.GoodEnd != ends[5] {
+		t.Fatalf("scan %+v, damage %v", res, p)
 	}
 	qdir := filepath.Join(dir, "quarantine")
-	cut, err := QuarantineTail(fsx.OS, seg.Path, res.GoodEnd, res.Problem.Cause, res.Problem.Sequence, res.Problem.Err.Error(), qdir)
+	cut, err := RecoverTail(fsx.OS, p, qdir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,8 +588,8 @@ func TestQuarantineTailKeepsTheCutBytesAndTruncatesTheSegment(t *testing.T) {
 	if !bytes.Equal(now, b[:ends[5]]) {
 		t.Fatalf("segment is %d bytes after the cut, want the first %d bytes unchanged", len(now), ends[5])
 	}
-	res, got := hotScan(t, HotSegment{Path: seg.Path, FirstSeq: 1})
-	if res.Problem != nil || len(got) != 6 {
+	res, p, got := hotScan(t, HotSegment{Path: seg.Path, FirstSeq: 1})
+	if p != nil || len(got) != 6 {
 		t.Fatalf("after the cut: %+v, %d entries", res, len(got))
 	}
 	ents, _ := os.ReadDir(qdir)
@@ -615,14 +618,12 @@ func TestQuarantineTailRefusesAnOffsetPastTheEnd(t *testing.T) {
 //
 //	go test ./segment/ -run TestHotGoldenV1 -update
 //
-// only when the change is intended. The -update flag is the one
-// archive_golden_test.go registers.
+// only when the change is intended.
 const hotGoldenPath = "testdata/hot/v1-segment"
 
-func hotUpdateGolden() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
+var hotUpdate = flag.Bool("update", false, "rewrite golden files in testdata")
+
+func hotUpdateGolden() bool { return *hotUpdate }
 
 // hotGoldenFirst is the golden segment's first sequence (its tidwall/wal
 // file name would be HotSegmentName(hotGoldenFirst)).
@@ -679,28 +680,21 @@ func TestHotGoldenV1IsReadable(t *testing.T) {
 	}
 	var got []entry
 	seg := HotSegment{Path: hotGoldenPath, FirstSeq: hotGoldenFirst, Size: fi.Size()}
-	res, err := ScanHotSegmentFlags(seg, 0, hotGoldenFirst, func(_ int64, seq uint64, flags byte, p []byte) bool {
-		got = append(got, entry{seq, flags, string(p)})
+	res, err := Scan(seg, ScanOptions{}, func(e HotEntry) bool {
+		got = append(got, entry{e.Seq, e.Flags, string(e.Payload)})
 		return true
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := hotGoldenEntries()
-	if res.Problem != nil || res.Entries != len(want) || len(got) != len(want) || res.GoodEnd != fi.Size() || res.LastSeq != hotGoldenFirst+uint64(len(want))-1 {
+	if res.Entries != len(want) || len(got) != len(want) || res.GoodEnd != fi.Size() || res.LastSeq != hotGoldenFirst+uint64(len(want))-1 {
 		t.Fatalf("scan of the golden segment: %+v", res)
 	}
 	for i, e := range got {
 		if e.seq != hotGoldenFirst+uint64(i) || e.flags != want[i].flags || e.payload != string(want[i].payload) {
 			t.Fatalf("golden entry %d: sequence %d flags %#x payload %q, want sequence %d flags %#x payload %q",
 				i, e.seq, e.flags, e.payload, hotGoldenFirst+uint64(i), want[i].flags, want[i].payload)
-		}
-	}
-	// ScanHotSegment, which does not report flags, agrees.
-	_, plain := hotScan(t, seg)
-	for i, e := range plain {
-		if e.seq != got[i].seq || e.payload != got[i].payload {
-			t.Fatalf("ScanHotSegment entry %d: %+v, ScanHotSegmentFlags saw %+v", i, e, got[i])
 		}
 	}
 }
@@ -771,7 +765,7 @@ func TestHotGoldenV2IsReadableAndStable(t *testing.T) {
 	want := hotGoldenEntries()
 	seg := HotSegment{Path: hotGoldenV2Path, FirstSeq: hotGoldenFirst, Size: int64(len(b))}
 	i := 0
-	res, err := ScanHotSegmentEntries(seg, 0, hotGoldenFirst, func(e HotEntry) bool {
+	res, err := Scan(seg, ScanOptions{}, func(e HotEntry) bool {
 		if e.Version != EnvelopeVersion2 || e.Seq != hotGoldenFirst+uint64(i) || e.Flags != want[i].flags ||
 			e.Committed != hotGoldenV2Committed(i, len(want)) || e.Tag != hotGoldenV2Tag || string(e.Payload) != string(want[i].payload) ||
 			e.FrameLen != int64(len(AppendWALEntry(nil, AppendEnvelopeTime(nil, e.Seq, e.Flags, e.Committed, e.Tag, e.Payload)))) {
@@ -780,7 +774,7 @@ func TestHotGoldenV2IsReadableAndStable(t *testing.T) {
 		i++
 		return true
 	})
-	if err != nil || res.Problem != nil || i != len(want) || res.GoodEnd != int64(len(b)) {
+	if err != nil || i != len(want) || res.GoodEnd != int64(len(b)) {
 		t.Fatalf("scan of the v2 golden segment: %+v, %v, %d entries", res, err, i)
 	}
 	// The first frame, byte by byte: length, magic, version 2, CRC,
@@ -797,7 +791,7 @@ func TestHotGoldenV2IsReadableAndStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ScanHotSegmentEntries(HotSegment{Path: hotGoldenPath, FirstSeq: hotGoldenFirst, Size: int64(len(v1))}, 0, hotGoldenFirst, func(e HotEntry) bool {
+	if _, err := Scan(HotSegment{Path: hotGoldenPath, FirstSeq: hotGoldenFirst, Size: int64(len(v1))}, ScanOptions{}, func(e HotEntry) bool {
 		if e.Version != EnvelopeVersion1 || e.Committed != 0 || e.Tag != 0 || e.HeaderSize() != EnvelopeHeaderSizeV1 {
 			t.Errorf("v1 entry %d: version %d committed %d", e.Seq, e.Version, e.Committed)
 		}

@@ -43,6 +43,19 @@ type Cut struct {
 	Detail     string    `json:"detail"`
 }
 
+// RecoverTail cuts the tail damage a scan of the newest segment returned
+// (see TailDamage) into quarantine with QuarantineTail: the bytes from the
+// damaged frame to the end of the file, recorded with the damage's cause,
+// first lost sequence and detail. It refuses damage that is not tail
+// damage: interior damage is never cut implicitly (RepairSegment does it
+// on request, with tombstones).
+func RecoverTail(fsys fsx.FS, damage *CorruptionError, quarantineDir string) (Cut, error) {
+	if damage == nil || !damage.Tail {
+		return Cut{}, fmt.Errorf("recover tail: %w; only the tail damage a crash leaves in the newest segment is cut at open", damage)
+	}
+	return QuarantineTail(fsys, damage.Segment, damage.Offset, damage.Cause, damage.Sequence, damage.Err.Error(), quarantineDir)
+}
+
 // QuarantineTail copies bytes [off, EOF) of the segment file into a new
 // file in quarantineDir, makes that copy durable, then truncates the
 // segment to off and fsyncs it. A crash between the steps leaves either

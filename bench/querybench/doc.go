@@ -10,7 +10,7 @@
 // layout, the way compaction leaves it:
 //
 //	<dir>/state/identity.json                   engine.InitDir: the journal id the archives carry
-//	<dir>/archive/archive-<first>-<last>.sjar   segment.WriteArchive, ArchiveRecords records each
+//	<dir>/archive/archive-<first>-<last>.sjar   archive.Write, ArchiveRecords records each
 //	<dir>/hot/<N-T+1>                           the hot log, T records written through RecordBatch
 //	<dir>/state/                                index checkpoint, written by Close
 //	<root>/surfaces.yaml                        the registry the records name (Surfaces)

@@ -15,6 +15,7 @@ import (
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // Defaults of Config.
@@ -247,7 +248,7 @@ func (g *generator) writeArchives(dir string, archived uint64) ([]uint64, int64,
 				}
 				first := uint64(k)*per + 1
 				last := min(first+per-1, archived)
-				f, err := g.writeArchive(filepath.Join(dir, segment.ArchiveFileName(first, last)), first, last, r.counts)
+				f, err := g.writeArchive(filepath.Join(dir, archive.FileName(first, last)), first, last, r.counts)
 				r.bytes += f.FileBytes
 				r.err = err
 			}
@@ -278,13 +279,13 @@ func (g *generator) writeArchives(dir string, archived uint64) ([]uint64, int64,
 
 // writeArchive writes sequences first..last to one archive, adding each
 // record to counts.
-func (g *generator) writeArchive(path string, first, last uint64, counts []uint64) (segment.ArchiveFooter, error) {
+func (g *generator) writeArchive(path string, first, last uint64, counts []uint64) (archive.Footer, error) {
 	seq := first - 1
 	var buf []byte
 	var firstErr error
-	return segment.WriteArchive(path, func() (segment.ArchiveRecord, bool, error) {
+	return archive.Write(path, func() (archive.Record, bool, error) {
 		if seq == last {
-			return segment.ArchiveRecord{}, false, firstErr
+			return archive.Record{}, false, firstErr
 		}
 		seq++
 		r := g.record(seq)
@@ -292,13 +293,13 @@ func (g *generator) writeArchive(path string, first, last uint64, counts []uint6
 		var err error
 		buf, err = r.change.AppendJSON(buf[:0], false)
 		if err != nil {
-			return segment.ArchiveRecord{}, false, err
+			return archive.Record{}, false, err
 		}
 		if r.heartbeat {
 			buf = appendHeartbeatMetadata(buf[:len(buf)-1], r.pid)
 		}
-		return segment.ArchiveRecord{Seq: seq, Time: r.change.OccurredAt.UnixNano(), Label: r.change.Surface, Payload: buf}, true, nil
-	}, segment.ArchiveWriterOptions{JournalID: g.journalID, RangeFirst: first, RangeLast: last})
+		return archive.Record{Seq: seq, Time: r.change.OccurredAt.UnixNano(), Label: r.change.Surface, Payload: buf}, true, nil
+	}, archive.WriterOptions{JournalID: g.journalID, RangeFirst: first, RangeLast: last})
 }
 
 // writeHot writes the hot tail, sequences from..Head, through the

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/segment"
+	"github.com/agentruntime/statejournal/segment/archive"
 )
 
 // smallConfig is a journal small enough for -race: four archives (three
@@ -44,8 +45,8 @@ func TestGeneratedJournal(t *testing.T) {
 			got = append(got, e.Name())
 		}
 		want := []string{
-			segment.ArchiveFileName(1, 8000), segment.ArchiveFileName(8001, 16000),
-			segment.ArchiveFileName(16001, 24000), segment.ArchiveFileName(24001, 29000),
+			archive.FileName(1, 8000), archive.FileName(8001, 16000),
+			archive.FileName(16001, 24000), archive.FileName(24001, 29000),
 		}
 		if !slices.Equal(got, want) || ds.Archives != 4 {
 			t.Fatalf("archives %v (%d), want %v", got, ds.Archives, want)

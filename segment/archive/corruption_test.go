@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"encoding/binary"
@@ -14,16 +14,16 @@ import (
 // archiveCorruptionBase writes the archive the corruption table damages:
 // 300 records with odd sequences (so ranges have room to be wrong), rising
 // times and three labels, in small blocks so there are many of them.
-func archiveCorruptionBase(t *testing.T) (string, []ArchiveRecord, []ArchiveBlockInfo) {
+func archiveCorruptionBase(t *testing.T) (string, []Record, []BlockInfo) {
 	t.Helper()
-	var recs []ArchiveRecord
+	var recs []Record
 	for i := range 300 {
-		recs = append(recs, ArchiveRecord{
+		recs = append(recs, Record{
 			Seq: uint64(2*i + 1), Time: int64(1000 * i), Label: []string{"a", "b", "c"}[i%3],
 			Payload: fmt.Appendf(nil, `{"surface":"s%d","n":%d,"note":"%x"}`, i%3, i, rand.Uint64()),
 		})
 	}
-	path, _ := archiveWrite(t, t.TempDir(), recs, ArchiveWriterOptions{BlockSize: 1024})
+	path, _ := archiveWrite(t, t.TempDir(), recs, WriterOptions{BlockSize: 1024})
 	a := archiveOpen(t, path)
 	blocks := a.Blocks()
 	if len(blocks) < 6 {
@@ -77,17 +77,17 @@ func archiveReseal(t *testing.T, b []byte, mutateIndex func([]archiveIndexEntry)
 	return archiveAppendTrailer(out, uint32(len(fb)), archiveCRC(fb))
 }
 
-func archiveAsCorruption(t *testing.T, err error) *ArchiveCorruptionError {
+func archiveAsCorruption(t *testing.T, err error) *CorruptionError {
 	t.Helper()
-	var ce *ArchiveCorruptionError
+	var ce *CorruptionError
 	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T) is not an *ArchiveCorruptionError", err, err)
+		t.Fatalf("error %v (%T) is not an *CorruptionError", err, err)
 	}
-	if !errors.Is(err, ErrArchiveCorrupt) {
-		t.Fatalf("error %v does not match ErrArchiveCorrupt", err)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("error %v does not match ErrCorrupt", err)
 	}
-	if errors.Is(err, ErrUnsupportedArchiveVersion) {
-		t.Fatalf("corruption %v matches ErrUnsupportedArchiveVersion", err)
+	if errors.Is(err, ErrUnsupportedVersion) {
+		t.Fatalf("corruption %v matches ErrUnsupportedVersion", err)
 	}
 	return ce
 }
@@ -107,97 +107,97 @@ func TestArchiveOpenRejectsDamagedFiles(t *testing.T) {
 	tests := []struct {
 		name    string
 		damage  func(*testing.T) []byte
-		section string // "" when the error is ErrUnsupportedArchiveVersion
+		section string // "" when the error is ErrUnsupportedVersion
 	}{
-		{"a zero-length file is corrupt", func(*testing.T) []byte { return nil }, ArchiveSectionHeader},
+		{"a zero-length file is corrupt", func(*testing.T) []byte { return nil }, SectionHeader},
 		{"a file of random garbage is corrupt", func(*testing.T) []byte {
 			b := make([]byte, 10_000)
 			for i := range b {
 				b[i] = byte(rand.Uint32())
 			}
 			return b
-		}, ArchiveSectionHeader},
-		{"a file with the wrong magic is corrupt, not an unknown version", func(*testing.T) []byte { b := clone(); copy(b, "SJAX"); return b }, ArchiveSectionHeader},
-		{"a flipped byte in the header checksum is corrupt", flip(9), ArchiveSectionHeader},
-		{"a flipped byte in the header version field is corrupt", flip(4), ArchiveSectionHeader},
-		{"a valid header with an unknown version is ErrUnsupportedArchiveVersion", func(*testing.T) []byte {
+		}, SectionHeader},
+		{"a file with the wrong magic is corrupt, not an unknown version", func(*testing.T) []byte { b := clone(); copy(b, "SJAX"); return b }, SectionHeader},
+		{"a flipped byte in the header checksum is corrupt", flip(9), SectionHeader},
+		{"a flipped byte in the header version field is corrupt", flip(4), SectionHeader},
+		{"a valid header with an unknown version is ErrUnsupportedVersion", func(*testing.T) []byte {
 			b := clone()
-			binary.LittleEndian.PutUint16(b[4:], ArchiveFormatVersion+1)
+			binary.LittleEndian.PutUint16(b[4:], FormatVersion+1)
 			binary.LittleEndian.PutUint32(b[8:], archiveCRC(b[:8]))
 			return b
 		}, ""},
-		{"a valid header with an unknown feature flag is ErrUnsupportedArchiveVersion", func(*testing.T) []byte {
+		{"a valid header with an unknown feature flag is ErrUnsupportedVersion", func(*testing.T) []byte {
 			b := clone()
 			binary.LittleEndian.PutUint16(b[6:], 1)
 			binary.LittleEndian.PutUint32(b[8:], archiveCRC(b[:8]))
 			return b
 		}, ""},
-		{"a flipped byte in the index is corrupt and names the index", flip(indexOff + 3), ArchiveSectionIndex},
-		{"a flipped byte in the footer is corrupt and names the footer", flip(footOff + 20), ArchiveSectionFooter},
-		{"a flipped byte in the footer's label table is corrupt and names the footer", flip(trailerOff - 2), ArchiveSectionFooter},
-		{"a flipped byte in the trailer's footer checksum names the footer", flip(trailerOff + 5), ArchiveSectionFooter},
-		{"a flipped trailer magic is corrupt", flip(len(good) - 1), ArchiveSectionTrailer},
+		{"a flipped byte in the index is corrupt and names the index", flip(indexOff + 3), SectionIndex},
+		{"a flipped byte in the footer is corrupt and names the footer", flip(footOff + 20), SectionFooter},
+		{"a flipped byte in the footer's label table is corrupt and names the footer", flip(trailerOff - 2), SectionFooter},
+		{"a flipped byte in the trailer's footer checksum names the footer", flip(trailerOff + 5), SectionFooter},
+		{"a flipped trailer magic is corrupt", flip(len(good) - 1), SectionTrailer},
 		{"a trailer version that disagrees with the header is corrupt", func(*testing.T) []byte {
 			b := clone()
-			binary.LittleEndian.PutUint16(b[trailerOff+8:], ArchiveFormatV1)
+			binary.LittleEndian.PutUint16(b[trailerOff+8:], FormatV1)
 			return b
-		}, ArchiveSectionTrailer},
+		}, SectionTrailer},
 		{"a footer length pointing past the file is corrupt", func(*testing.T) []byte {
 			b := clone()
 			binary.LittleEndian.PutUint32(b[trailerOff:], 0xFFFF_FFF0)
 			return b
-		}, ArchiveSectionTrailer},
+		}, SectionTrailer},
 		{"a footer length pointing into the header is corrupt", func(*testing.T) []byte {
 			b := clone()
 			binary.LittleEndian.PutUint32(b[trailerOff:], uint32(trailerOff-5))
 			return b
-		}, ArchiveSectionTrailer},
+		}, SectionTrailer},
 		{"a zero-filled tail is corrupt", func(*testing.T) []byte {
 			b := clone()
 			clear(b[len(b)-100:])
 			return b
-		}, ArchiveSectionTrailer},
+		}, SectionTrailer},
 		{"a footer whose version disagrees with the header is corrupt", func(t *testing.T) []byte {
-			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.version = ArchiveFormatV1 })
-		}, ArchiveSectionFooter},
+			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.version = FormatV1 })
+		}, SectionFooter},
 		{"a covered range that does not hold the records is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.rangeFirst, f.rangeLast = f.firstSeq+1, f.lastSeq })
-		}, ArchiveSectionFooter},
+		}, SectionFooter},
 		{"an inverted covered range is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.rangeFirst, f.rangeLast = f.lastSeq, f.firstSeq })
-		}, ArchiveSectionFooter},
+		}, SectionFooter},
 		{"a coalesced count the covered range cannot hold is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) {
 				f.rangeFirst, f.rangeLast, f.coalesced = f.firstSeq, f.lastSeq, f.lastSeq-f.firstSeq+2-f.records
 			})
-		}, ArchiveSectionFooter},
+		}, SectionFooter},
 		{"an index offset pointing past the file is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.indexOff = 1 << 40 })
-		}, ArchiveSectionFooter},
+		}, SectionFooter},
 		{"an index length larger than the file is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.indexOff, f.indexLen = archiveHeaderSize, 1<<40 })
-		}, ArchiveSectionFooter},
+		}, SectionFooter},
 		{"a block count the index cannot hold is corrupt without allocating for it", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.blocks = 0xFFFF_FFFF })
-		}, ArchiveSectionIndex},
+		}, SectionIndex},
 		{"a record count that disagrees with the index is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.records++; f.labelCounts[0]++ })
-		}, ArchiveSectionIndex},
+		}, SectionIndex},
 		{"label counts that do not add up to the record count are corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.labelCounts[0]++ })
-		}, ArchiveSectionFooter},
+		}, SectionFooter},
 		{"a sequence range that disagrees with the index is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, nil, func(f *archiveFooterDisk) { f.lastSeq++ })
-		}, ArchiveSectionIndex},
+		}, SectionIndex},
 		{"overlapping block sequence ranges are corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, func(e []archiveIndexEntry) { e[2].firstSeq = e[1].lastSeq }, nil)
-		}, ArchiveSectionIndex},
+		}, SectionIndex},
 		{"a gap between blocks is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, func(e []archiveIndexEntry) { e[2].offset++ }, nil)
-		}, ArchiveSectionIndex},
+		}, SectionIndex},
 		{"an index label id outside the label table is corrupt", func(t *testing.T) []byte {
 			return archiveReseal(t, good, func(e []archiveIndexEntry) { e[0].labels = []uint32{7} }, nil)
-		}, ArchiveSectionIndex},
+		}, SectionIndex},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,21 +207,21 @@ func TestArchiveOpenRejectsDamagedFiles(t *testing.T) {
 			}
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			a, err := OpenArchive(p)
+			a, err := Open(p)
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				a.Close()
-				t.Fatal("OpenArchive succeeded")
+				t.Fatal("Open succeeded")
 			}
 			t.Log(err)
 			// No length read from the file is trusted before it is checked:
 			// opening a damaged file of a few KB never allocates much.
 			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
-				t.Errorf("OpenArchive allocated %d bytes", alloc)
+				t.Errorf("Open allocated %d bytes", alloc)
 			}
 			if tt.section == "" {
-				if !errors.Is(err, ErrUnsupportedArchiveVersion) || errors.Is(err, ErrArchiveCorrupt) {
-					t.Fatalf("error %v: want ErrUnsupportedArchiveVersion and not ErrArchiveCorrupt", err)
+				if !errors.Is(err, ErrUnsupportedVersion) || errors.Is(err, ErrCorrupt) {
+					t.Fatalf("error %v: want ErrUnsupportedVersion and not ErrCorrupt", err)
 				}
 				return
 			}
@@ -252,7 +252,7 @@ func TestArchiveOpenOfACutFileFailsCleanly(t *testing.T) {
 		if err := os.WriteFile(p, good[:cut], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		a, err := OpenArchive(p)
+		a, err := Open(p)
 		if err == nil {
 			a.Close()
 			t.Fatalf("file cut at %d of %d opened", cut, len(good))
@@ -267,8 +267,8 @@ func TestArchiveBlockDamageIsFoundAndContained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inBlock := func(i int) func(r ArchiveRecord) bool {
-		return func(r ArchiveRecord) bool { return r.Seq >= blocks[i].FirstSeq && r.Seq <= blocks[i].LastSeq }
+	inBlock := func(i int) func(r Record) bool {
+		return func(r Record) bool { return r.Seq >= blocks[i].FirstSeq && r.Seq <= blocks[i].LastSeq }
 	}
 	tests := []struct {
 		name   string
@@ -319,7 +319,7 @@ func TestArchiveBlockDamageIsFoundAndContained(t *testing.T) {
 				t.Fatalf("Verify found %d problems, want %d: %v", len(problems), len(tt.bad), problems)
 			}
 			for i, ce := range problems {
-				if ce.Block != tt.bad[i] || ce.Section != ArchiveSectionBlock || ce.Offset != blocks[tt.bad[i]].Offset || !errors.Is(ce, ErrArchiveCorrupt) {
+				if ce.Block != tt.bad[i] || ce.Section != SectionBlock || ce.Offset != blocks[tt.bad[i]].Offset || !errors.Is(ce, ErrCorrupt) {
 					t.Fatalf("problem %d names block %d section %q offset %d, want block %d at %d: %v", i, ce.Block, ce.Section, ce.Offset, tt.bad[i], blocks[tt.bad[i]].Offset, ce)
 				}
 			}
@@ -327,25 +327,25 @@ func TestArchiveBlockDamageIsFoundAndContained(t *testing.T) {
 
 			// Blocks before the damage scan fine, newest first too.
 			archiveSameRecords(t, "reverse scan below the damage",
-				archiveCollect(t, func(fn func(ArchiveRecord) bool) error { return a.ScanReverse(blocks[first-1].LastSeq, nil, fn) }),
-				archiveNaive(recs, func(r ArchiveRecord) bool { return r.Seq <= blocks[first-1].LastSeq }, true))
+				archiveCollect(t, func(fn func(Record) bool) error { return a.ScanReverse(blocks[first-1].LastSeq, nil, fn) }),
+				archiveNaive(recs, func(r Record) bool { return r.Seq <= blocks[first-1].LastSeq }, true))
 			// Blocks after the last damaged one scan fine.
 			lastBad := tt.bad[len(tt.bad)-1]
 			from := blocks[lastBad+1].FirstSeq
 			archiveSameRecords(t, "scan above the damage",
-				archiveCollect(t, func(fn func(ArchiveRecord) bool) error { return a.Scan(from, nil, fn) }),
-				archiveNaive(recs, func(r ArchiveRecord) bool { return r.Seq >= from }, false))
+				archiveCollect(t, func(fn func(Record) bool) error { return a.Scan(from, nil, fn) }),
+				archiveNaive(recs, func(r Record) bool { return r.Seq >= from }, false))
 
 			// A scan that reaches the damaged block delivers the records
 			// before it, then fails naming it, and never hands out a
 			// record of the damaged block.
-			var got []ArchiveRecord
-			err := a.Scan(0, nil, func(r ArchiveRecord) bool { got = append(got, archiveCopy(r)); return true })
+			var got []Record
+			err := a.Scan(0, nil, func(r Record) bool { got = append(got, archiveCopy(r)); return true })
 			ce := archiveAsCorruption(t, err)
 			if ce.Block != first {
 				t.Fatalf("scan error names block %d, want %d", ce.Block, first)
 			}
-			archiveSameRecords(t, "records before the damage", got, archiveNaive(recs, func(r ArchiveRecord) bool { return r.Seq < blocks[first].FirstSeq }, false))
+			archiveSameRecords(t, "records before the damage", got, archiveNaive(recs, func(r Record) bool { return r.Seq < blocks[first].FirstSeq }, false))
 			for _, r := range got {
 				if inBlock(first)(r) {
 					t.Fatalf("record %d of the damaged block was delivered", r.Seq)
@@ -380,7 +380,7 @@ func TestArchiveVerifyChecksTheFooterTotals(t *testing.T) {
 				t.Fatalf("Verify found %d problems, want %d: %v", len(problems), tt.problems, problems)
 			}
 			for _, ce := range problems {
-				if ce.Section != ArchiveSectionFooter || ce.Block != -1 || !errors.Is(ce, ErrArchiveCorrupt) {
+				if ce.Section != SectionFooter || ce.Block != -1 || !errors.Is(ce, ErrCorrupt) {
 					t.Fatalf("problem %v does not name the footer", ce)
 				}
 			}
@@ -402,7 +402,7 @@ func TestArchiveVerifyNoticesAFileChangedAfterOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	problems := a.Verify()
-	if len(problems) != 1 || problems[0].Section != ArchiveSectionFooter {
+	if len(problems) != 1 || problems[0].Section != SectionFooter {
 		t.Fatalf("Verify = %v, want one footer problem", problems)
 	}
 }

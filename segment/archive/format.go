@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"encoding/binary"
@@ -8,37 +8,38 @@ import (
 	"math/bits"
 )
 
-// The byte layout is documented in FORMAT_ARCHIVE.md; keep the two in step.
+// The byte layout is documented in docs/format/archive.md (and summed up
+// in doc.go); keep them in step.
 // All fixed-width integers are little endian.
 
-// ArchiveFormatVersion is the archive format version this build writes.
+// FormatVersion is the archive format version this build writes.
 // Version 2 added the journal id and the covered sequence range to the
 // footer; this build reads versions 1 and 2.
-const ArchiveFormatVersion uint16 = 2
+const FormatVersion uint16 = 2
 
-// ArchiveFormatV1 is the previous format version (no journal id, no
+// FormatV1 is the previous format version (no journal id, no
 // covered range in the footer), still read.
-const ArchiveFormatV1 uint16 = 1
+const FormatV1 uint16 = 1
 
-// ArchiveJournalIDSize is the size of the journal id a version 2 footer
+// JournalIDSize is the size of the journal id a version 2 footer
 // carries.
-const ArchiveJournalIDSize = 16
+const JournalIDSize = 16
 
-// Size limits of the archive format. WriteArchive refuses records over
-// them (ErrArchiveInvalidRecord); readers treat a length over them as
+// Size limits of the archive format. Write refuses records over
+// them (ErrInvalidRecord); readers treat a length over them as
 // corruption before allocating anything.
 const (
-	// DefaultArchiveBlockSize is the uncompressed block size target used
-	// when ArchiveWriterOptions.BlockSize is zero.
-	DefaultArchiveBlockSize = 64 << 10
-	// MinArchiveBlockSize and MaxArchiveBlockSize bound
-	// ArchiveWriterOptions.BlockSize.
-	MinArchiveBlockSize = 256
-	MaxArchiveBlockSize = 4 << 20
-	// MaxArchivePayloadSize bounds one record's payload.
-	MaxArchivePayloadSize = 4 << 20
-	// MaxArchiveLabelSize bounds one record's label.
-	MaxArchiveLabelSize = 1024
+	// DefaultBlockSize is the uncompressed block size target used
+	// when WriterOptions.BlockSize is zero.
+	DefaultBlockSize = 64 << 10
+	// MinBlockSize and MaxBlockSize bound
+	// WriterOptions.BlockSize.
+	MinBlockSize = 256
+	MaxBlockSize = 4 << 20
+	// MaxPayloadSize bounds one record's payload.
+	MaxPayloadSize = 4 << 20
+	// MaxLabelSize bounds one record's label.
+	MaxLabelSize = 1024
 )
 
 const (
@@ -50,10 +51,10 @@ const (
 	archiveFooterV2Fixed   = 124 // version 2: + journal id (16) + range first, last (8+8)
 	archiveMinFileSize     = archiveHeaderSize + archiveFooterFixedSize + archiveTrailerSize
 
-	// A block holds at most MaxArchiveBlockSize bytes of records, or one
-	// record of at most MaxArchivePayloadSize+MaxArchiveLabelSize plus
+	// A block holds at most MaxBlockSize bytes of records, or one
+	// record of at most MaxPayloadSize+MaxLabelSize plus
 	// framing when that single record is larger; the slack covers framing.
-	archiveMaxBlockRaw = max(MaxArchiveBlockSize, MaxArchivePayloadSize+MaxArchiveLabelSize) + 64<<10
+	archiveMaxBlockRaw = max(MaxBlockSize, MaxPayloadSize+MaxLabelSize) + 64<<10
 	// zstd expands incompressible input by a few bytes per 128 KiB block
 	// plus a frame header; this bound is generous.
 	archiveMaxBlockCompressed = archiveMaxBlockRaw + archiveMaxBlockRaw/64 + 1<<10
@@ -73,7 +74,7 @@ var archiveCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
 func archiveCRC(b []byte) uint32 { return crc32.Checksum(b, archiveCRCTable) }
 
-// Detail errors carried in ArchiveCorruptionError.Err.
+// Detail errors carried in CorruptionError.Err.
 var (
 	errArchiveChecksum  = errors.New("checksum mismatch")
 	errArchiveTruncated = errors.New("truncated")
@@ -86,7 +87,7 @@ var (
 func archiveAppendHeader(dst []byte) []byte {
 	start := len(dst)
 	dst = append(dst, archiveMagic...)
-	dst = binary.LittleEndian.AppendUint16(dst, ArchiveFormatVersion)
+	dst = binary.LittleEndian.AppendUint16(dst, FormatVersion)
 	dst = binary.LittleEndian.AppendUint16(dst, 0) // flags: none defined in v1 or v2
 	return binary.LittleEndian.AppendUint32(dst, archiveCRC(dst[start:]))
 }
@@ -94,26 +95,26 @@ func archiveAppendHeader(dst []byte) []byte {
 // archiveCheckHeader validates the file header. The first 12 bytes keep
 // their meaning in every format version, so the checksum is checked before
 // the version: a damaged version field reads as corruption, a valid one we
-// do not know as ErrUnsupportedArchiveVersion.
+// do not know as ErrUnsupportedVersion.
 func archiveCheckHeader(path string, b []byte) error {
 	if len(b) < archiveHeaderSize {
-		return archiveCorruptf(path, ArchiveSectionHeader, 0, "header: %w", errArchiveTruncated)
+		return archiveCorruptf(path, SectionHeader, 0, "header: %w", errArchiveTruncated)
 	}
 	if string(b[:4]) != archiveMagic {
-		return archiveCorruptf(path, ArchiveSectionHeader, 0, "bad magic %q, want %q: not an archive", b[:4], archiveMagic)
+		return archiveCorruptf(path, SectionHeader, 0, "bad magic %q, want %q: not an archive", b[:4], archiveMagic)
 	}
 	if got, want := binary.LittleEndian.Uint32(b[8:12]), archiveCRC(b[:8]); got != want {
-		return archiveCorruptf(path, ArchiveSectionHeader, 0, "header %w (stored %08x, computed %08x)", errArchiveChecksum, got, want)
+		return archiveCorruptf(path, SectionHeader, 0, "header %w (stored %08x, computed %08x)", errArchiveChecksum, got, want)
 	}
 	return archiveCheckVersion(path, binary.LittleEndian.Uint16(b[4:6]), binary.LittleEndian.Uint16(b[6:8]))
 }
 
 func archiveCheckVersion(path string, version, flags uint16) error {
-	if version != ArchiveFormatVersion && version != ArchiveFormatV1 {
-		return fmt.Errorf("archive %s: format version %d (this build reads versions %d and %d): %w", path, version, ArchiveFormatV1, ArchiveFormatVersion, ErrUnsupportedArchiveVersion)
+	if version != FormatVersion && version != FormatV1 {
+		return fmt.Errorf("archive %s: format version %d (this build reads versions %d and %d): %w", path, version, FormatV1, FormatVersion, ErrUnsupportedVersion)
 	}
 	if flags != 0 {
-		return fmt.Errorf("archive %s: unknown feature flags %#04x: %w", path, flags, ErrUnsupportedArchiveVersion)
+		return fmt.Errorf("archive %s: unknown feature flags %#04x: %w", path, flags, ErrUnsupportedVersion)
 	}
 	return nil
 }
@@ -122,7 +123,7 @@ func archiveCheckVersion(path string, version, flags uint16) error {
 func archiveAppendTrailer(dst []byte, footerLen, footerCRC uint32) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, footerLen)
 	dst = binary.LittleEndian.AppendUint32(dst, footerCRC)
-	dst = binary.LittleEndian.AppendUint16(dst, ArchiveFormatVersion)
+	dst = binary.LittleEndian.AppendUint16(dst, FormatVersion)
 	dst = binary.LittleEndian.AppendUint16(dst, 0)
 	return append(dst, archiveMagic...)
 }
@@ -231,8 +232,8 @@ func archiveParseBlock(raw []byte, h *archiveBlockHeader, recs []archiveRec, lab
 	}
 	for i := uint64(0); i < nl && d.err == nil; i++ {
 		l := d.uvarint()
-		if d.err == nil && l > MaxArchiveLabelSize {
-			return recs, labels, fmt.Errorf("label %d is %d bytes, limit %d", i, l, MaxArchiveLabelSize)
+		if d.err == nil && l > MaxLabelSize {
+			return recs, labels, fmt.Errorf("label %d is %d bytes, limit %d", i, l, MaxLabelSize)
 		}
 		if lb := d.bytes(l); d.err == nil {
 			labels = append(labels, lb)
@@ -334,7 +335,7 @@ type archiveFooterDisk struct {
 	// Version 2 only: the id of the journal that wrote the archive and
 	// the sequence range it accounts for (stored records plus those its
 	// writer dropped, e.g. coalesced); zero in version 1.
-	journalID   [ArchiveJournalIDSize]byte
+	journalID   [JournalIDSize]byte
 	rangeFirst  uint64
 	rangeLast   uint64
 	labels      []string // sorted, distinct; a label's position is its id
@@ -389,14 +390,14 @@ func archiveParseFooter(b []byte) (archiveFooterDisk, error) {
 	f.indexLen = d.u64()
 	f.indexCRC = d.u32()
 	f.blocks = d.u32()
-	if (f.version != ArchiveFormatVersion && f.version != ArchiveFormatV1) || f.flags != 0 {
+	if (f.version != FormatVersion && f.version != FormatV1) || f.flags != 0 {
 		return f, nil // the caller reports the version before anything else
 	}
 	if f.version >= 2 {
 		if len(b) < archiveFooterV2Fixed {
 			return f, fmt.Errorf("%d bytes, shorter than the fixed %d of a version %d footer: %w", len(b), archiveFooterV2Fixed, f.version, errArchiveTruncated)
 		}
-		copy(f.journalID[:], d.bytes(ArchiveJournalIDSize))
+		copy(f.journalID[:], d.bytes(JournalIDSize))
 		f.rangeFirst = d.u64()
 		f.rangeLast = d.u64()
 	}
@@ -414,8 +415,8 @@ func archiveParseFooter(b []byte) (archiveFooterDisk, error) {
 	var sum uint64
 	for i := uint64(0); i < nl; i++ {
 		l := d.uvarint()
-		if d.err == nil && l > MaxArchiveLabelSize {
-			return f, fmt.Errorf("label %d is %d bytes, limit %d", i, l, MaxArchiveLabelSize)
+		if d.err == nil && l > MaxLabelSize {
+			return f, fmt.Errorf("label %d is %d bytes, limit %d", i, l, MaxLabelSize)
 		}
 		lb := d.bytes(l)
 		c := d.uvarint()

@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"fmt"
@@ -7,32 +7,32 @@ import (
 	"strings"
 )
 
-// ArchiveFileExt is the extension of archive files.
-const ArchiveFileExt = ".sjar"
+// FileExt is the extension of archive files.
+const FileExt = ".sjar"
 
 const (
 	archiveNamePrefix = "archive-"
 	archiveSeqDigits  = 20 // enough for any uint64, so names sort by sequence
 )
 
-// ArchiveFileName returns the file name of an archive holding sequences
+// FileName returns the file name of an archive holding sequences
 // first..last, e.g. "archive-00000000000000000001-00000000000000004096.sjar".
 // Names sort lexically in sequence order.
-func ArchiveFileName(first, last uint64) string {
-	return fmt.Sprintf("%s%0*d-%0*d%s", archiveNamePrefix, archiveSeqDigits, first, archiveSeqDigits, last, ArchiveFileExt)
+func FileName(first, last uint64) string {
+	return fmt.Sprintf("%s%0*d-%0*d%s", archiveNamePrefix, archiveSeqDigits, first, archiveSeqDigits, last, FileExt)
 }
 
-// ParseArchiveFileName parses the base name of name as ArchiveFileName
+// ParseFileName parses the base name of name as FileName
 // writes it and returns its sequence range. It reports false for anything
 // else — in particular for the ".tmp" file of an unfinished write, which
 // must never be taken for an archive — and for a range with first > last.
-func ParseArchiveFileName(name string) (first, last uint64, ok bool) {
+func ParseFileName(name string) (first, last uint64, ok bool) {
 	base := filepath.Base(name)
 	rest, found := strings.CutPrefix(base, archiveNamePrefix)
 	if !found {
 		return 0, 0, false
 	}
-	rest, found = strings.CutSuffix(rest, ArchiveFileExt)
+	rest, found = strings.CutSuffix(rest, FileExt)
 	if !found || len(rest) != 2*archiveSeqDigits+1 || rest[archiveSeqDigits] != '-' {
 		return 0, 0, false
 	}

@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"fmt"
@@ -17,7 +17,7 @@ import (
 // aggregates, with some lease, approval, dispatcher and lifecycle changes,
 // UUIDv7-like event ids (whose random tail does not compress), rising
 // sequences and commit times a few milliseconds apart.
-func archiveHeartbeats(n int) []ArchiveRecord {
+func archiveHeartbeats(n int) []Record {
 	rng := rand.New(rand.NewPCG(42, 42))
 	type kind struct{ surface, source, aggregate, change, hint string }
 	heartbeat := kind{"runtime_work_session", "runtime.work_session", "work_session", "heartbeat", "runtime_health"}
@@ -27,7 +27,7 @@ func archiveHeartbeats(n int) []ArchiveRecord {
 		{"runtime_dispatcher_results", "runtime.dispatcher", "dispatch", "transitioned", "runtime_action_panel"},
 		{"runtime_lifecycle_transitions", "runtime.lifecycle", "work_session", "transitioned", "runtime_health"},
 	}
-	recs := make([]ArchiveRecord, n)
+	recs := make([]Record, n)
 	t := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	for i := range recs {
 		k := heartbeat
@@ -43,7 +43,7 @@ func archiveHeartbeats(n int) []ArchiveRecord {
 			ms>>16, ms&0xffff, rng.IntN(0x1000), 0x8000|rng.IntN(0x4000), rng.Uint64()&0xffffffffffff, seq,
 			t.Format(time.RFC3339Nano), k.source, k.surface, k.change, k.aggregate, rng.IntN(64),
 			k.surface, k.hint)
-		recs[i] = ArchiveRecord{Seq: seq, Time: t.UnixNano(), Label: k.surface, Payload: payload}
+		recs[i] = Record{Seq: seq, Time: t.UnixNano(), Label: k.surface, Payload: payload}
 	}
 	return recs
 }
@@ -63,7 +63,7 @@ func archiveReportCPU(b *testing.B, start time.Duration, bytesPerOp int64) {
 	}
 }
 
-func archivePayloadBytes(recs []ArchiveRecord) int64 {
+func archivePayloadBytes(recs []Record) int64 {
 	var n int64
 	for _, r := range recs {
 		n += int64(len(r.Payload))
@@ -71,7 +71,7 @@ func archivePayloadBytes(recs []ArchiveRecord) int64 {
 	return n
 }
 
-// BenchmarkWriteArchive measures WriteArchive end to end (encode, zstd,
+// BenchmarkWriteArchive measures Write end to end (encode, zstd,
 // write, fsync, rename, directory fsync) on heartbeat-heavy input, in MB/s
 // of record payload, and reports the compression ratio (payload bytes per
 // file byte). The baseline writes the same payloads uncompressed to a
@@ -81,16 +81,16 @@ func BenchmarkWriteArchive(b *testing.B) {
 	input := archivePayloadBytes(recs)
 	b.Logf("%d records, %d payload bytes, %.0f bytes/record", len(recs), input, float64(input)/float64(len(recs)))
 
-	run := func(b *testing.B, opts ArchiveWriterOptions) {
+	run := func(b *testing.B, opts WriterOptions) {
 		dir := b.TempDir()
 		path := filepath.Join(dir, "bench.sjar")
 		b.SetBytes(input)
 		b.ReportAllocs()
-		var foot ArchiveFooter
+		var foot Footer
 		cpu := archiveCPU()
 		for b.Loop() {
 			var err error
-			if foot, err = WriteArchive(path, archiveIter(recs), opts); err != nil {
+			if foot, err = Write(path, archiveIter(recs), opts); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -108,7 +108,7 @@ func BenchmarkWriteArchive(b *testing.B) {
 		{"level=default/block=16KiB", zstd.SpeedDefault, 16 << 10},
 		{"level=default/block=256KiB", zstd.SpeedDefault, 256 << 10},
 	} {
-		b.Run(c.name, func(b *testing.B) { run(b, ArchiveWriterOptions{Level: c.level, BlockSize: c.block}) })
+		b.Run(c.name, func(b *testing.B) { run(b, WriterOptions{Level: c.level, BlockSize: c.block}) })
 	}
 
 	b.Run("baseline=plain-file-one-fsync", func(b *testing.B) {
@@ -148,27 +148,27 @@ func BenchmarkScanArchive(b *testing.B) {
 	recs := archiveHeartbeats(20_000)
 	// One rare label, in a single block.
 	recs[10_000].Label = "runtime_health_snapshot"
-	path, _ := archiveWrite(b, b.TempDir(), recs, ArchiveWriterOptions{})
+	path, _ := archiveWrite(b, b.TempDir(), recs, WriterOptions{})
 	a := archiveOpen(b, path)
 	input := archivePayloadBytes(recs)
 	last := a.Blocks()[len(a.Blocks())-1]
-	count := func(n *int) func(ArchiveRecord) bool { return func(ArchiveRecord) bool { *n++; return true } }
+	count := func(n *int) func(Record) bool { return func(Record) bool { *n++; return true } }
 
 	cases := []struct {
 		name  string
 		bytes int64
 		want  int
-		scan  func(fn func(ArchiveRecord) bool) error
+		scan  func(fn func(Record) bool) error
 	}{
-		{"all/forward", input, len(recs), func(fn func(ArchiveRecord) bool) error { return a.Scan(0, nil, fn) }},
-		{"all/reverse", input, len(recs), func(fn func(ArchiveRecord) bool) error { return a.ScanReverse(0, nil, fn) }},
-		{"label=one-block", 0, 1, func(fn func(ArchiveRecord) bool) error {
+		{"all/forward", input, len(recs), func(fn func(Record) bool) error { return a.Scan(0, nil, fn) }},
+		{"all/reverse", input, len(recs), func(fn func(Record) bool) error { return a.ScanReverse(0, nil, fn) }},
+		{"label=one-block", 0, 1, func(fn func(Record) bool) error {
 			return a.Scan(0, []string{"runtime_health_snapshot"}, fn)
 		}},
-		{"label=heartbeats", 0, -1, func(fn func(ArchiveRecord) bool) error {
+		{"label=heartbeats", 0, -1, func(fn func(Record) bool) error {
 			return a.Scan(0, []string{"runtime_work_session"}, fn)
 		}},
-		{"from=last-block", 0, int(len(recs)) - int(last.FirstSeq) + 1, func(fn func(ArchiveRecord) bool) error {
+		{"from=last-block", 0, int(len(recs)) - int(last.FirstSeq) + 1, func(fn func(Record) bool) error {
 			return a.Scan(last.FirstSeq, nil, fn)
 		}},
 	}

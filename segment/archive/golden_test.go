@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"bytes"
@@ -13,34 +13,26 @@ import (
 
 // The golden archives pin format versions 1 and 2: a build that can no
 // longer read them, or whose writer lays records out differently, fails
-// here, so a format change is a deliberate act (bump ArchiveFormatVersion,
+// here, so a format change is a deliberate act (bump FormatVersion,
 // keep reading the older versions, add a golden for the new one; the
 // block layout is unchanged since version 1). Regenerate the newest with
 //
-//	go test ./segment/ -run TestArchiveGolden -update
+//	go test ./segment/archive/ -run TestArchiveGolden -update
 //
 // only when the change is intended.
-const archiveGoldenPath = "testdata/archive/v1-golden.sjar"
+const archiveGoldenPath = "testdata/v1-golden.sjar"
 
-func init() {
-	// Other golden tests in this package may define -update too; share it.
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite golden files in testdata")
-	}
-}
+var archiveUpdate = flag.Bool("update", false, "rewrite golden files in testdata")
 
-func archiveUpdateGolden() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
+func archiveUpdateGolden() bool { return *archiveUpdate }
 
 var archiveGoldenCreated = time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
 
 // archiveGoldenRecords are heartbeat-like records over three labels, with
 // a sequence gap, a time that steps back and an empty payload.
-func archiveGoldenRecords() []ArchiveRecord {
+func archiveGoldenRecords() []Record {
 	labels := []string{"runtime_work_session", "runtime_leases", "runtime_approvals"}
-	var recs []ArchiveRecord
+	var recs []Record
 	seq := uint64(1000)
 	t := archiveGoldenCreated.Add(-time.Hour).UnixNano()
 	for i := range 40 {
@@ -49,7 +41,7 @@ func archiveGoldenRecords() []ArchiveRecord {
 		if i == 17 {
 			p = nil
 		}
-		recs = append(recs, ArchiveRecord{Seq: seq, Time: t, Label: label, Payload: p})
+		recs = append(recs, Record{Seq: seq, Time: t, Label: label, Payload: p})
 		seq++
 		if i == 20 {
 			seq += 100
@@ -62,7 +54,7 @@ func archiveGoldenRecords() []ArchiveRecord {
 	return recs
 }
 
-var archiveGoldenOptions = ArchiveWriterOptions{BlockSize: 1024, Coalesced: 7, CreatedAt: archiveGoldenCreated}
+var archiveGoldenOptions = WriterOptions{BlockSize: 1024, Coalesced: 7, CreatedAt: archiveGoldenCreated}
 
 func TestArchiveGoldenV1IsReadable(t *testing.T) {
 	// Version 1 is frozen: this build writes version 2 only, so -update
@@ -73,7 +65,7 @@ func TestArchiveGoldenV1IsReadable(t *testing.T) {
 		t.Fatalf("Verify: %v", errs)
 	}
 	f := a.Footer()
-	want := ArchiveFooter{
+	want := Footer{
 		Version: 1, FirstSeq: 1000, LastSeq: 1139,
 		MinTime: 1735783445000000006, MaxTime: 1735783479000000006, // 03:04:05 minus an hour, plus 34 s
 		Records: 40, Coalesced: 7,
@@ -89,7 +81,7 @@ func TestArchiveGoldenV1IsReadable(t *testing.T) {
 	if fmt.Sprint(f) != fmt.Sprint(want) || f.InputBytes != input {
 		t.Fatalf("golden footer\n got %+v\nwant %+v (input %d)", f, want, input)
 	}
-	archiveSameRecords(t, "golden records", archiveCollect(t, func(fn func(ArchiveRecord) bool) error { return a.Scan(0, nil, fn) }), recs)
+	archiveSameRecords(t, "golden records", archiveCollect(t, func(fn func(Record) bool) error { return a.Scan(0, nil, fn) }), recs)
 
 	b, err := os.ReadFile(archiveGoldenPath)
 	if err != nil {
@@ -106,7 +98,7 @@ func TestArchiveGoldenV1IsReadable(t *testing.T) {
 // compress differently without changing the format.
 func TestArchiveGoldenV1LayoutIsStable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "again.sjar")
-	if _, err := WriteArchive(path, archiveIter(archiveGoldenRecords()), archiveGoldenOptions); err != nil {
+	if _, err := Write(path, archiveIter(archiveGoldenRecords()), archiveGoldenOptions); err != nil {
 		t.Fatal(err)
 	}
 	golden, fresh := archiveOpen(t, archiveGoldenPath), archiveOpen(t, path)
@@ -140,7 +132,7 @@ func TestWriteArchiveIsDeterministic(t *testing.T) {
 	var files [2][]byte
 	for i := range files {
 		p := filepath.Join(dir, fmt.Sprintf("%d.sjar", i))
-		if _, err := WriteArchive(p, archiveIter(archiveGoldenRecords()), archiveGoldenOptions); err != nil {
+		if _, err := Write(p, archiveIter(archiveGoldenRecords()), archiveGoldenOptions); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(p)
@@ -156,16 +148,16 @@ func TestWriteArchiveIsDeterministic(t *testing.T) {
 
 // The version 2 golden adds what version 2 stores in the footer: the
 // journal id and the covered sequence range.
-const archiveGoldenV2Path = "testdata/archive/v2-golden.sjar"
+const archiveGoldenV2Path = "testdata/v2-golden.sjar"
 
-var archiveGoldenV2Options = ArchiveWriterOptions{BlockSize: 1024, Coalesced: 7, CreatedAt: archiveGoldenCreated,
-	JournalID:  [ArchiveJournalIDSize]byte{0x6f, 0x1d, 0x2e, 0x3a, 0x44, 0x59, 0x4b, 0x62, 0x8c, 0x71, 0x0a, 0x9e, 0xb3, 0xc4, 0xd5, 0xe6},
+var archiveGoldenV2Options = WriterOptions{BlockSize: 1024, Coalesced: 7, CreatedAt: archiveGoldenCreated,
+	JournalID:  [JournalIDSize]byte{0x6f, 0x1d, 0x2e, 0x3a, 0x44, 0x59, 0x4b, 0x62, 0x8c, 0x71, 0x0a, 0x9e, 0xb3, 0xc4, 0xd5, 0xe6},
 	RangeFirst: 990, RangeLast: 1150}
 
 func TestArchiveGoldenV2IsReadable(t *testing.T) {
 	recs := archiveGoldenRecords()
 	if archiveUpdateGolden() {
-		if _, err := WriteArchive(archiveGoldenV2Path, archiveIter(recs), archiveGoldenV2Options); err != nil {
+		if _, err := Write(archiveGoldenV2Path, archiveIter(recs), archiveGoldenV2Options); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("rewrote %s", archiveGoldenV2Path)
@@ -175,7 +167,7 @@ func TestArchiveGoldenV2IsReadable(t *testing.T) {
 		t.Fatalf("Verify: %v", errs)
 	}
 	f := a.Footer()
-	want := ArchiveFooter{
+	want := Footer{
 		Version: 2, FirstSeq: 1000, LastSeq: 1139,
 		MinTime: 1735783445000000006, MaxTime: 1735783479000000006,
 		Records: 40, Coalesced: 7,
@@ -188,7 +180,7 @@ func TestArchiveGoldenV2IsReadable(t *testing.T) {
 	if fmt.Sprint(f) != fmt.Sprint(want) || f.Checksum == 0 {
 		t.Fatalf("golden footer\n got %+v\nwant %+v", f, want)
 	}
-	archiveSameRecords(t, "golden records", archiveCollect(t, func(fn func(ArchiveRecord) bool) error { return a.Scan(0, nil, fn) }), recs)
+	archiveSameRecords(t, "golden records", archiveCollect(t, func(fn func(Record) bool) error { return a.Scan(0, nil, fn) }), recs)
 	b, err := os.ReadFile(archiveGoldenV2Path)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +195,7 @@ func TestArchiveGoldenV2IsReadable(t *testing.T) {
 // footer field but the index position (which depends on zstd's output).
 func TestArchiveGoldenV2LayoutIsStable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "again.sjar")
-	if _, err := WriteArchive(path, archiveIter(archiveGoldenRecords()), archiveGoldenV2Options); err != nil {
+	if _, err := Write(path, archiveIter(archiveGoldenRecords()), archiveGoldenV2Options); err != nil {
 		t.Fatal(err)
 	}
 	golden, fresh := archiveOpen(t, archiveGoldenV2Path), archiveOpen(t, path)
@@ -236,8 +228,8 @@ func TestArchiveGoldenV2LayoutIsStable(t *testing.T) {
 }
 
 func TestWriteArchiveRefusesRecordsOutsideTheCoveredRange(t *testing.T) {
-	recs := []ArchiveRecord{{Seq: 10, Label: "a", Payload: []byte("x")}, {Seq: 12, Label: "a", Payload: []byte("y")}}
-	for name, o := range map[string]ArchiveWriterOptions{
+	recs := []Record{{Seq: 10, Label: "a", Payload: []byte("x")}, {Seq: 12, Label: "a", Payload: []byte("y")}}
+	for name, o := range map[string]WriterOptions{
 		"a record before the range":           {RangeFirst: 11, RangeLast: 20},
 		"a record after the range":            {RangeFirst: 1, RangeLast: 11},
 		"an inverted range":                   {RangeFirst: 20, RangeLast: 10},
@@ -245,13 +237,13 @@ func TestWriteArchiveRefusesRecordsOutsideTheCoveredRange(t *testing.T) {
 		"more coalesced than the range holds": {RangeFirst: 10, RangeLast: 12, Coalesced: 2},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := WriteArchive(filepath.Join(t.TempDir(), "a.sjar"), archiveIter(recs), o)
-			if !errors.Is(err, ErrArchiveInvalidRecord) {
-				t.Fatalf("err = %v, want ErrArchiveInvalidRecord", err)
+			_, err := Write(filepath.Join(t.TempDir(), "a.sjar"), archiveIter(recs), o)
+			if !errors.Is(err, ErrInvalidRecord) {
+				t.Fatalf("err = %v, want ErrInvalidRecord", err)
 			}
 		})
 	}
-	path, f := archiveWrite(t, t.TempDir(), recs, ArchiveWriterOptions{RangeFirst: 10, RangeLast: 12, Coalesced: 1})
+	path, f := archiveWrite(t, t.TempDir(), recs, WriterOptions{RangeFirst: 10, RangeLast: 12, Coalesced: 1})
 	if f.RangeFirst != 10 || f.RangeLast != 12 {
 		t.Fatalf("range %d..%d", f.RangeFirst, f.RangeLast)
 	}

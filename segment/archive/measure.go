@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"bufio"
@@ -7,17 +7,17 @@ import (
 	"time"
 )
 
-// MeasureArchive encodes the records next yields exactly as WriteArchive
+// Measure encodes the records next yields exactly as Write
 // would (same blocks, same compression, same index and footer) but into
-// no file, and returns the footer WriteArchive would return: FileBytes
+// no file, and returns the footer Write would return: FileBytes
 // is the size the archive file would have, byte for byte. Dry runs use
 // it to predict a compaction exactly instead of guessing a ratio.
-func MeasureArchive(next func() (ArchiveRecord, bool, error), opts ArchiveWriterOptions) (ArchiveFooter, error) {
+func Measure(next func() (Record, bool, error), opts WriterOptions) (Footer, error) {
 	if opts.BlockSize == 0 {
-		opts.BlockSize = DefaultArchiveBlockSize
+		opts.BlockSize = DefaultBlockSize
 	}
-	if opts.BlockSize < MinArchiveBlockSize || opts.BlockSize > MaxArchiveBlockSize {
-		return ArchiveFooter{}, fmt.Errorf("measure archive: block size %d outside %d..%d", opts.BlockSize, MinArchiveBlockSize, MaxArchiveBlockSize)
+	if opts.BlockSize < MinBlockSize || opts.BlockSize > MaxBlockSize {
+		return Footer{}, fmt.Errorf("measure archive: block size %d outside %d..%d", opts.BlockSize, MinBlockSize, MaxBlockSize)
 	}
 	if opts.Level == 0 {
 		opts.Level = archiveDefaultLevel
@@ -27,7 +27,7 @@ func MeasureArchive(next func() (ArchiveRecord, bool, error), opts ArchiveWriter
 	}
 	enc, err := archiveEncoder(opts.Level)
 	if err != nil {
-		return ArchiveFooter{}, fmt.Errorf("measure archive: %w", err)
+		return Footer{}, fmt.Errorf("measure archive: %w", err)
 	}
 	w := &archiveWriter{
 		bw:         bufio.NewWriterSize(io.Discard, 256<<10),
@@ -38,7 +38,7 @@ func MeasureArchive(next func() (ArchiveRecord, bool, error), opts ArchiveWriter
 	}
 	footer, err := w.write(next, opts)
 	if err != nil {
-		return ArchiveFooter{}, fmt.Errorf("measure archive: %w", err)
+		return Footer{}, fmt.Errorf("measure archive: %w", err)
 	}
 	return footer, nil
 }

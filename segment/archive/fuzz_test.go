@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"encoding/binary"
@@ -127,7 +127,7 @@ func FuzzOpenArchive(f *testing.F) {
 	flipped[len(flipped)-30] ^= 1
 	f.Add(flipped)
 	empty := filepath.Join(f.TempDir(), "empty.sjar")
-	if _, err := WriteArchive(empty, archiveIter(nil), ArchiveWriterOptions{}); err != nil {
+	if _, err := Write(empty, archiveIter(nil), WriterOptions{}); err != nil {
 		f.Fatal(err)
 	}
 	if b, err := os.ReadFile(empty); err == nil {
@@ -140,7 +140,7 @@ func FuzzOpenArchive(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		a, err := OpenArchive(p)
+		a, err := Open(p)
 		if err != nil {
 			return
 		}
@@ -148,7 +148,7 @@ func FuzzOpenArchive(f *testing.F) {
 		foot := a.Footer()
 		a.Verify()
 		var prev uint64
-		err = a.Scan(0, nil, func(r ArchiveRecord) bool {
+		err = a.Scan(0, nil, func(r Record) bool {
 			if r.Seq <= prev || r.Seq < foot.FirstSeq || r.Seq > foot.LastSeq {
 				t.Fatalf("scan returned sequence %d after %d, footer range %d..%d", r.Seq, prev, foot.FirstSeq, foot.LastSeq)
 			}
@@ -156,7 +156,7 @@ func FuzzOpenArchive(f *testing.F) {
 			return true
 		})
 		_ = err
-		a.ScanReverse(0, []string{"runtime_leases"}, func(ArchiveRecord) bool { return true })
+		a.ScanReverse(0, []string{"runtime_leases"}, func(Record) bool { return true })
 		a.Blocks()
 	})
 }

@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"errors"
@@ -24,15 +24,15 @@ const (
 // archiveCrashRecords are 1000 records of 1000 random bytes each: they do
 // not compress, so the child's write buffer reaches the file well before
 // the mid-write crash point.
-func archiveCrashRecords() []ArchiveRecord {
+func archiveCrashRecords() []Record {
 	rng := rand.New(rand.NewPCG(9, 9))
-	recs := make([]ArchiveRecord, 1000)
+	recs := make([]Record, 1000)
 	for i := range recs {
 		p := make([]byte, 1000)
 		for j := range p {
 			p[j] = byte(rng.Uint32())
 		}
-		recs[i] = ArchiveRecord{Seq: uint64(i + 1), Time: int64(i), Label: "l", Payload: p}
+		recs[i] = Record{Seq: uint64(i + 1), Time: int64(i), Label: "l", Payload: p}
 	}
 	return recs
 }
@@ -49,9 +49,9 @@ func archiveCrashChild() int {
 	}
 	recs := archiveCrashRecords()
 	i := 0
-	next := func() (ArchiveRecord, bool, error) {
+	next := func() (Record, bool, error) {
 		if i == len(recs) {
-			return ArchiveRecord{}, false, nil
+			return Record{}, false, nil
 		}
 		if i == 600 && os.Getenv(archiveCrashStageEnv) == "mid-write" {
 			stop() // blocks and buffers up to here are on disk, no trailer
@@ -62,7 +62,7 @@ func archiveCrashChild() int {
 	if os.Getenv(archiveCrashStageEnv) == "before-rename" {
 		archiveBeforeCommit = func(string) { stop() }
 	}
-	if _, err := WriteArchive(filepath.Join(dir, ArchiveFileName(1, 1000)), next, ArchiveWriterOptions{}); err != nil {
+	if _, err := Write(filepath.Join(dir, FileName(1, 1000)), next, WriterOptions{}); err != nil {
 		fmt.Fprintln(os.Stderr, "write archive:", err)
 		return 3
 	}
@@ -90,7 +90,7 @@ func TestArchiveCrashLeavesNoPartialArchive(t *testing.T) {
 			p.Kill()
 			p.MustBeKilled("archive writer")
 
-			final := filepath.Join(dir, ArchiveFileName(1, 1000))
+			final := filepath.Join(dir, FileName(1, 1000))
 			if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("an archive exists under its final name after the crash: %v", err)
 			}
@@ -100,11 +100,11 @@ func TestArchiveCrashLeavesNoPartialArchive(t *testing.T) {
 				t.Fatalf("want a non-empty temp file, got %v, %v", fi, err)
 			}
 			// A directory listing never takes the temp file for an archive.
-			if _, _, ok := ParseArchiveFileName(tmp); ok {
-				t.Fatalf("ParseArchiveFileName accepted %s", tmp)
+			if _, _, ok := ParseFileName(tmp); ok {
+				t.Fatalf("ParseFileName accepted %s", tmp)
 			}
 			if tt.stage == "mid-write" {
-				if a, err := OpenArchive(tmp); err == nil {
+				if a, err := Open(tmp); err == nil {
 					a.Close()
 					t.Fatal("a half-written temp file opened as an archive")
 				} else {
@@ -117,7 +117,7 @@ func TestArchiveCrashLeavesNoPartialArchive(t *testing.T) {
 				t.Fatalf("SweepTemp removed %v: %v", removed, err)
 			}
 			recs := archiveCrashRecords()
-			if _, err := WriteArchive(final, archiveIter(recs), ArchiveWriterOptions{}); err != nil {
+			if _, err := Write(final, archiveIter(recs), WriterOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			a := archiveOpen(t, final)

@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"bufio"
@@ -13,23 +13,23 @@ import (
 	"github.com/agentruntime/statejournal/internal/fsx"
 )
 
-// ArchiveRecord is one record of an archive. The archive treats Payload as
+// Record is one record of an archive. The archive treats Payload as
 // opaque bytes and Label as an opaque string; the engine passes the surface
 // id as the label, which gives per-label counts in the footer and lets
 // readers skip blocks that hold no wanted label.
-type ArchiveRecord struct {
+type Record struct {
 	Seq     uint64 // strictly increasing within an archive, never 0
 	Time    int64  // unix nanoseconds; need not be monotonic
-	Label   string // at most MaxArchiveLabelSize bytes
-	Payload []byte // at most MaxArchivePayloadSize bytes
+	Label   string // at most MaxLabelSize bytes
+	Payload []byte // at most MaxPayloadSize bytes
 }
 
-// ArchiveWriterOptions tunes WriteArchive. The zero value is valid.
-type ArchiveWriterOptions struct {
+// WriterOptions tunes Write. The zero value is valid.
+type WriterOptions struct {
 	// BlockSize is the uncompressed size a block is filled to before it is
 	// compressed: larger blocks compress better, smaller ones make point
-	// reads cheaper. 0 means DefaultArchiveBlockSize (64 KiB); otherwise
-	// it must lie in MinArchiveBlockSize..MaxArchiveBlockSize. A record
+	// reads cheaper. 0 means DefaultBlockSize (64 KiB); otherwise
+	// it must lie in MinBlockSize..MaxBlockSize. A record
 	// larger than BlockSize gets a block of its own.
 	BlockSize int
 	// Level is the zstd level. 0 means zstd.SpeedFastest, which on
@@ -45,13 +45,13 @@ type ArchiveWriterOptions struct {
 	// JournalID is stored in the footer as is: the id of the journal the
 	// archive belongs to, so a reader can refuse an archive of another
 	// journal. This package gives it no meaning.
-	JournalID [ArchiveJournalIDSize]byte
+	JournalID [JournalIDSize]byte
 	// RangeFirst and RangeLast are the sequence range the archive
 	// accounts for: its records plus those the caller dropped before they
 	// reached it (Coalesced, or sequences it kept elsewhere). Both zero
 	// store no range (readers then know only the records' own first and
 	// last sequence). Otherwise every
-	// record must lie inside the range (else ErrArchiveInvalidRecord),
+	// record must lie inside the range (else ErrInvalidRecord),
 	// and Coalesced must fit in what the records leave of it.
 	RangeFirst, RangeLast uint64
 	// FS is where the archive is written; nil means fsx.OS. Tests pass a
@@ -59,24 +59,24 @@ type ArchiveWriterOptions struct {
 	FS fsx.FS
 }
 
-// ArchiveFooter summarizes an archive. It is stored, checksummed, at the
-// end of the file, so OpenArchive returns it without reading any block.
-type ArchiveFooter struct {
-	Version     uint16            // format version, ArchiveFormatVersion
+// Footer summarizes an archive. It is stored, checksummed, at the
+// end of the file, so Open returns it without reading any block.
+type Footer struct {
+	Version     uint16            // format version, FormatVersion
 	FirstSeq    uint64            // first record's sequence; 0 when empty
 	LastSeq     uint64            // last record's sequence; 0 when empty
 	MinTime     int64             // smallest record time (unix ns); 0 when empty
 	MaxTime     int64             // largest record time (unix ns); 0 when empty
 	Records     uint64            // records stored
-	Coalesced   uint64            // records the caller dropped by coalescing (ArchiveWriterOptions.Coalesced)
+	Coalesced   uint64            // records the caller dropped by coalescing (WriterOptions.Coalesced)
 	LabelCounts map[string]uint64 // records per label; the map is the caller's to keep
 	InputBytes  int64             // sum of the records' payload lengths
 	FileBytes   int64             // size of the archive file
 	Blocks      int               // number of compressed blocks
 	CreatedAt   time.Time         // when the archive was written (UTC)
-	// JournalID is the writer's ArchiveWriterOptions.JournalID; zero in a
+	// JournalID is the writer's WriterOptions.JournalID; zero in a
 	// version 1 archive, which has none.
-	JournalID [ArchiveJournalIDSize]byte
+	JournalID [JournalIDSize]byte
 	// RangeFirst..RangeLast is the sequence range the archive accounts
 	// for (records and Coalesced); both zero when the writer stated none,
 	// and always in a version 1 archive, whose range only its file name
@@ -88,39 +88,39 @@ type ArchiveFooter struct {
 }
 
 // CompressionRatio returns InputBytes/FileBytes, or 0 for an empty file.
-func (f ArchiveFooter) CompressionRatio() float64 {
+func (f Footer) CompressionRatio() float64 {
 	if f.FileBytes == 0 {
 		return 0
 	}
 	return float64(f.InputBytes) / float64(f.FileBytes)
 }
 
-// WriteArchive writes the records next yields to a new archive at path and
+// Write writes the records next yields to a new archive at path and
 // returns its footer. next returns (record, true, nil) for each record,
 // (_, false, nil) at the end, or an error that aborts the write; the
 // payload it returns need only stay valid until the next call, so a caller
 // can stream any number of records through one buffer.
 //
 // Sequences must be non-zero and strictly increasing, labels and payloads
-// within their limits; otherwise WriteArchive returns an error matching
-// ErrArchiveInvalidRecord. An empty iterator writes a valid empty archive.
+// within their limits; otherwise Write returns an error matching
+// ErrInvalidRecord. An empty iterator writes a valid empty archive.
 //
 // The write is atomic and durable: records go to path+".tmp" in the same
 // directory, which is fsynced, renamed to path (replacing any file there),
-// and the directory is fsynced. When WriteArchive returns nil the archive
+// and the directory is fsynced. When Write returns nil the archive
 // survives a crash; when it returns an error no file exists under path
 // unless one was there before (the temp file is removed), except that a
 // failed directory fsync after the rename leaves the new archive in place
 // but possibly not durable. A crash during the write leaves at most a
-// ".tmp" file, which is never taken for an archive (ParseArchiveFileName
-// rejects its name, OpenArchive finds no trailer) and is removed by
+// ".tmp" file, which is never taken for an archive (ParseFileName
+// rejects its name, Open finds no trailer) and is removed by
 // fsx.SweepTemp.
-func WriteArchive(path string, next func() (ArchiveRecord, bool, error), opts ArchiveWriterOptions) (ArchiveFooter, error) {
+func Write(path string, next func() (Record, bool, error), opts WriterOptions) (Footer, error) {
 	if opts.BlockSize == 0 {
-		opts.BlockSize = DefaultArchiveBlockSize
+		opts.BlockSize = DefaultBlockSize
 	}
-	if opts.BlockSize < MinArchiveBlockSize || opts.BlockSize > MaxArchiveBlockSize {
-		return ArchiveFooter{}, fmt.Errorf("write archive %s: block size %d outside %d..%d", path, opts.BlockSize, MinArchiveBlockSize, MaxArchiveBlockSize)
+	if opts.BlockSize < MinBlockSize || opts.BlockSize > MaxBlockSize {
+		return Footer{}, fmt.Errorf("write archive %s: block size %d outside %d..%d", path, opts.BlockSize, MinBlockSize, MaxBlockSize)
 	}
 	if opts.Level == 0 {
 		opts.Level = archiveDefaultLevel
@@ -130,14 +130,14 @@ func WriteArchive(path string, next func() (ArchiveRecord, bool, error), opts Ar
 	}
 	enc, err := archiveEncoder(opts.Level)
 	if err != nil {
-		return ArchiveFooter{}, fmt.Errorf("write archive %s: %w", path, err)
+		return Footer{}, fmt.Errorf("write archive %s: %w", path, err)
 	}
 
 	fsys := fsx.Or(opts.FS)
 	tmp := path + fsx.TempSuffix
 	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return ArchiveFooter{}, fmt.Errorf("write archive: %w", err)
+		return Footer{}, fmt.Errorf("write archive: %w", err)
 	}
 	w := &archiveWriter{
 		bw:         bufio.NewWriterSize(f, 256<<10),
@@ -158,13 +158,13 @@ func WriteArchive(path string, next func() (ArchiveRecord, bool, error), opts Ar
 	}
 	if err != nil {
 		fsys.Remove(tmp)
-		return ArchiveFooter{}, fmt.Errorf("write archive %s: %w", path, err)
+		return Footer{}, fmt.Errorf("write archive %s: %w", path, err)
 	}
 	if archiveBeforeCommit != nil {
 		archiveBeforeCommit(tmp)
 	}
 	if err := fsx.CommitTempFS(fsys, tmp, path); err != nil {
-		return ArchiveFooter{}, fmt.Errorf("write archive %s: %w", path, err)
+		return Footer{}, fmt.Errorf("write archive %s: %w", path, err)
 	}
 	return footer, nil
 }
@@ -203,47 +203,47 @@ type archiveWriter struct {
 	foot        archiveFooterDisk
 }
 
-func (w *archiveWriter) write(next func() (ArchiveRecord, bool, error), opts ArchiveWriterOptions) (ArchiveFooter, error) {
-	w.foot = archiveFooterDisk{version: ArchiveFormatVersion, createdAt: opts.CreatedAt.UnixNano(), coalesced: opts.Coalesced,
+func (w *archiveWriter) write(next func() (Record, bool, error), opts WriterOptions) (Footer, error) {
+	w.foot = archiveFooterDisk{version: FormatVersion, createdAt: opts.CreatedAt.UnixNano(), coalesced: opts.Coalesced,
 		journalID: opts.JournalID, rangeFirst: opts.RangeFirst, rangeLast: opts.RangeLast}
 	ranged := opts.RangeFirst != 0 || opts.RangeLast != 0
 	if ranged && (opts.RangeFirst == 0 || opts.RangeLast < opts.RangeFirst) {
-		return ArchiveFooter{}, fmt.Errorf("covered range %d..%d is invalid: %w", opts.RangeFirst, opts.RangeLast, ErrArchiveInvalidRecord)
+		return Footer{}, fmt.Errorf("covered range %d..%d is invalid: %w", opts.RangeFirst, opts.RangeLast, ErrInvalidRecord)
 	}
 	if err := w.put(archiveAppendHeader(nil)); err != nil {
-		return ArchiveFooter{}, err
+		return Footer{}, err
 	}
 	var lastSeq uint64
 	for {
 		rec, ok, err := next()
 		if err != nil {
-			return ArchiveFooter{}, fmt.Errorf("next record after sequence %d: %w", lastSeq, err)
+			return Footer{}, fmt.Errorf("next record after sequence %d: %w", lastSeq, err)
 		}
 		if !ok {
 			break
 		}
 		switch {
 		case rec.Seq == 0:
-			return ArchiveFooter{}, fmt.Errorf("record after sequence %d has sequence 0: %w", lastSeq, ErrArchiveInvalidRecord)
+			return Footer{}, fmt.Errorf("record after sequence %d has sequence 0: %w", lastSeq, ErrInvalidRecord)
 		case rec.Seq <= lastSeq:
-			return ArchiveFooter{}, fmt.Errorf("sequence %d follows %d, sequences must strictly increase: %w", rec.Seq, lastSeq, ErrArchiveInvalidRecord)
-		case len(rec.Label) > MaxArchiveLabelSize:
-			return ArchiveFooter{}, fmt.Errorf("sequence %d: label is %d bytes, limit %d: %w", rec.Seq, len(rec.Label), MaxArchiveLabelSize, ErrArchiveInvalidRecord)
-		case len(rec.Payload) > MaxArchivePayloadSize:
-			return ArchiveFooter{}, fmt.Errorf("sequence %d: payload is %d bytes, limit %d: %w", rec.Seq, len(rec.Payload), MaxArchivePayloadSize, ErrArchiveInvalidRecord)
+			return Footer{}, fmt.Errorf("sequence %d follows %d, sequences must strictly increase: %w", rec.Seq, lastSeq, ErrInvalidRecord)
+		case len(rec.Label) > MaxLabelSize:
+			return Footer{}, fmt.Errorf("sequence %d: label is %d bytes, limit %d: %w", rec.Seq, len(rec.Label), MaxLabelSize, ErrInvalidRecord)
+		case len(rec.Payload) > MaxPayloadSize:
+			return Footer{}, fmt.Errorf("sequence %d: payload is %d bytes, limit %d: %w", rec.Seq, len(rec.Payload), MaxPayloadSize, ErrInvalidRecord)
 		case ranged && (rec.Seq < opts.RangeFirst || rec.Seq > opts.RangeLast):
-			return ArchiveFooter{}, fmt.Errorf("sequence %d lies outside the covered range %d..%d: %w", rec.Seq, opts.RangeFirst, opts.RangeLast, ErrArchiveInvalidRecord)
+			return Footer{}, fmt.Errorf("sequence %d lies outside the covered range %d..%d: %w", rec.Seq, opts.RangeFirst, opts.RangeLast, ErrInvalidRecord)
 		}
 		if err := w.add(&rec); err != nil {
-			return ArchiveFooter{}, err
+			return Footer{}, err
 		}
 		lastSeq = rec.Seq
 	}
 	if err := w.flushBlock(); err != nil {
-		return ArchiveFooter{}, err
+		return Footer{}, err
 	}
 	if span := opts.RangeLast - opts.RangeFirst + 1; ranged && (opts.Coalesced > span || w.foot.records > span-opts.Coalesced) {
-		return ArchiveFooter{}, fmt.Errorf("%d records and %d coalesced do not fit the covered range %d..%d: %w", w.foot.records, opts.Coalesced, opts.RangeFirst, opts.RangeLast, ErrArchiveInvalidRecord)
+		return Footer{}, fmt.Errorf("%d records and %d coalesced do not fit the covered range %d..%d: %w", w.foot.records, opts.Coalesced, opts.RangeFirst, opts.RangeLast, ErrInvalidRecord)
 	}
 	return w.finish(opts)
 }
@@ -256,7 +256,7 @@ func (w *archiveWriter) put(b []byte) error {
 
 // add appends one validated record to the current block, first sealing
 // the block when the record would take it past the target size.
-func (w *archiveWriter) add(r *ArchiveRecord) error {
+func (w *archiveWriter) add(r *Record) error {
 	if w.cur.records > 0 {
 		local, known := w.localLabel(r.Label)
 		size := archiveUvarintLen(r.Seq-w.prevSeq) + archiveVarintLen(r.Time-w.prevTime) +
@@ -375,7 +375,7 @@ func (w *archiveWriter) flushBlock() error {
 }
 
 // finish writes the index, footer and trailer and flushes the buffer.
-func (w *archiveWriter) finish(opts ArchiveWriterOptions) (ArchiveFooter, error) {
+func (w *archiveWriter) finish(opts WriterOptions) (Footer, error) {
 	// Sort the label table so the footer is canonical, and renumber the
 	// index's label ids accordingly.
 	order := make([]uint32, len(w.labels)) // order[newID] = oldID
@@ -413,35 +413,35 @@ func (w *archiveWriter) finish(opts ArchiveWriterOptions) (ArchiveFooter, error)
 	w.foot.indexCRC = archiveCRC(idx)
 	w.foot.blocks = uint32(len(w.index))
 	if len(idx) > archiveMaxIndexSize {
-		return ArchiveFooter{}, fmt.Errorf("index of %d blocks is %d bytes, over the %d limit; write smaller archives", len(w.index), len(idx), archiveMaxIndexSize)
+		return Footer{}, fmt.Errorf("index of %d blocks is %d bytes, over the %d limit; write smaller archives", len(w.index), len(idx), archiveMaxIndexSize)
 	}
 	foot := w.foot.append(nil)
 	if len(foot) > archiveMaxFooterSize {
-		return ArchiveFooter{}, fmt.Errorf("footer of %d labels is %d bytes, over the %d limit", len(w.labels), len(foot), archiveMaxFooterSize)
+		return Footer{}, fmt.Errorf("footer of %d labels is %d bytes, over the %d limit", len(w.labels), len(foot), archiveMaxFooterSize)
 	}
 	if err := w.put(idx); err != nil {
-		return ArchiveFooter{}, err
+		return Footer{}, err
 	}
 	if err := w.put(foot); err != nil {
-		return ArchiveFooter{}, err
+		return Footer{}, err
 	}
 	w.foot.crc = archiveCRC(foot)
 	if err := w.put(archiveAppendTrailer(nil, uint32(len(foot)), w.foot.crc)); err != nil {
-		return ArchiveFooter{}, err
+		return Footer{}, err
 	}
 	if err := w.bw.Flush(); err != nil {
-		return ArchiveFooter{}, err
+		return Footer{}, err
 	}
 	return w.foot.public(w.off), nil
 }
 
 // public converts the stored footer to the exported summary.
-func (f *archiveFooterDisk) public(fileBytes int64) ArchiveFooter {
+func (f *archiveFooterDisk) public(fileBytes int64) Footer {
 	counts := make(map[string]uint64, len(f.labels))
 	for i, l := range f.labels {
 		counts[l] = f.labelCounts[i]
 	}
-	return ArchiveFooter{
+	return Footer{
 		Version:     f.version,
 		FirstSeq:    f.firstSeq,
 		LastSeq:     f.lastSeq,

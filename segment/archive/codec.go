@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 // EncodeAll and DecodeAll are safe for concurrent use; neither starts a
 // goroutine, so nothing here outlives its caller.
 
-// archiveDefaultLevel is the level used when ArchiveWriterOptions.Level is
+// archiveDefaultLevel is the level used when WriterOptions.Level is
 // unset. See BenchmarkWriteArchive: on heartbeat-like JSON in 64 KiB
 // blocks SpeedFastest compresses as well as SpeedDefault (about 11x: the
 // redundancy is within a few hundred bytes, which both find) and writes

@@ -1,4 +1,4 @@
-package segment
+package archive
 
 import (
 	"bytes"
@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 )
 
-// ArchiveBlockInfo describes one compressed block, as the block index
+// BlockInfo describes one compressed block, as the block index
 // records it. A reader can tell from it, without decompressing, whether
 // the block can hold a wanted sequence range or label.
-type ArchiveBlockInfo struct {
+type BlockInfo struct {
 	Offset            int64    // file offset of the block header
 	Length            int64    // block header plus compressed bytes
 	UncompressedBytes int      // size of the decompressed contents
@@ -28,12 +28,12 @@ type ArchiveBlockInfo struct {
 	Labels            []string // distinct labels in the block, sorted
 }
 
-// Archive is an open, immutable archive file. Its header, footer and block
-// index are read and verified by OpenArchive; blocks are read, checked and
+// Reader is an open, immutable archive file. Its header, footer and block
+// index are read and verified by Open; blocks are read, checked and
 // decompressed only when a scan needs them. All methods are safe for
 // concurrent use (blocks are read with pread); Close must not race with
 // scans that the caller still wants to succeed.
-type Archive struct {
+type Reader struct {
 	path   string
 	f      *os.File
 	size   int64
@@ -47,22 +47,22 @@ type Archive struct {
 	blocksDecoded atomic.Uint64
 }
 
-// OpenArchive opens the archive at path: it reads and checks the header,
+// Open opens the archive at path: it reads and checks the header,
 // the trailer, the footer and the block index (checksums, lengths against
 // the file size, and the index against the footer) but reads no block.
 //
 // A file in a format version this build does not know returns an error
-// matching ErrUnsupportedArchiveVersion. Any other damage returns an
-// *ArchiveCorruptionError (matching ErrArchiveCorrupt) naming the section;
+// matching ErrUnsupportedVersion. Any other damage returns an
+// *CorruptionError (matching ErrCorrupt) naming the section;
 // a truncated, zero-length or garbage file is corruption, never a panic,
 // and no length read from the file is trusted before it is checked against
 // what the file holds.
-func OpenArchive(path string) (*Archive, error) {
+func Open(path string) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
-	a := &Archive{path: path, f: f}
+	a := &Reader{path: path, f: f}
 	if err := a.load(); err != nil {
 		f.Close()
 		return nil, err
@@ -71,7 +71,7 @@ func OpenArchive(path string) (*Archive, error) {
 }
 
 // load reads and checks everything but the blocks.
-func (a *Archive) load() error {
+func (a *Reader) load() error {
 	fi, err := a.f.Stat()
 	if err != nil {
 		return fmt.Errorf("open archive %s: %w", a.path, err)
@@ -86,7 +86,7 @@ func (a *Archive) load() error {
 		return err
 	}
 	if size < archiveMinFileSize {
-		return archiveCorruptf(a.path, ArchiveSectionTrailer, size, "file is %d bytes, shorter than the %d of an empty archive: %w", size, archiveMinFileSize, errArchiveTruncated)
+		return archiveCorruptf(a.path, SectionTrailer, size, "file is %d bytes, shorter than the %d of an empty archive: %w", size, archiveMinFileSize, errArchiveTruncated)
 	}
 
 	trOff := size - archiveTrailerSize
@@ -95,16 +95,16 @@ func (a *Archive) load() error {
 		return err
 	}
 	if string(tr[12:16]) != archiveMagic {
-		return archiveCorruptf(a.path, ArchiveSectionTrailer, trOff, "bad trailer magic %q (file cut short or overwritten?)", tr[12:16])
+		return archiveCorruptf(a.path, SectionTrailer, trOff, "bad trailer magic %q (file cut short or overwritten?)", tr[12:16])
 	}
 	version := binary.LittleEndian.Uint16(hdr[4:6])
 	if v, fl := binary.LittleEndian.Uint16(tr[8:]), binary.LittleEndian.Uint16(tr[10:]); v != version || fl != 0 {
-		return archiveCorruptf(a.path, ArchiveSectionTrailer, trOff, "trailer says version %d flags %#x, header says version %d", v, fl, version)
+		return archiveCorruptf(a.path, SectionTrailer, trOff, "trailer says version %d flags %#x, header says version %d", v, fl, version)
 	}
 	footLen := int64(binary.LittleEndian.Uint32(tr[0:]))
 	footCRC := binary.LittleEndian.Uint32(tr[4:])
 	if footLen < archiveFooterFixedSize || footLen > archiveMaxFooterSize || footLen > trOff-archiveHeaderSize {
-		return archiveCorruptf(a.path, ArchiveSectionTrailer, trOff, "footer length %d outside %d..%d", footLen, archiveFooterFixedSize, min(archiveMaxFooterSize, trOff-archiveHeaderSize))
+		return archiveCorruptf(a.path, SectionTrailer, trOff, "footer length %d outside %d..%d", footLen, archiveFooterFixedSize, min(archiveMaxFooterSize, trOff-archiveHeaderSize))
 	}
 
 	footOff := trOff - footLen
@@ -113,36 +113,36 @@ func (a *Archive) load() error {
 		return err
 	}
 	if got := archiveCRC(fb); got != footCRC {
-		return archiveCorruptf(a.path, ArchiveSectionFooter, footOff, "footer %w (stored %08x, computed %08x)", errArchiveChecksum, footCRC, got)
+		return archiveCorruptf(a.path, SectionFooter, footOff, "footer %w (stored %08x, computed %08x)", errArchiveChecksum, footCRC, got)
 	}
 	foot, err := archiveParseFooter(fb)
 	if err != nil {
-		return &ArchiveCorruptionError{Path: a.path, Section: ArchiveSectionFooter, Block: -1, Offset: footOff, Err: err}
+		return &CorruptionError{Path: a.path, Section: SectionFooter, Block: -1, Offset: footOff, Err: err}
 	}
 	if foot.version != version || foot.flags != 0 {
-		return archiveCorruptf(a.path, ArchiveSectionFooter, footOff, "footer says version %d flags %#x, header says version %d", foot.version, foot.flags, version)
+		return archiveCorruptf(a.path, SectionFooter, footOff, "footer says version %d flags %#x, header says version %d", foot.version, foot.flags, version)
 	}
 	foot.crc = footCRC
 
 	if foot.indexOff < archiveHeaderSize || foot.indexOff > uint64(footOff) || foot.indexLen != uint64(footOff)-foot.indexOff {
-		return archiveCorruptf(a.path, ArchiveSectionFooter, footOff, "index at %d+%d does not end where the footer starts (%d)", foot.indexOff, foot.indexLen, footOff)
+		return archiveCorruptf(a.path, SectionFooter, footOff, "index at %d+%d does not end where the footer starts (%d)", foot.indexOff, foot.indexLen, footOff)
 	}
 	if foot.indexLen > archiveMaxIndexSize {
-		return archiveCorruptf(a.path, ArchiveSectionFooter, footOff, "index length %d over the %d limit", foot.indexLen, archiveMaxIndexSize)
+		return archiveCorruptf(a.path, SectionFooter, footOff, "index length %d over the %d limit", foot.indexLen, archiveMaxIndexSize)
 	}
 	ib, err := a.readSection(int64(foot.indexOff), int64(foot.indexLen))
 	if err != nil {
 		return err
 	}
 	if got := archiveCRC(ib); got != foot.indexCRC {
-		return archiveCorruptf(a.path, ArchiveSectionIndex, int64(foot.indexOff), "index %w (stored %08x, computed %08x)", errArchiveChecksum, foot.indexCRC, got)
+		return archiveCorruptf(a.path, SectionIndex, int64(foot.indexOff), "index %w (stored %08x, computed %08x)", errArchiveChecksum, foot.indexCRC, got)
 	}
 	index, entry, err := archiveParseIndex(ib, &foot)
 	if err != nil {
 		if entry >= 0 {
 			err = fmt.Errorf("entry for block %d: %w", entry, err)
 		}
-		return &ArchiveCorruptionError{Path: a.path, Section: ArchiveSectionIndex, Block: -1, Offset: int64(foot.indexOff), Err: err}
+		return &CorruptionError{Path: a.path, Section: SectionIndex, Block: -1, Offset: int64(foot.indexOff), Err: err}
 	}
 	ids := make(map[string]uint32, len(foot.labels))
 	for i, l := range foot.labels {
@@ -153,12 +153,12 @@ func (a *Archive) load() error {
 }
 
 // readSection reads n bytes at off; n was checked against the file size.
-func (a *Archive) readSection(off, n int64) ([]byte, error) {
+func (a *Reader) readSection(off, n int64) ([]byte, error) {
 	b := make([]byte, n)
 	if _, err := a.f.ReadAt(b, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			// The file shrank after we measured it.
-			return nil, archiveCorruptf(a.path, ArchiveSectionTrailer, off, "read %d bytes at %d: %w", n, off, errArchiveTruncated)
+			return nil, archiveCorruptf(a.path, SectionTrailer, off, "read %d bytes at %d: %w", n, off, errArchiveTruncated)
 		}
 		return nil, fmt.Errorf("archive %s: read %d bytes at %d: %w", a.path, n, off, err)
 	}
@@ -166,22 +166,22 @@ func (a *Archive) readSection(off, n int64) ([]byte, error) {
 }
 
 // Path returns the file the archive was opened from.
-func (a *Archive) Path() string { return a.path }
+func (a *Reader) Path() string { return a.path }
 
 // Footer returns the archive's footer. The LabelCounts map is a fresh copy.
-func (a *Archive) Footer() ArchiveFooter { return a.footer.public(a.size) }
+func (a *Reader) Footer() Footer { return a.footer.public(a.size) }
 
 // Blocks returns the block index, one entry per block in sequence order.
 // The slice is a fresh copy.
-func (a *Archive) Blocks() []ArchiveBlockInfo {
-	out := make([]ArchiveBlockInfo, len(a.index))
+func (a *Reader) Blocks() []BlockInfo {
+	out := make([]BlockInfo, len(a.index))
 	for i := range a.index {
 		e := &a.index[i]
 		labels := make([]string, len(e.labels))
 		for j, id := range e.labels {
 			labels[j] = a.footer.labels[id]
 		}
-		out[i] = ArchiveBlockInfo{
+		out[i] = BlockInfo{
 			Offset: e.offset, Length: e.length, UncompressedBytes: int(e.rawLen),
 			FirstSeq: e.firstSeq, LastSeq: e.lastSeq, MinTime: e.minTime, MaxTime: e.maxTime,
 			Records: int(e.records), Labels: labels,
@@ -191,8 +191,8 @@ func (a *Archive) Blocks() []ArchiveBlockInfo {
 }
 
 // Close releases the file handle. Scans running concurrently fail with
-// ErrArchiveClosed. Close is idempotent.
-func (a *Archive) Close() error {
+// ErrClosed. Close is idempotent.
+func (a *Reader) Close() error {
 	if a.closed.Swap(true) {
 		return nil
 	}
@@ -201,7 +201,7 @@ func (a *Archive) Close() error {
 
 // wanted maps a label filter to archive label ids: nil means every label,
 // and an empty non-nil set means no record can match.
-func (a *Archive) wanted(labels []string) []bool {
+func (a *Reader) wanted(labels []string) []bool {
 	if len(labels) == 0 {
 		return nil
 	}
@@ -235,9 +235,9 @@ func (e *archiveIndexEntry) holdsAny(want []bool) bool {
 // A block is checked whole (checksum, decompression, every record against
 // its header and the index) before any of its records is passed to fn, so
 // fn never sees a record from a damaged block. A damaged block returns an
-// *ArchiveCorruptionError naming it, after the records of earlier blocks
+// *CorruptionError naming it, after the records of earlier blocks
 // were delivered; blocks the scan skips are not read and cannot fail it.
-func (a *Archive) Scan(from uint64, labels []string, fn func(ArchiveRecord) bool) error {
+func (a *Reader) Scan(from uint64, labels []string, fn func(Record) bool) error {
 	want := a.wanted(labels)
 	start := sort.Search(len(a.index), func(i int) bool { return a.index[i].lastSeq >= from })
 	s := archiveGetScratch()
@@ -271,7 +271,7 @@ func (a *Archive) Scan(from uint64, labels []string, fn func(ArchiveRecord) bool
 // Seq <= to (to == 0 means from the last record) and, when labels is not
 // empty, a Label in labels, in decreasing sequence order, until fn returns
 // false. Its guarantees are those of Scan.
-func (a *Archive) ScanReverse(to uint64, labels []string, fn func(ArchiveRecord) bool) error {
+func (a *Reader) ScanReverse(to uint64, labels []string, fn func(Record) bool) error {
 	if to == 0 {
 		to = math.MaxUint64
 	}
@@ -301,28 +301,28 @@ func (a *Archive) ScanReverse(to uint64, labels []string, fn func(ArchiveRecord)
 
 // deliver passes record j of the decoded block to fn when it matches the
 // label filter, and reports whether to go on.
-func (s *archiveScratch) deliver(j int, want []bool, fn func(ArchiveRecord) bool) bool {
+func (s *archiveScratch) deliver(j int, want []bool, fn func(Record) bool) bool {
 	r := &s.recs[j]
 	if want != nil && !want[s.ids[r.label]] {
 		return true
 	}
 	end := r.off + r.n
-	return fn(ArchiveRecord{Seq: r.seq, Time: r.time, Label: s.names[r.label], Payload: s.raw[r.off:end:end]})
+	return fn(Record{Seq: r.seq, Time: r.time, Label: s.names[r.label], Payload: s.raw[r.off:end:end]})
 }
 
 // readBlock reads block i into s and checks it completely: header against
 // the index, checksum, decompression, and every record against the header.
 // On success s.recs, s.names and s.ids describe the block.
-func (a *Archive) readBlock(i int, s *archiveScratch) error {
+func (a *Reader) readBlock(i int, s *archiveScratch) error {
 	if a.closed.Load() {
-		return fmt.Errorf("archive %s: %w", a.path, ErrArchiveClosed)
+		return fmt.Errorf("archive %s: %w", a.path, ErrClosed)
 	}
 	e := &a.index[i]
 	s.block = archiveGrow(s.block, int(e.length))
 	if _, err := a.f.ReadAt(s.block, e.offset); err != nil {
 		switch {
 		case errors.Is(err, os.ErrClosed):
-			return fmt.Errorf("archive %s: %w", a.path, ErrArchiveClosed)
+			return fmt.Errorf("archive %s: %w", a.path, ErrClosed)
 		case errors.Is(err, io.EOF):
 			return a.blockCorrupt(i, fmt.Errorf("file ends inside the block: %w", errArchiveTruncated))
 		}
@@ -361,7 +361,7 @@ func (a *Archive) readBlock(i int, s *archiveScratch) error {
 	return nil
 }
 
-func (a *Archive) labelNames(ids []uint32) []string {
+func (a *Reader) labelNames(ids []uint32) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
 		out[i] = a.footer.labels[id]
@@ -369,8 +369,8 @@ func (a *Archive) labelNames(ids []uint32) []string {
 	return out
 }
 
-func (a *Archive) blockCorrupt(i int, err error) *ArchiveCorruptionError {
-	return &ArchiveCorruptionError{Path: a.path, Section: ArchiveSectionBlock, Block: i, Offset: a.index[i].offset, Err: err}
+func (a *Reader) blockCorrupt(i int, err error) *CorruptionError {
+	return &CorruptionError{Path: a.path, Section: SectionBlock, Block: i, Offset: a.index[i].offset, Err: err}
 }
 
 // archiveCheckBlock parses the header of a block (header plus compressed
@@ -416,17 +416,17 @@ func archiveDecodeBlockBody(h *archiveBlockHeader, comp []byte, s *archiveScratc
 // footer, and re-reads the footer and index from disk. It returns every
 // problem found, in file order, or nil when the archive is clean. An I/O
 // error reading a block is reported as that block's problem.
-func (a *Archive) Verify() []*ArchiveCorruptionError {
-	var problems []*ArchiveCorruptionError
+func (a *Reader) Verify() []*CorruptionError {
+	var problems []*CorruptionError
 	add := func(err error) {
-		var ce *ArchiveCorruptionError
+		var ce *CorruptionError
 		if !errors.As(err, &ce) {
-			ce = &ArchiveCorruptionError{Path: a.path, Section: ArchiveSectionFooter, Block: -1, Err: err}
+			ce = &CorruptionError{Path: a.path, Section: SectionFooter, Block: -1, Err: err}
 		}
 		problems = append(problems, ce)
 	}
 	if a.closed.Load() {
-		add(fmt.Errorf("archive %s: %w", a.path, ErrArchiveClosed))
+		add(fmt.Errorf("archive %s: %w", a.path, ErrClosed))
 		return problems
 	}
 	s := archiveGetScratch()
@@ -436,7 +436,7 @@ func (a *Archive) Verify() []*ArchiveCorruptionError {
 	blocksOK := true
 	for i := range a.index {
 		if err := a.readBlock(i, s); err != nil {
-			var ce *ArchiveCorruptionError
+			var ce *CorruptionError
 			if !errors.As(err, &ce) {
 				ce = a.blockCorrupt(i, err)
 			}
@@ -453,24 +453,24 @@ func (a *Archive) Verify() []*ArchiveCorruptionError {
 	if blocksOK {
 		off := int64(a.footer.indexOff + a.footer.indexLen)
 		if records != a.footer.records {
-			problems = append(problems, archiveCorruptf(a.path, ArchiveSectionFooter, off, "blocks hold %d records, footer declares %d", records, a.footer.records))
+			problems = append(problems, archiveCorruptf(a.path, SectionFooter, off, "blocks hold %d records, footer declares %d", records, a.footer.records))
 		}
 		for id, c := range counts {
 			if c != a.footer.labelCounts[id] {
-				problems = append(problems, archiveCorruptf(a.path, ArchiveSectionFooter, off, "blocks hold %d records labelled %q, footer declares %d", c, a.footer.labels[id], a.footer.labelCounts[id]))
+				problems = append(problems, archiveCorruptf(a.path, SectionFooter, off, "blocks hold %d records labelled %q, footer declares %d", c, a.footer.labels[id], a.footer.labelCounts[id]))
 			}
 		}
 		if input != a.footer.inputBytes {
-			problems = append(problems, archiveCorruptf(a.path, ArchiveSectionFooter, off, "blocks hold %d payload bytes, footer declares %d", input, a.footer.inputBytes))
+			problems = append(problems, archiveCorruptf(a.path, SectionFooter, off, "blocks hold %d payload bytes, footer declares %d", input, a.footer.inputBytes))
 		}
 	}
 	// The footer and index were checked at open; check the bytes on disk
 	// still say the same.
-	again := &Archive{path: a.path, f: a.f}
+	again := &Reader{path: a.path, f: a.f}
 	if err := again.load(); err != nil {
 		add(err)
 	} else if !bytes.Equal(again.footer.append(nil), a.footer.append(nil)) || !bytes.Equal(archiveEncodeIndex(again.index), archiveEncodeIndex(a.index)) || again.size != a.size {
-		add(archiveCorruptf(a.path, ArchiveSectionFooter, int64(a.footer.indexOff), "footer or index on disk changed since the archive was opened"))
+		add(archiveCorruptf(a.path, SectionFooter, int64(a.footer.indexOff), "footer or index on disk changed since the archive was opened"))
 	}
 	return problems
 }
