@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/agentruntime/statejournal/engine"
 	rec "github.com/agentruntime/statejournal/record"
@@ -90,7 +89,7 @@ func (e *Error) Error() string {
 // Unwrap returns the sentinel matching the code, or nil.
 func (e *Error) Unwrap() error { return sentinelOf(e.Code) }
 
-// sentinelOf is the sentinel a code stands for (types.Codes).
+// sentinelOf is the sentinel a code stands for (types.Sentinel).
 func sentinelOf(code string) error { return types.Sentinel(code) }
 
 // Record posts changes as one JSON array and returns their receipts in
@@ -213,27 +212,20 @@ func decodeError(status int, data []byte) error {
 	if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code == "" {
 		msg := strings.TrimSpace(string(data))
 		if len(msg) > 200 {
-			n := 200
-			for n > 196 && !utf8.RuneStart(msg[n]) {
-				n-- // cut on a rune boundary
-			}
-			msg = msg[:n] + "…"
+			msg = types.CutUTF8(msg, 200) + "…"
 		}
 		return &Error{StatusCode: status, APIError: APIError{Message: msg}}
 	}
 	e := eb.Error
-	switch e.Code {
-	case types.CodeInvalidChange, CodeInvalidQuery, types.CodeUnknownSurface, types.CodePolicyViolation, types.CodeEventIDConflict:
-		if e.Field != "" {
-			fe := &types.FieldError{
-				Kind: sentinelOf(e.Code), Field: e.Field, Value: e.Value, Problem: e.Problem,
-				Allowed: e.Allowed, Suggestion: e.Suggestion, Index: -1,
-			}
-			if e.Index != nil {
-				fe.Index = *e.Index
-			}
-			return fe
+	if e.Field != "" && types.NamesField(e.Code) {
+		fe := &types.FieldError{
+			Kind: sentinelOf(e.Code), Field: e.Field, Value: e.Value, Problem: e.Problem,
+			Allowed: e.Allowed, Suggestion: e.Suggestion, Index: -1,
 		}
+		if e.Index != nil {
+			fe.Index = *e.Index
+		}
+		return fe
 	}
 	return &Error{StatusCode: status, APIError: e}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/agentruntime/statejournal/types"
 )
@@ -51,7 +50,7 @@ type APIError struct {
 	RequestID   string   `json:"request_id,omitempty"`
 }
 
-// statusOf maps an error code to its HTTP status (types.Codes).
+// statusOf maps an error code to its HTTP status (types.HTTPStatus).
 func statusOf(code string) int { return types.HTTPStatus(code) }
 
 // apiErrorOf turns an engine or server error into its API form. Errors
@@ -113,16 +112,10 @@ func queryError(field, value, problem string, allowed ...string) error {
 
 // clip bounds an echoed value so an error never carries a huge input.
 func clip(s string) string {
-	const max = 128
-	if len(s) <= max {
+	if len(s) <= 128 {
 		return s
 	}
-	for n := max; n > max-utf8.UTFMax && n > 0; n-- {
-		if utf8.RuneStart(s[n]) {
-			return s[:n] + "…" // cut on a rune boundary
-		}
-	}
-	return s[:max] + "…"
+	return types.CutUTF8(s, 128) + "…"
 }
 
 // writeError writes err as a JSON error answer and logs internal errors.
