@@ -449,7 +449,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	}
 	if err := checkArchiveRange(a); err != nil {
 		j.dropArchive(path)
-		return ar, footer, fmt.Errorf("%w: %v", errAccounting, err)
+		return ar, footer, fmt.Errorf("%w: %w", errAccounting, err)
 	}
 	// The archive is durable; now the hot log gives up the same records.
 	if err := j.truncateHot(u.last, a); err != nil {
@@ -549,7 +549,7 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 			f, err := peekFields(payload)
 			if err != nil {
 				bad = &segment.CorruptionError{Segment: u.seg.path, Offset: off, Sequence: seq, Cause: segment.CauseBadChecksum,
-					Err: fmt.Errorf("%w: record does not decode: %v", segment.ErrCorrupt, err)}
+					Err: fmt.Errorf("%w: record does not decode: %w", segment.ErrCorrupt, err)}
 				return false
 			}
 			label, unix = archiveLabel(f.surface, f.others), f.unix
@@ -779,7 +779,7 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 		// The old tail stays: the empty segment after it must go, or
 		// tidwall/wal would append to it.
 		if err := os.Remove(empty); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return old.first, j.fail(fmt.Errorf("%v; and remove %s: %w", cutErr, empty, err))
+			return old.first, j.fail(fmt.Errorf("%w; and remove %s: %w", cutErr, empty, err))
 		}
 	}
 	if err := fsx.SyncDir(j.hotDir); err != nil && cutErr == nil {

@@ -925,7 +925,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			}
 			e, err := j.indexEntry(v, he, mtime)
 			if err != nil {
-				decErr = &segment.CorruptionError{Segment: s.Path, Offset: he.Off, Sequence: he.Seq, Cause: segment.CauseBadChecksum, Err: fmt.Errorf("%w: %v", segment.ErrCorrupt, err)}
+				decErr = &segment.CorruptionError{Segment: s.Path, Offset: he.Off, Sequence: he.Seq, Cause: segment.CauseBadChecksum, Err: fmt.Errorf("%w: %w", segment.ErrCorrupt, err)}
 				return false
 			}
 			v.entries = append(v.entries, e)

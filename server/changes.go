@@ -141,7 +141,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		if errors.As(err, &mbe) {
 			return nil, errorf(CodeTooLarge, "the body is over %d bytes, the most accepted; split the batch", max)
 		}
-		return nil, errorf(CodeCanceled, "read the body: %v", err)
+		return nil, errorf(CodeCanceled, "read the body: %w", err)
 	}
 	return body, nil
 }

@@ -57,6 +57,11 @@ func statusOf(code string) int { return types.HTTPStatus(code) }
 // that are not part of the contract become code "internal" with a message
 // that points at the log instead of leaking internals.
 func apiErrorOf(err error) APIError {
+	// A ready answer first: its cause (errorf's %w) may hold anything.
+	var ae *apiErr
+	if errors.As(err, &ae) {
+		return ae.e
+	}
 	var fe *types.FieldError
 	if errors.As(err, &fe) {
 		e := APIError{
@@ -68,10 +73,6 @@ func apiErrorOf(err error) APIError {
 			e.Index = &i
 		}
 		return e
-	}
-	var ae *apiErr
-	if errors.As(err, &ae) {
-		return ae.e
 	}
 	var ce *CompactedError
 	if errors.As(err, &ce) {
@@ -88,16 +89,37 @@ func apiErrorOf(err error) APIError {
 }
 
 // apiErr carries a ready APIError through error returns.
-type apiErr struct{ e APIError }
+type apiErr struct {
+	e     APIError
+	cause error // what errorf wrapped with %w, or nil
+}
 
 func (a *apiErr) Error() string { return a.e.Code + ": " + a.e.Message }
 
-// Unwrap returns the sentinel of the code (types.Codes), so that
-// types.Code and errors.Is see a ready answer's kind too.
-func (a *apiErr) Unwrap() error { return types.Sentinel(a.e.Code) }
+// Unwrap returns the sentinel of the code (types.Sentinel), so that
+// types.Code and errors.Is see a ready answer's kind too, and the cause
+// errorf wrapped, so that errors.Is sees it (syscall.ENOSPC, ...).
+func (a *apiErr) Unwrap() []error {
+	errs := make([]error, 0, 2)
+	if s := types.Sentinel(a.e.Code); s != nil {
+		errs = append(errs, s)
+	}
+	if a.cause != nil {
+		errs = append(errs, a.cause)
+	}
+	return errs
+}
 
+// errorf is an answer with code and the message format makes; an error
+// among args wrapped with %w stays matchable through it.
 func errorf(code, format string, args ...any) error {
-	return &apiErr{e: APIError{Code: code, Message: fmt.Sprintf(format, args...)}}
+	err := fmt.Errorf(format, args...)
+	a := &apiErr{e: APIError{Code: code, Message: err.Error()}}
+	switch err.(type) {
+	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
+		a.cause = err
+	}
+	return a
 }
 
 // queryError is a bad query parameter, as a FieldError-shaped APIError.
