@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"github.com/tidwall/wal"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/types"
 )
@@ -639,22 +639,14 @@ type peeked struct {
 	unix                                int64
 }
 
-// peekFields decodes the few fields compaction needs. It is a full JSON
-// decode of just those fields.
+// peekFields decodes the few fields compaction needs (record.DecodeKey).
 func peekFields(payload []byte) (peeked, error) {
-	var w struct {
-		OccurredAt    time.Time `json:"occurred_at"`
-		Surface       string    `json:"surface"`
-		ChangeType    string    `json:"change_type"`
-		AggregateType string    `json:"aggregate_type"`
-		AggregateID   string    `json:"aggregate_id"`
-		Changed       []string  `json:"changed_surfaces"`
-	}
-	if err := json.NewDecoder(bytes.NewReader(payload)).Decode(&w); err != nil {
+	w, err := record.DecodeKey(payload)
+	if err != nil {
 		return peeked{}, err
 	}
 	p := peeked{surface: w.Surface, changeType: w.ChangeType, aggType: w.AggregateType, aggID: w.AggregateID, unix: w.OccurredAt.UnixNano()}
-	for _, s := range w.Changed {
+	for _, s := range w.ChangedSurfaces {
 		if s != w.Surface {
 			p.others = append(p.others, s)
 		}

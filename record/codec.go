@@ -423,3 +423,24 @@ func decode(data []byte, seq uint64, strict bool) (Change, error) {
 func fieldErr(field, value, problem string, allowed ...string) *types.FieldError {
 	return &types.FieldError{Kind: types.ErrInvalid, Field: field, Value: value, Problem: problem, Allowed: allowed, Index: -1}
 }
+
+// Key is the part of a stored record that compaction needs to label and
+// coalesce it: when it happened, where, what kind of change to which
+// aggregate.
+type Key struct {
+	OccurredAt      time.Time `json:"occurred_at"`
+	Surface         string    `json:"surface"`
+	ChangeType      string    `json:"change_type"`
+	AggregateType   string    `json:"aggregate_type"`
+	AggregateID     string    `json:"aggregate_id"`
+	ChangedSurfaces []string  `json:"changed_surfaces"`
+}
+
+// DecodeKey decodes the Key fields of a record in its stored or output
+// form, skipping the rest (metadata is not built): a full JSON decode of
+// just those fields.
+func DecodeKey(data []byte) (Key, error) {
+	var k Key
+	err := json.NewDecoder(bytes.NewReader(data)).Decode(&k)
+	return k, err
+}

@@ -11,7 +11,7 @@ import (
 )
 
 // Error codes of the server's answers. They are types' codes: the one
-// table of codes, HTTP statuses and exit codes is types.Codes.
+// table of codes, HTTP statuses and exit codes is types.CodeTable.
 const (
 	CodeInvalidQuery         = types.CodeInvalidQuery
 	CodeUnauthorized         = types.CodeUnauthorized
