@@ -79,6 +79,28 @@ func ChangeTypeCode(t string) (uint8, bool) {
 	return CodeNoChangeType, false
 }
 
+// ChangeTypeOf returns the code of change type t, or a *types.FieldError
+// (types.ErrInvalid) naming field, the value and every change type: the
+// one check of a change type, for a record's change_type and a query's
+// filter alike.
+func ChangeTypeOf(field, t string) (uint8, error) {
+	if code, ok := ChangeTypeCode(t); ok {
+		return code, nil
+	}
+	return CodeNoChangeType, fieldErr(field, Clip(t), "is not a change type", ChangeTypes()...)
+}
+
+// SeverityOf returns the code of severity s, or a *types.FieldError
+// (types.ErrInvalid) naming field, the value and every severity: the one
+// check of a severity, for a record's severity and a min_severity filter
+// alike.
+func SeverityOf(field, s string) (uint8, error) {
+	if code, ok := SeverityCode(s); ok {
+		return code, nil
+	}
+	return 0, fieldErr(field, Clip(s), "is not a severity", Severities()...)
+}
+
 // ChangeTypeName returns the change type of code, and false when no
 // change type has it.
 func ChangeTypeName(code uint8) (string, bool) { return nameOf(changeTypes[:], code) }

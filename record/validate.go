@@ -69,8 +69,8 @@ func Validate(c *Change, now time.Time) error {
 	if c.ChangeType == "" {
 		return fieldErr("change_type", "", "is required", ChangeTypes()...)
 	}
-	if _, ok := ChangeTypeCode(c.ChangeType); !ok {
-		return fieldErr("change_type", Clip(c.ChangeType), "is not a change type", ChangeTypes()...)
+	if _, err := ChangeTypeOf("change_type", c.ChangeType); err != nil {
+		return err
 	}
 	if err := checkToken("aggregate_type", c.AggregateType, MaxTypeBytes, "e.g. work_session"); err != nil {
 		return err
@@ -79,8 +79,8 @@ func Validate(c *Change, now time.Time) error {
 		return err
 	}
 	if c.Severity != "" {
-		if _, ok := SeverityCode(c.Severity); !ok {
-			return fieldErr("severity", Clip(c.Severity), "is not a severity", Severities()...)
+		if _, err := SeverityOf("severity", c.Severity); err != nil {
+			return err
 		}
 	}
 	if len(c.ChangedSurfaces) != 1 || c.ChangedSurfaces[0] != c.Surface {

@@ -122,6 +122,19 @@ func errorf(code, format string, args ...any) error {
 	return a
 }
 
+// asQueryError answers a field error of the contract (types.ErrInvalid)
+// about a query filter as a bad query, not a bad change; other errors
+// are returned as they are.
+func asQueryError(err error) error {
+	var fe *types.FieldError
+	if errors.As(err, &fe) && fe.Kind == types.ErrInvalid {
+		e := apiErrorOf(err)
+		e.Code = CodeInvalidQuery
+		return &apiErr{e: e}
+	}
+	return err
+}
+
 // queryError is a bad query parameter, as a FieldError-shaped APIError.
 func queryError(field, value, problem string, allowed ...string) error {
 	msg := field
