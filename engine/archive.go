@@ -239,7 +239,7 @@ func verifyArchiveAgainstHot(a *archiveSeg, v *view) error {
 	rel := relPath(archiveDirName, a.name)
 	fail := func(format string, args ...any) error {
 		return &IntegrityError{File: rel, Err: types.ErrIntegrity, Problem: fmt.Sprintf(format, args...) +
-			fmt.Sprintf("; the hot log still holds sequences %d..%d, so nothing was cut: move the archive out of archive/ and reopen", v.first, a.last)}
+			fmt.Sprintf("; the hot log still holds sequences %d..%d, so nothing was cut: move the archive out of archive/ and reopen", v.first, a.last), Cause: causeOf(args)}
 	}
 	ar, err := archive.Open(a.path)
 	if err != nil {
@@ -347,7 +347,7 @@ func parseHorizon(b []byte, id *journalIdentity) (horizonRead, error) {
 	rel := relPath(stateDirName, horizonFileName)
 	bad := func(format string, a ...any) error {
 		return &IntegrityError{File: rel, Err: types.ErrIntegrity, Problem: fmt.Sprintf(format, a...) +
-			"; the horizon decides which archives retention removes, so nothing was opened or deleted: restore the file, or run state-journal-validate --repair to rewrite it from the archives and the hot log"}
+			"; the horizon decides which archives retention removes, so nothing was opened or deleted: restore the file, or run state-journal-validate --repair to rewrite it from the archives and the hot log", Cause: causeOf(a)}
 	}
 	if len(b) == 0 {
 		return horizonRead{}, bad("is empty")

@@ -367,7 +367,7 @@ func decodeCheckpointFile(dir string) (checkpointMeta, []byte, error) {
 		return meta, nil, fmt.Errorf("%w: meta length %d past the file", segment.ErrCorrupt, ml)
 	}
 	if err := json.Unmarshal(b[12:12+ml], &meta); err != nil {
-		return meta, nil, fmt.Errorf("%w: meta: %v", segment.ErrCorrupt, err)
+		return meta, nil, fmt.Errorf("%w: meta: %w", segment.ErrCorrupt, err)
 	}
 	rest := b[12+ml : len(b)-4]
 	if len(rest) < 4 {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"github.com/tidwall/wal"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
@@ -499,7 +499,7 @@ func (j *Journal) compactUnit(u unit, o CompactOptions, progress func(int64)) (A
 	}
 	if err := checkArchiveRange(a); err != nil {
 		j.dropArchive(path)
-		return ar, footer, fmt.Errorf("%w: %v", errAccounting, err)
+		return ar, footer, fmt.Errorf("%w: %w", errAccounting, err)
 	}
 	// The archive is durable; now the hot log gives up the same records.
 	if err := j.truncateHot(u.last, a); err != nil {
@@ -599,7 +599,7 @@ func (j *Journal) readUnit(u unit, window time.Duration, progress func(int64)) (
 			f, err := peekFields(payload)
 			if err != nil {
 				bad = &segment.CorruptionError{Segment: u.seg.path, Offset: off, Sequence: seq, Cause: segment.CauseBadChecksum,
-					Err: fmt.Errorf("%w: record does not decode: %v", segment.ErrCorrupt, err)}
+					Err: fmt.Errorf("%w: record does not decode: %w", segment.ErrCorrupt, err)}
 				return false
 			}
 			label, unix = archiveLabel(f.surface, f.others), f.unix
@@ -690,22 +690,14 @@ type peeked struct {
 	unix                                int64
 }
 
-// peekFields decodes the few fields compaction needs. It is a full JSON
-// decode of just those fields.
+// peekFields decodes the few fields compaction needs (record.DecodeKey).
 func peekFields(payload []byte) (peeked, error) {
-	var w struct {
-		OccurredAt    time.Time `json:"occurred_at"`
-		Surface       string    `json:"surface"`
-		ChangeType    string    `json:"change_type"`
-		AggregateType string    `json:"aggregate_type"`
-		AggregateID   string    `json:"aggregate_id"`
-		Changed       []string  `json:"changed_surfaces"`
-	}
-	if err := json.NewDecoder(bytes.NewReader(payload)).Decode(&w); err != nil {
+	w, err := record.DecodeKey(payload)
+	if err != nil {
 		return peeked{}, err
 	}
 	p := peeked{surface: w.Surface, changeType: w.ChangeType, aggType: w.AggregateType, aggID: w.AggregateID, unix: w.OccurredAt.UnixNano()}
-	for _, s := range w.Changed {
+	for _, s := range w.ChangedSurfaces {
 		if s != w.Surface {
 			p.others = append(p.others, s)
 		}
@@ -789,7 +781,7 @@ func (j *Journal) cutFront(old *view, upto uint64) (uint64, error) {
 		// The old tail stays: the empty segment after it must go, or
 		// tidwall/wal would append to it.
 		if err := j.opts.fs.Remove(empty); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return old.first, j.fail(fmt.Errorf("%v; and remove %s: %w", cutErr, empty, err))
+			return old.first, j.fail(fmt.Errorf("%w; and remove %s: %w", cutErr, empty, err))
 		}
 	}
 	if err := j.opts.fs.SyncDir(j.hotDir); err != nil && cutErr == nil {

@@ -11,8 +11,9 @@
 //
 // # Write path and durability
 //
-// Record and RecordBatch validate a change against runtime-state-change-v1,
-// the surface registry (engine/registry) and the migration policy, fill
+// Record and RecordBatch validate a change against runtime-state-change-v1
+// (package record: the Change type, its one codec and Validate), the
+// surface registry (engine/registry) and the migration policy, fill
 // its defaults and redact secrets (internal/redact) in the caller's
 // goroutine; nothing bad reaches disk, and a *types.FieldError names the
 // field. The encoded change goes to the committer, the one goroutine that

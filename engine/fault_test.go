@@ -54,6 +54,7 @@ type faultReport struct {
 	Acked        []faultAck `json:"acked"`
 	RecordErr    string     `json:"record_err,omitempty"`
 	RecordFailed bool       `json:"record_failed"` // errors.Is(record error, ErrFailed)
+	RecordErrno  int        `json:"record_errno"`  // the syscall.Errno errors.As finds in it, 0 when none
 	AgainErr     string     `json:"again_err,omitempty"`
 	AgainFailed  bool       `json:"again_failed"`
 	BytesBefore  int64      `json:"bytes_before"` // hot/ bytes before the retry after the failure
@@ -140,6 +141,10 @@ func faultWriteUntilFail(dir string, max, pad int) (rep faultReport) {
 		rc, err := j.Record(ctx, c)
 		if err != nil {
 			rep.RecordErr, rep.RecordFailed = err.Error(), errors.Is(err, ErrFailed)
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				rep.RecordErrno = int(errno)
+			}
 			break
 		}
 		rep.Acked = append(rep.Acked, faultAck{rc.Sequence, rc.EventID})
@@ -260,6 +265,9 @@ func TestDiskFullFailsTheWriteStickilyAndLosesNothingAcknowledged(t *testing.T) 
 	}
 	if !rep.RecordFailed || !strings.Contains(rep.RecordErr, syscall.EFBIG.Error()) {
 		t.Fatalf("the write past the limit failed with %q: want ErrFailed naming %q", rep.RecordErr, syscall.EFBIG.Error())
+	}
+	if rep.RecordErrno != int(syscall.EFBIG) {
+		t.Fatalf("the write past the limit failed with %q, in which errors.As finds errno %d: want EFBIG (%d), wrapped with %%w all the way", rep.RecordErr, rep.RecordErrno, int(syscall.EFBIG))
 	}
 	if !rep.AgainFailed || rep.BytesAfter != rep.BytesBefore {
 		t.Fatalf("the next Record after the failure: err %q (ErrFailed: %v), hot log %d -> %d bytes; want a sticky ErrFailed that writes nothing",

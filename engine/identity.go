@@ -80,12 +80,32 @@ type IntegrityError struct {
 	File    string // relative to the data directory, e.g. "state/horizon.json"
 	Problem string // what is wrong and what to do
 	Err     error  // the kind: ErrIntegrity, ErrForeign, ErrHole, segment.ErrUnsupportedVersion
+	// Cause is the error that made the check fail (an I/O error, a
+	// decode error), when there is one; Problem already quotes it.
+	Cause error
 }
 
 func (e *IntegrityError) Error() string { return e.File + ": " + e.Problem }
 
-// Unwrap returns the error's kind.
-func (e *IntegrityError) Unwrap() error { return e.Err }
+// Unwrap returns the error's kind and its cause, so that errors.Is
+// matches both (ErrIntegrity and, say, syscall.EIO).
+func (e *IntegrityError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.Cause}
+}
+
+// causeOf returns the first error among a message's arguments: the
+// cause an *IntegrityError built from that message keeps.
+func causeOf(args []any) error {
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			return err
+		}
+	}
+	return nil
+}
 
 // HoleError is a run of sequences between the horizon and the head that
 // no file holds. Every read that crosses it returns it.
@@ -158,7 +178,7 @@ func parseIdentity(b []byte) (*journalIdentity, error) {
 	rel := relPath(stateDirName, identityFileName)
 	bad := func(format string, a ...any) error {
 		return &IntegrityError{File: rel, Problem: fmt.Sprintf(format, a...) +
-			"; the journal identity decides which archives, horizon and checkpoint belong here, so nothing is opened: restore the file from a backup", Err: types.ErrIntegrity}
+			"; the journal identity decides which archives, horizon and checkpoint belong here, so nothing is opened: restore the file from a backup", Err: types.ErrIntegrity, Cause: causeOf(a)}
 	}
 	var id journalIdentity
 	d := json.NewDecoder(strings.NewReader(string(b)))

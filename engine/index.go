@@ -14,8 +14,8 @@ type hotEntry struct {
 	length  uint32 // length of the wal frame (uvarint + envelope)
 	unix    int64  // committed_at (the journal's clock), unix nanos
 	surface uint16 // interned surface id
-	ctype   uint8  // index into registry.ChangeTypes
-	sev     uint8  // severity rank
+	ctype   uint8  // record.ChangeTypeCode (a fixed code)
+	sev     uint8  // record.SeverityCode (a fixed code, the rank)
 	hint    uint16 // interned snapshot hint
 	// multi is 1 when the record lists surfaces besides its own in
 	// changed_surfaces (view.also holds them); it sits in what was

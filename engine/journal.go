@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
@@ -923,7 +924,7 @@ func (j *Journal) loadHot(segs []segment.HotSegment, readOnly bool) (*view, []se
 			}
 			e, err := j.indexEntry(v, he, mtime)
 			if err != nil {
-				decErr = &segment.CorruptionError{Segment: s.Path, Offset: he.Off, Sequence: he.Seq, Cause: segment.CauseBadChecksum, Err: fmt.Errorf("%w: %v", segment.ErrCorrupt, err)}
+				decErr = &segment.CorruptionError{Segment: s.Path, Offset: he.Off, Sequence: he.Seq, Cause: segment.CauseBadChecksum, Err: fmt.Errorf("%w: %w", segment.ErrCorrupt, err)}
 				return false
 			}
 			v.entries = append(v.entries, e)
@@ -1008,7 +1009,7 @@ func (j *Journal) indexEntry(v *view, he segment.HotEntry, segMtime int64) (hotE
 			unix = segMtime
 		}
 		return hotEntry{off: uint32(he.Off), length: uint32(he.FrameLen), unix: unix,
-			surface: j.intern.id(lostSurface), ctype: 255}, nil
+			surface: j.intern.id(lostSurface), ctype: record.CodeNoChangeType}, nil
 	}
 	c, err := decodeStored(payload, seq)
 	if err != nil {
@@ -1038,9 +1039,8 @@ func (j *Journal) indexEntry(v *view, he segment.HotEntry, segMtime int64) (hotE
 func (j *Journal) fillEntry(e *hotEntry, c *Change, committed int64) {
 	e.unix = committed
 	e.surface = j.intern.id(c.Surface)
-	e.ctype = changeTypeIndex(c.ChangeType)
-	r, _ := registry.SeverityRank(c.Severity)
-	e.sev = uint8(r)
+	e.ctype, _ = record.ChangeTypeCode(c.ChangeType)
+	e.sev, _ = record.SeverityCode(c.Severity)
 	e.hint = j.intern.id(c.SnapshotHint)
 	e.agg = aggHash(c.AggregateType, c.AggregateID)
 	e.corr = corrHash(c.CorrelationID)
@@ -1078,15 +1078,6 @@ func (v *view) noteSurface(e hotEntry, seq uint64) {
 	s.LastUnix = e.unix
 	s.LastChangeType = e.ctype
 	s.LastSeverity = e.sev
-}
-
-func changeTypeIndex(ct string) uint8 {
-	for i, t := range registry.ChangeTypes {
-		if t == ct {
-			return uint8(i)
-		}
-	}
-	return 255
 }
 
 // Dir returns the journal's absolute data directory.

@@ -106,16 +106,6 @@ func (r *CompactReport) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes occurred_at and committed_at in types.TimeLayout.
-func (r Receipt) MarshalJSON() ([]byte, error) {
-	type plain Receipt
-	return json.Marshal(struct {
-		plain
-		OccurredAt  jsonTime `json:"occurred_at"`
-		CommittedAt jsonTime `json:"committed_at"`
-	}{plain(r), jsonTime(r.OccurredAt), jsonTime(r.CommittedAt)})
-}
-
 // MarshalJSON writes last_at in types.TimeLayout.
 func (s SurfaceStatus) MarshalJSON() ([]byte, error) {
 	type plain SurfaceStatus

@@ -7,32 +7,9 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/redact"
-	"github.com/agentruntime/statejournal/segment/archive"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/types"
 )
-
-// Bounds of the free-text fields of a change.
-const (
-	MaxSourceBytes    = 128
-	MaxTypeBytes      = 128
-	MaxIDBytes        = 256 // aggregate_id, event_id, correlation_id, causation_id
-	MaxArtifactBytes  = 1024
-	MaxChangedSurface = 64
-)
-
-// The occurred_at range: nanoseconds since 1970 fit an int64 until 2262.
-var (
-	minOccurredAt = time.Unix(0, 0).UTC()
-	maxOccurredAt = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
-)
-
-// MaxOccurredAtAhead bounds how far past the journal's clock a writer's
-// occurred_at may lie. A writer's clock may be wrong by days, and nothing
-// the journal decides depends on occurred_at, so the bound is loose; it
-// refuses only values no clock error explains (a year 2100 record), which
-// would otherwise sit in every time-ordered view as "newest" forever. Any
-// past time from 1970 on is accepted (backfills are legitimate).
-const MaxOccurredAtAhead = 30 * 24 * time.Hour
 
 // prepared is a validated, defaulted, redacted change ready for the
 // committer: its stored encoding plus what the index and receipt need.
@@ -107,51 +84,26 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 	p.redactField(&c.CorrelationID)
 	p.redactField(&c.CausationID)
 
+	// The contract first (record.Validate), then what the registry and
+	// the migration policy decide.
+	if err := record.Validate(&c, now); err != nil {
+		return p, err
+	}
 	if c.SchemaVersion == "" {
 		c.SchemaVersion = SchemaVersion
-	} else if c.SchemaVersion != SchemaVersion {
-		return p, fieldErr(types.ErrInvalid, "schema_version", c.SchemaVersion, "is not supported", SchemaVersion)
-	}
-	if c.Lost != nil {
-		return p, fieldErr(types.ErrInvalid, "lost", "", "is set by the journal on tombstones of lost records; a writer cannot set it")
-	}
-	if c.Surface == "" {
-		return p, fieldErr(types.ErrInvalid, "surface", "", "is required: name a registered surface id")
 	}
 	reg := j.opts.registry
 	s, ok := reg.Lookup(c.Surface)
 	if !ok {
-		fe := fieldErr(types.ErrUnknownSurface, "surface", clip(c.Surface), "is not a registered surface")
-		fe.Suggestion = reg.Suggest(c.Surface)
-		if fe.Suggestion == "" {
-			fe.Allowed = reg.IDs()
-		}
-		return p, fe
+		return p, unknownSurface(reg, "surface", c.Surface)
 	}
 	p.surface = s
-	if err := checkToken("source", c.Source, MaxSourceBytes, "the emitting module, e.g. runtime.work_session"); err != nil {
-		return p, err
-	}
-	if c.ChangeType == "" {
-		return p, fieldErr(types.ErrInvalid, "change_type", "", "is required", registry.ChangeTypes...)
-	}
-	if !slices.Contains(registry.ChangeTypes, c.ChangeType) {
-		return p, fieldErr(types.ErrInvalid, "change_type", clip(c.ChangeType), "is not a change type", registry.ChangeTypes...)
-	}
-	if err := checkToken("aggregate_type", c.AggregateType, MaxTypeBytes, "e.g. work_session"); err != nil {
-		return p, err
-	}
-	if err := checkText("aggregate_id", c.AggregateID, MaxIDBytes, true); err != nil {
-		return p, err
-	}
 	if len(c.ChangedSurfaces) == 0 {
 		// A shared one-element list per surface: no allocation per record.
 		c.ChangedSurfaces = j.selfLists[c.Surface]
 	}
 	if c.Severity == "" {
-		c.Severity = "info"
-	} else if _, ok := registry.SeverityRank(c.Severity); !ok {
-		return p, fieldErr(types.ErrInvalid, "severity", clip(c.Severity), "is not a severity", registry.Severities...)
+		c.Severity = record.SeverityInfo
 	}
 	if c.SnapshotHint == "" {
 		c.SnapshotHint = s.SnapshotHint
@@ -166,20 +118,9 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 			return p, err
 		}
 	}
-	if err := checkText("artifact_ref", c.ArtifactRef, MaxArtifactBytes, false); err != nil {
-		return p, err
-	}
-	if err := checkText("correlation_id", c.CorrelationID, MaxIDBytes, false); err != nil {
-		return p, err
-	}
-	if err := checkText("causation_id", c.CausationID, MaxIDBytes, false); err != nil {
-		return p, err
-	}
 	p.writerID = c.EventID != ""
 	if c.EventID == "" {
 		c.EventID = generatedIDPlaceholder
-	} else if err := checkToken("event_id", c.EventID, MaxIDBytes, "a UUIDv7 or another idempotency key of letters, digits and . _ : -"); err != nil {
-		return p, err
 	}
 	now = now.UTC()
 	p.committed = now.UnixNano()
@@ -190,16 +131,7 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 		// occurred_at was stamped by the journal.
 		c.OccurredAt = now
 	}
-	c.OccurredAt = c.OccurredAt.UTC()
-	if c.OccurredAt.Before(minOccurredAt) || !c.OccurredAt.Before(maxOccurredAt) {
-		return p, fieldErr(types.ErrInvalid, "occurred_at", c.OccurredAt.Format(TimeLayout),
-			"is out of range: it must be from 1970-01-01T00:00:00Z up to, not including, 2262-01-01T00:00:00Z")
-	}
-	if ahead := c.OccurredAt.Sub(now); ahead > MaxOccurredAtAhead {
-		return p, fieldErr(types.ErrInvalid, "occurred_at", c.OccurredAt.Format(TimeLayout),
-			fmt.Sprintf("is %s ahead of the journal's clock (%s); at most %s ahead is accepted (a writer's clock may be off by days, not more); leave occurred_at out to use the commit time",
-				ahead.Round(time.Second), now.Format(time.RFC3339), MaxOccurredAtAhead))
-	}
+	c.OccurredAt = c.OccurredAt.UTC() // in range: record.Validate checked it
 	if p.occSupplied && c.OccurredAt.UnixNano() == p.committed {
 		// A writer's claim equal to the commit time to the nanosecond
 		// would read back as stamped by the journal; it is the same
@@ -221,42 +153,25 @@ func (j *Journal) prepare(c Change, now time.Time) (prepared, error) {
 		}
 	}
 	c.Sequence = 0
-	p.needSync = c.Severity == "critical" || c.MutatesAuthorityState
+	p.needSync = c.Severity == record.SeverityCritical || c.MutatesAuthorityState
 	p.change = c
 	return p, nil
 }
 
-// checkChangedSurfaces holds every entry of changed_surfaces to the rules
-// of surface itself: a registered id (with a did-you-mean), listed once,
-// and admitted by that surface's migration policy (journal mode,
-// authority-adjacent owner sources and mutation path,
-// mutates_authority_state, change types), so a record cannot reach a
-// surface by listing it that it could not write directly. The list must
-// include surface, and joined by '+' it must fit an archive label (the
-// archive indexes the record under each listed surface).
+// checkChangedSurfaces holds every entry of changed_surfaces to the
+// registry rules of surface itself (record.Validate has checked the
+// list's shape): a registered id (with a did-you-mean), admitted by that
+// surface's migration policy (journal mode, authority-adjacent owner
+// sources and mutation path, mutates_authority_state, change types), so
+// a record cannot reach a surface by listing it that it could not write
+// directly.
 func (j *Journal) checkChangedSurfaces(c *Change) error {
 	reg := j.opts.registry
-	if len(c.ChangedSurfaces) > MaxChangedSurface {
-		return fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("has %d entries, at most %d are allowed", len(c.ChangedSurfaces), MaxChangedSurface))
-	}
-	if !slices.Contains(c.ChangedSurfaces, c.Surface) {
-		return fieldErr(types.ErrInvalid, "changed_surfaces", clip(fmt.Sprint(c.ChangedSurfaces)), "must include the record's surface "+c.Surface)
-	}
-	joined := -1
 	for i, cs := range c.ChangedSurfaces {
 		field := fmt.Sprintf("changed_surfaces[%d]", i)
-		joined += len(cs) + 1
 		ls, ok := reg.Lookup(cs)
 		if !ok {
-			fe := fieldErr(types.ErrUnknownSurface, field, clip(cs), "is not a registered surface")
-			fe.Suggestion = reg.Suggest(cs)
-			if fe.Suggestion == "" {
-				fe.Allowed = reg.IDs()
-			}
-			return fe
-		}
-		if slices.Contains(c.ChangedSurfaces[:i], cs) {
-			return fieldErr(types.ErrInvalid, field, cs, "repeats an earlier entry; list each surface once")
+			return unknownSurface(reg, field, cs)
 		}
 		if cs == c.Surface {
 			continue // surface itself is admitted with the record
@@ -276,54 +191,16 @@ func (j *Journal) checkChangedSurfaces(c *Change) error {
 			return err
 		}
 	}
-	if joined > archive.MaxLabelSize {
-		return fieldErr(types.ErrInvalid, "changed_surfaces", "", fmt.Sprintf("is %d bytes joined by '+', at most %d are allowed", joined, archive.MaxLabelSize))
-	}
 	return nil
 }
 
-// checkToken requires a non-empty identifier-like value: letters, digits
-// and . _ : - / only, at most max bytes.
-func checkToken(field, v string, max int, hint string) error {
-	if v == "" {
-		return fieldErr(types.ErrInvalid, field, "", "is required: "+hint)
+// unknownSurface is the error for a surface id the registry does not
+// declare, with the closest id or the list of ids.
+func unknownSurface(reg *registry.Registry, field, id string) error {
+	fe := fieldErr(types.ErrUnknownSurface, field, clip(id), "is not a registered surface")
+	fe.Suggestion = reg.Suggest(id)
+	if fe.Suggestion == "" {
+		fe.Allowed = reg.IDs()
 	}
-	if len(v) > max {
-		return fieldErr(types.ErrInvalid, field, clip(v), fmt.Sprintf("is %d bytes, at most %d are allowed", len(v), max))
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':' || c == '/' {
-			continue
-		}
-		return fieldErr(types.ErrInvalid, field, clip(v), fmt.Sprintf("has the character %q at byte %d; allowed are letters, digits and . _ : - /", c, i))
-	}
-	return nil
-}
-
-// checkText bounds a free-text value and forbids control characters.
-func checkText(field, v string, max int, required bool) error {
-	if v == "" {
-		if required {
-			return fieldErr(types.ErrInvalid, field, "", "is required")
-		}
-		return nil
-	}
-	if len(v) > max {
-		return fieldErr(types.ErrInvalid, field, clip(v), fmt.Sprintf("is %d bytes, at most %d are allowed", len(v), max))
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] == 0x7f {
-			return fieldErr(types.ErrInvalid, field, clip(v), fmt.Sprintf("has a control character at byte %d", i))
-		}
-	}
-	return nil
-}
-
-// clip shortens a value echoed in an error message, on a UTF-8 boundary.
-func clip(s string) string {
-	if len(s) <= 80 {
-		return s
-	}
-	return clipUTF8(s, 77) + "..."
+	return fe
 }

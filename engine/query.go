@@ -9,7 +9,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
@@ -87,18 +87,18 @@ func (j *Journal) compile(q Query) (compiled, error) {
 		c.anySurf = true
 	}
 	for _, t := range q.ChangeTypes {
-		i := changeTypeIndex(t)
-		if i == 255 {
-			return c, &types.FieldError{Kind: types.ErrInvalid, Field: "change_type", Value: t, Problem: "is not a change type", Allowed: registry.ChangeTypes, Index: -1}
+		i, err := record.ChangeTypeOf("change_type", t)
+		if err != nil {
+			return c, err
 		}
 		c.ctypes = append(c.ctypes, i)
 	}
 	if q.MinSeverity != "" {
-		r, ok := registry.SeverityRank(q.MinSeverity)
-		if !ok {
-			return c, &types.FieldError{Kind: types.ErrInvalid, Field: "min_severity", Value: q.MinSeverity, Problem: "is not a severity", Allowed: registry.Severities, Index: -1}
+		r, err := record.SeverityOf("min_severity", q.MinSeverity)
+		if err != nil {
+			return c, err
 		}
-		c.minSev = uint8(r)
+		c.minSev = r
 	}
 	if q.AggregateID != "" || q.AggregateType != "" {
 		if q.AggregateID == "" || q.AggregateType == "" {

@@ -5,8 +5,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -155,12 +155,9 @@ func (j *Journal) surfaceStatuses(v *view) []SurfaceStatus {
 				ss.LastSequence = s.LastSequence
 				t := time.Unix(0, s.LastUnix).UTC()
 				ss.LastAt = &t
-				if int(s.LastChangeType) < len(registry.ChangeTypes) {
-					ss.LastChangeType = registry.ChangeTypes[s.LastChangeType]
-				}
-				if int(s.LastSeverity) < len(registry.Severities) {
-					ss.LastSeverity = registry.Severities[s.LastSeverity]
-				}
+				// Codes from the index (and its checkpoint): fixed by record.
+				ss.LastChangeType, _ = record.ChangeTypeName(s.LastChangeType)
+				ss.LastSeverity, _ = record.SeverityName(s.LastSeverity)
 			}
 		}
 		out = append(out, ss)

@@ -2,27 +2,9 @@ package engine
 
 import (
 	"encoding/json"
-	"time"
 
 	"github.com/agentruntime/statejournal/segment/archive"
 )
-
-// LostRecord marks a Change that stands for a record lost to damage:
-// Repair quarantined the bytes and kept the sequence as a tombstone. A
-// tombstone answers every query that reaches its sequence (whatever the
-// filters: the lost record might have matched any of them), in the hot
-// log and in archives alike, so a cursor reader sees the gap as a known
-// loss and not as a silent jump. Its other fields say nothing about the
-// lost record: surface, change_type and the rest are empty.
-type LostRecord struct {
-	// Cause is why the record was lost (bad_checksum, bad_length, ...).
-	Cause string `json:"cause"`
-	// Quarantine is the file (in the quarantine directory) that holds the
-	// damaged bytes.
-	Quarantine string `json:"quarantine"`
-	// RepairedAt is when repair wrote the tombstone.
-	RepairedAt time.Time `json:"repaired_at"`
-}
 
 // tombstoneSource is the source of the Change a tombstone is read as.
 const tombstoneSource = "state_journal.repair"

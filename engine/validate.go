@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/segment/archive"
 )
@@ -362,29 +361,14 @@ func checkRecord(rep *ValidationReport, reg *registry.Registry, seg string, off 
 	bad := func(kind, format string, a ...any) {
 		rep.add(Problem{Severity: SeverityError, Kind: kind, Segment: seg, Offset: off, Sequence: seq, Message: fmt.Sprintf(format, a...)})
 	}
-	var c Change
-	d := json.NewDecoder(bytes.NewReader(payload))
-	d.DisallowUnknownFields()
-	d.UseNumber()
-	if err := d.Decode(&c); err != nil {
+	c, err := record.DecodeStrict(payload, seq)
+	if err != nil {
 		bad(ProblemSchema, "record does not decode as %s: %v", SchemaVersion, err)
 		return
 	}
-	switch {
-	case c.SchemaVersion != SchemaVersion:
-		bad(ProblemSchema, "schema_version %q, want %q", c.SchemaVersion, SchemaVersion)
-	case c.EventID == "":
-		bad(ProblemSchema, "event_id is empty")
-	case c.OccurredAt.IsZero():
-		bad(ProblemSchema, "occurred_at is missing")
-	case c.Source == "" || c.AggregateType == "" || c.AggregateID == "":
-		bad(ProblemSchema, "source, aggregate_type and aggregate_id are required")
-	case !slices.Contains(registry.ChangeTypes, c.ChangeType):
-		bad(ProblemSchema, "change_type %q is not a change type", c.ChangeType)
-	case !slices.Contains(registry.Severities, c.Severity):
-		bad(ProblemSchema, "severity %q is not a severity", c.Severity)
-	case len(c.ChangedSurfaces) == 0 || !slices.Contains(c.ChangedSurfaces, c.Surface):
-		bad(ProblemSchema, "changed_surfaces %v must be non-empty and include surface %q", c.ChangedSurfaces, c.Surface)
+	switch err := record.ValidateStored(&c); {
+	case err != nil:
+		bad(ProblemSchema, "record breaks %s: %v", SchemaVersion, err)
 	default:
 		s, ok := reg.Lookup(c.Surface)
 		if !ok {

@@ -67,7 +67,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) postValidate(w http.ResponseWriter, r *http.Request) {
 	rep, err := engine.ValidateDir(r.Context(), s.j.Dir(), engine.ValidateOptions{Registry: s.j.Registry()})
 	if err != nil {
-		s.writeError(w, r, errorf(CodeInternal, "validate %s: %v", s.j.Dir(), err))
+		s.writeError(w, r, errorf(CodeInternal, "validate %s: %w", s.j.Dir(), err))
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/engine"
-	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/parse"
+	rec "github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -141,7 +141,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		if errors.As(err, &mbe) {
 			return nil, errorf(CodeTooLarge, "the body is over %d bytes, the most accepted; split the batch", max)
 		}
-		return nil, errorf(CodeCanceled, "read the body: %v", err)
+		return nil, errorf(CodeCanceled, "read the body: %w", err)
 	}
 	return body, nil
 }
@@ -318,14 +318,7 @@ func (s *Server) getChanges(w http.ResponseWriter, r *http.Request) {
 			s.writeCompacted(w, q.After, res.Horizon)
 			return
 		}
-		var fe *types.FieldError
-		if errors.As(err, &fe) && fe.Kind == types.ErrInvalid {
-			// A bad filter is a bad query, not a bad change.
-			e := apiErrorOf(err)
-			e.Code = CodeInvalidQuery
-			err = &apiErr{e: e}
-		}
-		s.writeError(w, r, err)
+		s.writeError(w, r, asQueryError(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, NewList(lq, res))
@@ -398,8 +391,8 @@ func parseQuery(v url.Values, now time.Time) (engine.Query, error) {
 		return q, err
 	}
 	if q.MinSeverity != "" {
-		if _, ok := registry.SeverityRank(q.MinSeverity); !ok {
-			return q, queryError("min_severity", q.MinSeverity, "is not a severity", registry.Severities...)
+		if _, err := rec.SeverityOf("min_severity", q.MinSeverity); err != nil {
+			return q, asQueryError(err)
 		}
 	}
 	if l, err := one("limit"); err != nil {

@@ -11,9 +11,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/agentruntime/statejournal/engine"
+	rec "github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -89,7 +89,7 @@ func (e *Error) Error() string {
 // Unwrap returns the sentinel matching the code, or nil.
 func (e *Error) Unwrap() error { return sentinelOf(e.Code) }
 
-// sentinelOf is the sentinel a code stands for (types.Codes).
+// sentinelOf is the sentinel a code stands for (types.Sentinel).
 func sentinelOf(code string) error { return types.Sentinel(code) }
 
 // Record posts changes as one JSON array and returns their receipts in
@@ -116,7 +116,9 @@ func (c *Client) Record(ctx context.Context, changes []engine.Change) ([]engine.
 			}
 			return nil, err
 		}
-		b, err := json.Marshal(wireOf(&changes[i]))
+		// The input form: empty fields are left out so that the journal
+		// fills them, and the sequence is never sent.
+		b, err := changes[i].Append(buf.AvailableBuffer(), rec.FormInput)
 		if err != nil {
 			return nil, fmt.Errorf("encode change %d: %w", i, err)
 		}
@@ -210,62 +212,20 @@ func decodeError(status int, data []byte) error {
 	if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code == "" {
 		msg := strings.TrimSpace(string(data))
 		if len(msg) > 200 {
-			n := 200
-			for n > 196 && !utf8.RuneStart(msg[n]) {
-				n-- // cut on a rune boundary
-			}
-			msg = msg[:n] + "…"
+			msg = types.CutUTF8(msg, 200) + "…"
 		}
 		return &Error{StatusCode: status, APIError: APIError{Message: msg}}
 	}
 	e := eb.Error
-	switch e.Code {
-	case types.CodeInvalidChange, CodeInvalidQuery, types.CodeUnknownSurface, types.CodePolicyViolation, types.CodeEventIDConflict:
-		if e.Field != "" {
-			fe := &types.FieldError{
-				Kind: sentinelOf(e.Code), Field: e.Field, Value: e.Value, Problem: e.Problem,
-				Allowed: e.Allowed, Suggestion: e.Suggestion, Index: -1,
-			}
-			if e.Index != nil {
-				fe.Index = *e.Index
-			}
-			return fe
+	if e.Field != "" && types.NamesField(e.Code) {
+		fe := &types.FieldError{
+			Kind: sentinelOf(e.Code), Field: e.Field, Value: e.Value, Problem: e.Problem,
+			Allowed: e.Allowed, Suggestion: e.Suggestion, Index: -1,
 		}
+		if e.Index != nil {
+			fe.Index = *e.Index
+		}
+		return fe
 	}
 	return &Error{StatusCode: status, APIError: e}
-}
-
-// wireChange is the client's encoding of a change: empty fields are left
-// out so that the journal fills them, and the sequence is never sent.
-type wireChange struct {
-	SchemaVersion         string         `json:"schema_version,omitempty"`
-	EventID               string         `json:"event_id,omitempty"`
-	OccurredAt            string         `json:"occurred_at,omitempty"`
-	Source                string         `json:"source,omitempty"`
-	Surface               string         `json:"surface,omitempty"`
-	ChangeType            string         `json:"change_type,omitempty"`
-	AggregateType         string         `json:"aggregate_type,omitempty"`
-	AggregateID           string         `json:"aggregate_id,omitempty"`
-	ChangedSurfaces       []string       `json:"changed_surfaces,omitempty"`
-	Severity              string         `json:"severity,omitempty"`
-	SnapshotHint          string         `json:"snapshot_hint,omitempty"`
-	MutatesAuthorityState bool           `json:"mutates_authority_state,omitempty"`
-	ArtifactRef           string         `json:"artifact_ref,omitempty"`
-	CorrelationID         string         `json:"correlation_id,omitempty"`
-	CausationID           string         `json:"causation_id,omitempty"`
-	Metadata              map[string]any `json:"metadata,omitempty"`
-}
-
-func wireOf(c *engine.Change) wireChange {
-	w := wireChange{
-		SchemaVersion: c.SchemaVersion, EventID: c.EventID, Source: c.Source, Surface: c.Surface,
-		ChangeType: c.ChangeType, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
-		ChangedSurfaces: c.ChangedSurfaces, Severity: c.Severity, SnapshotHint: c.SnapshotHint,
-		MutatesAuthorityState: c.MutatesAuthorityState, ArtifactRef: c.ArtifactRef,
-		CorrelationID: c.CorrelationID, CausationID: c.CausationID, Metadata: c.Metadata,
-	}
-	if !c.OccurredAt.IsZero() {
-		w.OccurredAt = c.OccurredAt.UTC().Format(engine.TimeLayout)
-	}
-	return w
 }

@@ -73,7 +73,7 @@ func compactRequestOf(r *http.Request, body []byte) (CompactRequest, error) {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cr); err != nil {
-			return cr, errorf(CodeInvalidQuery, "body is not a compact request (an object of dry_run, coalesce, max_bytes, max_age, max_records): %v", err)
+			return cr, errorf(CodeInvalidQuery, "body is not a compact request (an object of dry_run, coalesce, max_bytes, max_age, max_records): %w", err)
 		}
 		_ = json.Unmarshal(body, &inBody)
 	}
@@ -139,7 +139,7 @@ func (s *Server) postCompact(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	if err != nil {
-		s.writeError(w, r, errorf(CodeInvalidQuery, "read body: %v", err))
+		s.writeError(w, r, errorf(CodeInvalidQuery, "read body: %w", err))
 		return
 	}
 	cr, err := compactRequestOf(r, body)
@@ -167,7 +167,7 @@ func (s *Server) postCompact(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		s.writeError(w, r, errorf(CodeInternal, "compact: %v", err))
+		s.writeError(w, r, errorf(CodeInternal, "compact: %w", err))
 		return
 	}
 	s.log.Info("compacted on request", "dry_run", o.DryRun, "archives", len(rep.Archives), "removed", len(rep.Removed), "duration", time.Since(start))

@@ -107,7 +107,7 @@
 //	  "value":"...","problem":"...","allowed":[...],"suggestion":"...",
 //	  "index":3,"request_id":"..."}}
 //
-// Codes and statuses come from the one table, types.Codes:
+// Codes and statuses come from the one table, types.CodeTable:
 // invalid_change, invalid_query and unknown_surface 400; unauthorized
 // 401; forbidden_host 403; not_found 404; method_not_allowed 405 (with
 // Allow); read_only, locked and event_id_conflict (an event_id that

@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/agentruntime/statejournal/types"
 )
 
 // Error codes of the server's answers. They are types' codes: the one
-// table of codes, HTTP statuses and exit codes is types.Codes.
+// table of codes, HTTP statuses and exit codes is types.CodeTable.
 const (
 	CodeInvalidQuery         = types.CodeInvalidQuery
 	CodeUnauthorized         = types.CodeUnauthorized
@@ -51,13 +50,18 @@ type APIError struct {
 	RequestID   string   `json:"request_id,omitempty"`
 }
 
-// statusOf maps an error code to its HTTP status (types.Codes).
+// statusOf maps an error code to its HTTP status (types.HTTPStatus).
 func statusOf(code string) int { return types.HTTPStatus(code) }
 
 // apiErrorOf turns an engine or server error into its API form. Errors
 // that are not part of the contract become code "internal" with a message
 // that points at the log instead of leaking internals.
 func apiErrorOf(err error) APIError {
+	// A ready answer first: its cause (errorf's %w) may hold anything.
+	var ae *apiErr
+	if errors.As(err, &ae) {
+		return ae.e
+	}
 	var fe *types.FieldError
 	if errors.As(err, &fe) {
 		e := APIError{
@@ -69,10 +73,6 @@ func apiErrorOf(err error) APIError {
 			e.Index = &i
 		}
 		return e
-	}
-	var ae *apiErr
-	if errors.As(err, &ae) {
-		return ae.e
 	}
 	var ce *CompactedError
 	if errors.As(err, &ce) {
@@ -89,16 +89,50 @@ func apiErrorOf(err error) APIError {
 }
 
 // apiErr carries a ready APIError through error returns.
-type apiErr struct{ e APIError }
+type apiErr struct {
+	e     APIError
+	cause error // what errorf wrapped with %w, or nil
+}
 
 func (a *apiErr) Error() string { return a.e.Code + ": " + a.e.Message }
 
-// Unwrap returns the sentinel of the code (types.Codes), so that
-// types.Code and errors.Is see a ready answer's kind too.
-func (a *apiErr) Unwrap() error { return types.Sentinel(a.e.Code) }
+// Unwrap returns the sentinel of the code (types.Sentinel), so that
+// types.Code and errors.Is see a ready answer's kind too, and the cause
+// errorf wrapped, so that errors.Is sees it (syscall.ENOSPC, ...).
+func (a *apiErr) Unwrap() []error {
+	errs := make([]error, 0, 2)
+	if s := types.Sentinel(a.e.Code); s != nil {
+		errs = append(errs, s)
+	}
+	if a.cause != nil {
+		errs = append(errs, a.cause)
+	}
+	return errs
+}
 
+// errorf is an answer with code and the message format makes; an error
+// among args wrapped with %w stays matchable through it.
 func errorf(code, format string, args ...any) error {
-	return &apiErr{e: APIError{Code: code, Message: fmt.Sprintf(format, args...)}}
+	err := fmt.Errorf(format, args...)
+	a := &apiErr{e: APIError{Code: code, Message: err.Error()}}
+	switch err.(type) {
+	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
+		a.cause = err
+	}
+	return a
+}
+
+// asQueryError answers a field error of the contract (types.ErrInvalid)
+// about a query filter as a bad query, not a bad change; other errors
+// are returned as they are.
+func asQueryError(err error) error {
+	var fe *types.FieldError
+	if errors.As(err, &fe) && fe.Kind == types.ErrInvalid {
+		e := apiErrorOf(err)
+		e.Code = CodeInvalidQuery
+		return &apiErr{e: e}
+	}
+	return err
 }
 
 // queryError is a bad query parameter, as a FieldError-shaped APIError.
@@ -113,16 +147,10 @@ func queryError(field, value, problem string, allowed ...string) error {
 
 // clip bounds an echoed value so an error never carries a huge input.
 func clip(s string) string {
-	const max = 128
-	if len(s) <= max {
+	if len(s) <= 128 {
 		return s
 	}
-	for n := max; n > max-utf8.UTFMax && n > 0; n-- {
-		if utf8.RuneStart(s[n]) {
-			return s[:n] + "…" // cut on a rune boundary
-		}
-	}
-	return s[:max] + "…"
+	return types.CutUTF8(s, 128) + "…"
 }
 
 // writeError writes err as a JSON error answer and logs internal errors.

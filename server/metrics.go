@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -77,7 +78,7 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rateLimited, m.streamOverflows, m.streamResyncs, m.streamsOpen, m.retentionMaxBytes} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
-			return nil, errors.New("server: register HTTP metrics: " + err.Error() + " (is another Server using this registry?)")
+			return nil, fmt.Errorf("server: register HTTP metrics: %w (is another Server using this registry?)", err)
 		}
 		m.owned = append(m.owned, c)
 	}
@@ -95,7 +96,7 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		case errors.As(err, &are):
 		default:
 			m.unregister()
-			return nil, errors.New("server: register runtime metrics: " + err.Error())
+			return nil, fmt.Errorf("server: register runtime metrics: %w", err)
 		}
 	}
 	return m, nil

@@ -186,57 +186,70 @@ const (
 // stands for, the HTTP status of an answer with it and journalctl's exit
 // code for it.
 type CodeInfo struct {
-	Code    string
-	Err     error // matched with errors.Is; nil only for CodeInternal
-	HTTP    int   // HTTP status
-	Exit    int   // journalctl exit code (ExitFailure or ExitUsage)
+	Code string
+	Err  error // matched with errors.Is; nil only for CodeInternal
+	HTTP int   // HTTP status
+	Exit int   // journalctl exit code (ExitFailure or ExitUsage)
+	// Field is true when an error with the code may name a field: it is
+	// a *FieldError, and an HTTP answer carries field, value, problem,
+	// allowed, suggestion and index, which a client rebuilds into one.
+	Field   bool
 	Meaning string
 }
 
-// Codes is the single table of error codes. Code, HTTPStatus, ExitCode
-// and Sentinel read it; the server, its client and journalctl derive
-// their answers from it and have no table of their own. The order is the
-// order Code tries the sentinels: more specific kinds first.
-var Codes = []CodeInfo{
-	{CodeUnknownSurface, ErrUnknownSurface, http.StatusBadRequest, ExitFailure, "the change names a surface the registry does not declare (with a suggestion)"},
-	{CodePolicyViolation, ErrPolicy, http.StatusUnprocessableEntity, ExitFailure, "the migration policy refuses the change (journal disabled, not an owner source, mutates_authority_state where not allowed)"},
-	{CodeEventIDConflict, ErrEventIDConflict, http.StatusConflict, ExitFailure, "the event_id is already recorded with different content"},
-	{CodeInvalidChange, ErrInvalid, http.StatusBadRequest, ExitFailure, "the change (or the body) breaks the record contract; field, problem and allowed values are named"},
-	{CodeCompacted, ErrCompacted, http.StatusGone, ExitFailure, "the cursor is below the compaction horizon; refetch snapshots and resume after resume_after"},
-	{CodeHole, ErrHole, http.StatusInternalServerError, ExitFailure, "sequences between the horizon and the head are held by no file; the range and the files around it are named (state-journal-validate reports it)"},
-	{CodeForeignFile, ErrForeign, http.StatusInternalServerError, ExitFailure, "a file of the data directory belongs to another journal or an earlier incarnation; it is named and nothing was deleted"},
-	{CodeIntegrity, ErrIntegrity, http.StatusInternalServerError, ExitFailure, "a file of the data directory fails its checksum or disagrees with the others; it is named and nothing was deleted"},
-	{CodeClosed, ErrClosed, http.StatusServiceUnavailable, ExitFailure, "the journal is closed"},
-	{CodeReadOnly, ErrReadOnly, http.StatusConflict, ExitFailure, "the journal was opened read-only"},
-	{CodeJournalFailed, ErrFailed, http.StatusServiceUnavailable, ExitFailure, "a hot-log write or fsync failed; the journal refuses writes until reopened"},
-	{CodeQueueFull, ErrQueueFull, http.StatusServiceUnavailable, ExitFailure, "the RecordAsync queue is full; the change was dropped and counted"},
-	{CodeLocked, ErrLocked, http.StatusConflict, ExitFailure, "another process holds the data directory's writer lock (the holder is named)"},
-	{CodeBadRegistry, ErrBadRegistry, http.StatusBadRequest, ExitUsage, "the surface registry file does not validate"},
-	{CodeNoJournal, ErrNoJournal, http.StatusNotFound, ExitFailure, "the data directory does not exist or holds no journal"},
-	{CodeUsage, ErrUsage, http.StatusBadRequest, ExitUsage, "the command line is wrong: unknown command or flag, missing or bad flag value"},
-	{CodeInvalidQuery, ErrInvalidQuery, http.StatusBadRequest, ExitUsage, "a query parameter or request option is unknown or has a bad value"},
-	{CodeUnauthorized, ErrUnauthorized, http.StatusUnauthorized, ExitFailure, "the request lacks the bearer token, or it does not match"},
-	{CodeForbiddenHost, ErrForbiddenHost, http.StatusForbidden, ExitFailure, "the Host header names no loopback host on a loopback listener"},
-	{CodeNotFound, ErrNotFound, http.StatusNotFound, ExitFailure, "no endpoint at this path"},
-	{CodeMethodNotAllowed, ErrMethodNotAllowed, http.StatusMethodNotAllowed, ExitFailure, "the endpoint does not accept this method (Allow lists those it does)"},
-	{CodeTooLarge, ErrTooLarge, http.StatusRequestEntityTooLarge, ExitFailure, "a body, batch or input line is over its bound"},
-	{CodeUnsupportedMediaType, ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, ExitFailure, "the body's Content-Type or Content-Encoding is not accepted"},
-	{CodeCanceled, context.Canceled, http.StatusServiceUnavailable, ExitFailure, "the request was canceled or timed out before the journal answered"},
-	{CodeRateLimited, ErrRateLimited, http.StatusTooManyRequests, ExitFailure, "the source is over the server's per-source write rate (--rate-limit); nothing was written; retry after Retry-After seconds"},
-	{CodeDraining, ErrDraining, http.StatusServiceUnavailable, ExitFailure, "the server is shutting down"},
-	{CodeStarting, ErrStarting, http.StatusServiceUnavailable, ExitFailure, "the server is still opening the journal (recovery, index load); retry when /readyz answers 200"},
-	{CodeUnavailable, ErrUnavailable, http.StatusServiceUnavailable, ExitFailure, "the journal server could not be reached or stopped answering (client side)"},
-	{CodeInternal, nil, http.StatusInternalServerError, ExitFailure, "anything else; the server log or the message has the details"},
+// codeTable is the single table of error codes. Code, HTTPStatus,
+// ExitCode, Sentinel and NamesField read it; the server, its client and
+// journalctl derive their answers from it and have no table of their
+// own. The order is the order Code tries the sentinels: more specific
+// kinds first. A code, once published, keeps its meaning.
+var codeTable = [...]CodeInfo{
+	{CodeUnknownSurface, ErrUnknownSurface, http.StatusBadRequest, ExitFailure, true, "the change names a surface the registry does not declare (with a suggestion)"},
+	{CodePolicyViolation, ErrPolicy, http.StatusUnprocessableEntity, ExitFailure, true, "the migration policy refuses the change (journal disabled, not an owner source, mutates_authority_state where not allowed)"},
+	{CodeEventIDConflict, ErrEventIDConflict, http.StatusConflict, ExitFailure, true, "the event_id is already recorded with different content"},
+	{CodeInvalidChange, ErrInvalid, http.StatusBadRequest, ExitFailure, true, "the change (or the body) breaks the record contract; field, problem and allowed values are named"},
+	{CodeCompacted, ErrCompacted, http.StatusGone, ExitFailure, false, "the cursor is below the compaction horizon; refetch snapshots and resume after resume_after"},
+	{CodeHole, ErrHole, http.StatusInternalServerError, ExitFailure, false, "sequences between the horizon and the head are held by no file; the range and the files around it are named (state-journal-validate reports it)"},
+	{CodeForeignFile, ErrForeign, http.StatusInternalServerError, ExitFailure, false, "a file of the data directory belongs to another journal or an earlier incarnation; it is named and nothing was deleted"},
+	{CodeIntegrity, ErrIntegrity, http.StatusInternalServerError, ExitFailure, false, "a file of the data directory fails its checksum or disagrees with the others; it is named and nothing was deleted"},
+	{CodeClosed, ErrClosed, http.StatusServiceUnavailable, ExitFailure, false, "the journal is closed"},
+	{CodeReadOnly, ErrReadOnly, http.StatusConflict, ExitFailure, false, "the journal was opened read-only"},
+	{CodeJournalFailed, ErrFailed, http.StatusServiceUnavailable, ExitFailure, false, "a hot-log write or fsync failed; the journal refuses writes until reopened"},
+	{CodeQueueFull, ErrQueueFull, http.StatusServiceUnavailable, ExitFailure, false, "the RecordAsync queue is full; the change was dropped and counted"},
+	{CodeLocked, ErrLocked, http.StatusConflict, ExitFailure, false, "another process holds the data directory's writer lock (the holder is named)"},
+	{CodeBadRegistry, ErrBadRegistry, http.StatusBadRequest, ExitUsage, true, "the surface registry file does not validate"},
+	{CodeNoJournal, ErrNoJournal, http.StatusNotFound, ExitFailure, false, "the data directory does not exist or holds no journal"},
+	{CodeUsage, ErrUsage, http.StatusBadRequest, ExitUsage, false, "the command line is wrong: unknown command or flag, missing or bad flag value"},
+	{CodeInvalidQuery, ErrInvalidQuery, http.StatusBadRequest, ExitUsage, true, "a query parameter or request option is unknown or has a bad value"},
+	{CodeUnauthorized, ErrUnauthorized, http.StatusUnauthorized, ExitFailure, false, "the request lacks the bearer token, or it does not match"},
+	{CodeForbiddenHost, ErrForbiddenHost, http.StatusForbidden, ExitFailure, false, "the Host header names no loopback host on a loopback listener"},
+	{CodeNotFound, ErrNotFound, http.StatusNotFound, ExitFailure, false, "no endpoint at this path"},
+	{CodeMethodNotAllowed, ErrMethodNotAllowed, http.StatusMethodNotAllowed, ExitFailure, false, "the endpoint does not accept this method (Allow lists those it does)"},
+	{CodeTooLarge, ErrTooLarge, http.StatusRequestEntityTooLarge, ExitFailure, false, "a body, batch or input line is over its bound"},
+	{CodeUnsupportedMediaType, ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, ExitFailure, false, "the body's Content-Type or Content-Encoding is not accepted"},
+	{CodeCanceled, context.Canceled, http.StatusServiceUnavailable, ExitFailure, false, "the request was canceled or timed out before the journal answered"},
+	{CodeRateLimited, ErrRateLimited, http.StatusTooManyRequests, ExitFailure, false, "the source is over the server's per-source write rate (--rate-limit); nothing was written; retry after Retry-After seconds"},
+	{CodeDraining, ErrDraining, http.StatusServiceUnavailable, ExitFailure, false, "the server is shutting down"},
+	{CodeStarting, ErrStarting, http.StatusServiceUnavailable, ExitFailure, false, "the server is still opening the journal (recovery, index load); retry when /readyz answers 200"},
+	{CodeUnavailable, ErrUnavailable, http.StatusServiceUnavailable, ExitFailure, false, "the journal server could not be reached or stopped answering (client side)"},
+	{CodeInternal, nil, http.StatusInternalServerError, ExitFailure, false, "anything else; the server log or the message has the details"},
 }
+
+// Codes is a copy of the table, for documentation and tests: changing
+// it changes no answer.
+var Codes = CodeTable()
+
+// CodeTable returns the table of error codes, one row per code, in the
+// order Code tries them. The slice is the caller's.
+func CodeTable() []CodeInfo { return append([]CodeInfo(nil), codeTable[:]...) }
 
 // codeInfo returns the table row of code, or the CodeInternal row.
 func codeInfo(code string) CodeInfo {
-	for _, c := range Codes {
+	for _, c := range codeTable {
 		if c.Code == code {
 			return c
 		}
 	}
-	return Codes[len(Codes)-1]
+	return codeTable[len(codeTable)-1]
 }
 
 // Code maps an error to its stable code: the first row of Codes whose
@@ -246,7 +259,7 @@ func Code(err error) string {
 	if err == nil {
 		return ""
 	}
-	for _, c := range Codes {
+	for _, c := range codeTable {
 		if c.Err != nil && errors.Is(err, c.Err) {
 			return c.Code
 		}
@@ -269,10 +282,14 @@ func ExitCode(code string) int { return codeInfo(code).Exit }
 // and codes not in the table. A client rebuilding an error answer wraps
 // it so that errors.Is works across the wire.
 func Sentinel(code string) error {
-	for _, c := range Codes {
+	for _, c := range codeTable {
 		if c.Code == code {
 			return c.Err
 		}
 	}
 	return nil
 }
+
+// NamesField reports whether an error with code may name a field (its
+// row's Field): a client rebuilds such an answer into a *FieldError.
+func NamesField(code string) bool { return codeInfo(code).Field }

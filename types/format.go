@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // TimeLayout is the one way a time is written in JSON, by the CLI and the
@@ -33,4 +34,20 @@ func FormatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// CutUTF8 returns the longest prefix of s of at most n bytes that does
+// not end inside a UTF-8 sequence (a plain cut at n where s is not UTF-8
+// there). Every helper that bounds a value echoed in a message cuts with
+// it, so none splits a rune.
+func CutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for j := n; j > 0 && j > n-utf8.UTFMax; j-- {
+		if utf8.RuneStart(s[j]) {
+			return s[:j]
+		}
+	}
+	return s[:n]
 }

@@ -185,7 +185,7 @@ func (g *globals) fail(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
-// errorBody is the stable JSON shape of an error: code (types.Codes),
+// errorBody is the stable JSON shape of an error: code (types.CodeTable),
 // message, and for a field error field, value, problem, allowed,
 // suggestion and index.
 func errorBody(err error) map[string]any {

@@ -11,7 +11,7 @@
 // refuses, such as --severity loud, is a bad flag value). Under --json
 // every error, usage errors included, is one JSON object on one line of
 // standard output, {"error": {"code": ..., "message": ...}}, with a
-// stable code from types.Codes; without --json the message goes to
+// stable code from types.CodeTable; without --json the message goes to
 // standard error.
 package main
 
@@ -200,7 +200,7 @@ func noCommand(cmd *cobra.Command, args []string) error {
 }
 
 // wrapRunE gives every command's error its exit code: an error a command
-// returns without one gets the code its error code has in types.Codes
+// returns without one gets the code its error code has in types.CodeTable
 // (1, or 2 for bad_registry and invalid_query).
 func wrapRunE(c *cobra.Command) {
 	if run := c.RunE; run != nil {

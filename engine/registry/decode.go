@@ -114,11 +114,7 @@ func clip(s string) string {
 	if len(s) <= maxValueInMessage {
 		return s
 	}
-	cut := maxValueInMessage
-	for cut > 0 && cut < len(s) && s[cut]&0xC0 == 0x80 { // do not split a UTF-8 sequence
-		cut--
-	}
-	return s[:cut] + "…"
+	return types.CutUTF8(s, maxValueInMessage) + "…"
 }
 
 // join appends key to a field path. A key that is not a plain word (empty,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -67,8 +68,8 @@ var (
 	authorities    = []string{AuthorityNone, AuthorityAdjacent}
 	storageKinds   = []string{StorageFile, StorageDir, StorageMemory, StorageDB}
 	builtinSnaps   = []string{SnapshotHealth, SnapshotActionPanel}
-	changeTypeList = []string{"created", "updated", "deleted", "heartbeat", "transitioned", "expired", "invalidated"}
-	severityList   = []string{"debug", "info", "notice", "warning", "error", "critical"}
+	changeTypeList = record.ChangeTypes() // the contract's, in its order
+	severityList   = record.Severities()
 )
 
 // Modes lists the journal modes in order of increasing coverage. Callers
@@ -87,11 +88,14 @@ var ChangeTypes = slices.Clone(changeTypeList)
 // uses a private copy.
 var Severities = slices.Clone(severityList)
 
-// SeverityRank returns the position of s in Severities (debug = 0,
+// SeverityRank returns the rank of s (its record.SeverityCode: debug = 0,
 // critical = 5) and whether s is a severity at all.
 func SeverityRank(s string) (int, bool) {
-	i := slices.Index(severityList, s)
-	return i, i >= 0
+	c, ok := record.SeverityCode(s)
+	if !ok {
+		return -1, false
+	}
+	return int(c), true
 }
 
 // Storage says where a surface is physically kept. The path is an

@@ -6,7 +6,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/agentruntime/statejournal/types"
 )
 
 // Limits bound metadata. A zero field means "use the default"; a positive
@@ -645,15 +646,5 @@ func countKeysBudget(v any, budget *int) int {
 }
 
 // cutUTF8 returns the longest prefix of s of at most n bytes that does not
-// end inside a UTF-8 sequence.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for j := n; j > 0 && j > n-utf8.UTFMax; j-- {
-		if utf8.RuneStart(s[j]) {
-			return s[:j]
-		}
-	}
-	return s[:n] // not UTF-8 here: a plain cut
-}
+// end inside a UTF-8 sequence (types.CutUTF8).
+func cutUTF8(s string, n int) string { return types.CutUTF8(s, n) }

@@ -1,4 +1,4 @@
-package engine
+package record
 
 import (
 	"encoding/json"
@@ -16,10 +16,10 @@ import (
 // bytes are refused with an error naming the field, never rewritten.
 // encoding/json replaces them (and lone UTF-16 surrogate escapes) by
 // U+FFFD while it decodes, which would let two distinct event ids
-// collide, so ParseChange checks the raw JSON first (scanChangeJSON) and
+// collide, so Parse checks the raw JSON first (scanChangeJSON) and
 // Record checks the strings of a Go caller's Change (CheckUTF8).
 
-// maxParseDepth is how deep ParseChange keeps metadata: a container nested
+// maxParseDepth is how deep Parse keeps metadata: a container nested
 // deeper is replaced by redact.DepthMarker while parsing, so that a deep
 // value is trimmed (encoding/json refuses more than 10000 levels) and the
 // bounds still mark it: redact.Metadata caps MaxDepth at
@@ -27,15 +27,8 @@ import (
 const maxParseDepth = redact.MaxMaxDepth + 1
 
 func utf8Err(field, value string, at int, problem string) *types.FieldError {
-	return &types.FieldError{Kind: types.ErrInvalid, Field: field, Value: quoteInvalid(value),
+	return &types.FieldError{Kind: types.ErrInvalid, Field: field, Value: Clip(value),
 		Problem: fmt.Sprintf("%s at byte %d; every string must be valid UTF-8", problem, at), Index: -1}
-}
-
-// quoteInvalid clips a value whose bytes are not all UTF-8. The error
-// message quotes it with %q, which shows the invalid bytes as \xNN; a
-// JSON error body shows them as U+FFFD.
-func quoteInvalid(s string) string {
-	return clip(s)
 }
 
 // CheckUTF8 returns a *types.FieldError naming the first string of c that
@@ -200,7 +193,7 @@ type rawFrame struct {
 // decodes it, without recursion (any depth is fine). It returns a
 // *types.FieldError naming the first string that is not valid UTF-8 (or
 // holds a lone UTF-16 surrogate escape), and the byte ranges of metadata
-// containers nested deeper than maxParseDepth, which ParseChange replaces
+// containers nested deeper than maxParseDepth, which Parse replaces
 // by the depth marker. It only judges strings: JSON that is malformed
 // otherwise is left to the decoder, which says where.
 func scanChangeJSON(data []byte) (cuts [][2]int, err error) {
@@ -418,18 +411,4 @@ func applyCuts(data []byte, cuts [][2]int) []byte {
 		prev = c[1]
 	}
 	return append(out, data[prev:]...)
-}
-
-// clipUTF8 returns the longest prefix of s of at most n bytes that does
-// not end inside a UTF-8 sequence.
-func clipUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for j := n; j > 0 && j > n-utf8.UTFMax; j-- {
-		if utf8.RuneStart(s[j]) {
-			return s[:j]
-		}
-	}
-	return s[:n]
 }
