@@ -1,0 +1,1105 @@
+package coverage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/engine/registry"
+)
+
+// Surface and source of the records that journal verdict transitions.
+const (
+	StateEngineSurface = "runtime_state_engine"
+	StateEngineSource  = "runtime.state_engine"
+)
+
+// maxRecordsPerSurface bounds the recent records kept per surface for
+// matching: beyond it the oldest go first (they could only match a change
+// that came long after them).
+const maxRecordsPerSurface = 1 << 16
+
+// Gap reasons, the label of state_journal_coverage_gaps_total.
+const (
+	gapOverflow = "overflow"
+	gapWatch    = "watch"
+	gapRestart  = "restart"
+	gapRescan   = "rescan"
+)
+
+// Watcher is the coverage watcher of one journal: it watches the storage
+// of every file- and dir-backed surface whose journal mode is not
+// disabled, matches each settled change to a record, and keeps the
+// figures of the coverage proof. Create it with Open; Close stops it.
+// Report is safe for concurrent use.
+type Watcher struct {
+	cfg       Config
+	j         *engine.Journal
+	root      string
+	log       *slog.Logger
+	m         *metrics
+	statePath string
+	journalID string
+
+	recs   chan engine.Change
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	pause  sync.Mutex // test seam: held while the reader is paused
+	closed error
+
+	mu sync.Mutex // guards every field below
+	// targets in registry order; byID indexes the observable ones.
+	targets    []*target
+	byID       map[string]*target
+	dirs       map[string][]*target // watched directory -> its targets
+	watched    map[string]bool      // directories with a watch in place
+	settling   map[settleKey]*settle
+	fsw        *fsnotify.Watcher
+	started    time.Time
+	stateAt    time.Time // when the loaded figures were written
+	stateReset string
+	lastRescan time.Time
+	limits     InotifyLimits
+	dirty      bool
+	flushErr   string
+}
+
+// target is one observable surface.
+type target struct {
+	s          *registry.Surface
+	observable bool
+	notWhy     string
+	path       string // resolved storage path
+	dir        string // the watched directory
+	base       string // file surfaces: the file's name in dir; "" for dir surfaces
+	fig        Figures
+	why        string
+	files      map[string]Fingerprint
+	complete   bool
+	baseline   bool // files came from the state file
+	gap        *Gap
+	pending    []*change
+	records    []*rec
+	lastAccrue time.Time
+	untracked  int
+}
+
+type change struct {
+	path     string
+	at       time.Time
+	fp       string
+	deadline time.Time
+}
+
+type rec struct {
+	at   time.Time
+	fp   string
+	used bool
+}
+
+type settleKey struct{ path, surface string }
+
+type settle struct {
+	t           *target
+	first, last time.Time
+}
+
+// Open starts a coverage watcher on j's registry (its storage paths
+// resolved against its root). With cfg.Persist it reads the figures of
+// <dir>/state/coverage.json first (a file of another journal, damaged or
+// of an unknown version is not believed: the figures start afresh and
+// Report.StateReset says why). Directories that cannot be watched open a
+// gap and are retried; only a bad Config, a watcher that cannot be
+// created or metrics that cannot be registered fail Open.
+func Open(j *engine.Journal, cfg Config) (*Watcher, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	reg := j.Registry()
+	w := &Watcher{
+		cfg: cfg, j: j, root: reg.Root(), log: cfg.Logger,
+		statePath: filepath.Join(j.Dir(), "state", StateFileName),
+		journalID: j.Status().JournalID,
+		recs:      make(chan engine.Change, 4096),
+		byID:      map[string]*target{}, dirs: map[string][]*target{}, watched: map[string]bool{},
+		settling: map[settleKey]*settle{}, started: time.Now(), limits: readInotifyLimits(),
+	}
+	if w.m, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	for _, s := range reg.Surfaces() {
+		t := &target{s: s, files: map[string]Fingerprint{}, complete: true}
+		w.targets = append(w.targets, t)
+		if t.notWhy = notObservedWhy(s); t.notWhy != "" {
+			t.fig.Verdict = VerdictNotObserved
+			continue
+		}
+		t.observable = true
+		t.path = s.Storage.Resolved
+		if s.Storage.Kind == registry.StorageDir {
+			t.dir = filepath.Clean(t.path)
+		} else {
+			t.dir, t.base = filepath.Dir(t.path), filepath.Base(t.path)
+		}
+		w.byID[s.ID] = t
+		w.dirs[t.dir] = append(w.dirs[t.dir], t)
+	}
+	if cfg.Persist {
+		if err := w.load(); err != nil {
+			w.m.unregister()
+			return nil, err
+		}
+	}
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		w.m.unregister()
+		return nil, fmt.Errorf("coverage: create a file watcher: %w", err)
+	}
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{"max_user_watches", w.limits.MaxUserWatches}, {"max_queued_events", w.limits.MaxQueuedEvents}, {"max_user_instances", w.limits.MaxUserInstances}} {
+		w.m.limits.WithLabelValues(l.name).Set(float64(l.v))
+	}
+	for _, t := range w.targets {
+		if t.observable {
+			w.initMetrics(t)
+		}
+	}
+	w.mu.Lock()
+	w.fsw = fsw
+	now := time.Now()
+	for _, t := range w.targets {
+		t.lastAccrue = now
+	}
+	w.addWatchesLocked()
+	w.startupRescanLocked()
+	for _, t := range w.targets {
+		w.reverdictLocked(t)
+	}
+	w.dirty = true
+	w.mu.Unlock()
+	w.log.Info("coverage watcher started", "root", w.root, "watches", len(w.watched), "surfaces", len(w.byID),
+		"inotify_max_user_watches", w.limits.MaxUserWatches, "inotify_max_queued_events", w.limits.MaxQueuedEvents,
+		"inotify_max_user_instances", w.limits.MaxUserInstances, "window", cfg.Window, "min_matched", cfg.MinMatched,
+		"min_observed", cfg.MinObserved, "persist", cfg.Persist)
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	w.wg.Add(2)
+	go func() { defer w.wg.Done(); w.follow(ctx) }()
+	go func() { defer w.wg.Done(); w.run(ctx) }()
+	return w, nil
+}
+
+// Close stops the watcher, persists the figures (with Persist) and
+// unregisters the metrics. Changes still waiting for a record are not
+// counted. It is safe to call more than once.
+func (w *Watcher) Close() error {
+	w.once.Do(func() {
+		w.cancel()
+		w.wg.Wait()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.accrueLocked(time.Now())
+		w.dirty = true
+		err := w.flushLocked()
+		if w.fsw != nil {
+			err = errors.Join(err, w.fsw.Close())
+			w.fsw = nil
+		}
+		w.m.unregister()
+		w.closed = err
+	})
+	return w.closed
+}
+
+func (w *Watcher) initMetrics(t *target) {
+	id := t.s.ID
+	w.m.unjournaled.WithLabelValues(id)
+	w.m.overflows.WithLabelValues(id)
+	w.m.observed.WithLabelValues(id)
+	w.m.matched.WithLabelValues(id)
+	w.m.unattributable.WithLabelValues(id)
+	w.m.proven.WithLabelValues(id).Set(0)
+	w.m.ratio.WithLabelValues(id).Set(math.NaN())
+}
+
+// run is the watcher's one owner loop: events, records, settling,
+// expiry, rescans and persistence all happen here.
+func (w *Watcher) run(ctx context.Context) {
+	settleEvery := max(w.cfg.SettleIdle/2, 5*time.Millisecond)
+	settleT := time.NewTicker(settleEvery)
+	flushT := time.NewTicker(w.cfg.Flush)
+	rescanT := time.NewTicker(w.cfg.Rescan)
+	retryT := time.NewTicker(w.cfg.RetryAdd)
+	defer settleT.Stop()
+	defer flushT.Stop()
+	defer rescanT.Stop()
+	defer retryT.Stop()
+	for {
+		w.pause.Lock()
+		w.pause.Unlock() //nolint:staticcheck // an empty critical section: wait while a test pauses the reader
+		var events chan fsnotify.Event
+		var errs chan error
+		w.mu.Lock()
+		if w.fsw != nil {
+			events, errs = w.fsw.Events, w.fsw.Errors
+		}
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			w.mu.Lock()
+			if !ok {
+				w.restartLocked("its event channel closed")
+			} else {
+				w.eventLocked(ev, time.Now())
+			}
+			w.mu.Unlock()
+		case err, ok := <-errs:
+			w.mu.Lock()
+			switch {
+			case !ok:
+				w.restartLocked("its error channel closed")
+			case errors.Is(err, fsnotify.ErrEventOverflow):
+				w.overflowLocked()
+			default:
+				w.restartLocked(err.Error())
+			}
+			w.mu.Unlock()
+		case c := <-w.recs:
+			w.mu.Lock()
+			w.recordLocked(c)
+			w.mu.Unlock()
+		case <-settleT.C:
+			w.mu.Lock()
+			now := time.Now()
+			w.settleDueLocked(now, false)
+			w.expireLocked(now)
+			w.mu.Unlock()
+		case <-flushT.C:
+			w.mu.Lock()
+			w.accrueLocked(time.Now())
+			if err := w.flushLocked(); err != nil && err.Error() != w.flushErr {
+				w.flushErr = err.Error()
+				w.log.Warn("coverage: figures not persisted", "file", w.statePath, "err", err)
+			}
+			w.mu.Unlock()
+		case <-rescanT.C:
+			w.mu.Lock()
+			w.scheduledRescanLocked()
+			w.mu.Unlock()
+		case <-retryT.C:
+			w.mu.Lock()
+			if w.fsw == nil {
+				w.restartLocked("the previous watcher could not be created")
+			} else {
+				w.retryAddsLocked()
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// follow feeds every record committed from a little before the start
+// (the window's reach into the past) to the run loop, through the
+// journal's one Follow.
+func (w *Watcher) follow(ctx context.Context) {
+	lookback := w.cfg.Window + w.cfg.SettleCap + w.grace()
+	since := w.started.Add(-lookback)
+	var last uint64 // the newest record handed over: a restart resumes after it
+	for ctx.Err() == nil {
+		st := w.j.Status()
+		after := last
+		if st.FirstSequence > 0 && after < st.FirstSequence-1 {
+			after = st.FirstSequence - 1
+		}
+		err := w.j.Follow(ctx, engine.Query{After: after, Since: since}, engine.FollowOptions{Tick: time.Second}, func(ev engine.FollowEvent) error {
+			if ev.Change == nil {
+				return nil
+			}
+			select {
+			case w.recs <- *ev.Change:
+				last = ev.Change.Sequence
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("coverage: following the journal stopped; following again in 1s", "after", last, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// grace is how long after the window a change waits for its record:
+// the time a committed record takes to reach the matcher.
+func (w *Watcher) grace() time.Duration { return max(w.cfg.SettleCap, time.Second) }
+
+// eventLocked handles one fsnotify event.
+func (w *Watcher) eventLocked(ev fsnotify.Event, now time.Time) {
+	name := filepath.Clean(ev.Name)
+	if ts, ok := w.dirs[name]; ok && w.watched[name] && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
+		// The watched directory itself went away, and its watch with it.
+		w.watched[name] = false
+		_ = w.fsw.Remove(name)
+		w.setWatchesLocked()
+		w.openGapLocked(ts, gapWatch, fmt.Sprintf("watched directory %s was removed or renamed", w.rel(name)), now)
+		return
+	}
+	dir, base := filepath.Dir(name), filepath.Base(name)
+	for _, t := range w.dirs[dir] {
+		if t.base != "" && base != t.base || t.base == "" && Ignored(base) {
+			continue
+		}
+		k := settleKey{name, t.s.ID}
+		if s := w.settling[k]; s != nil {
+			s.last = now
+		} else {
+			w.settling[k] = &settle{t: t, first: now, last: now}
+		}
+	}
+}
+
+// settleDueLocked fingerprints the paths that settled (all of them with
+// force).
+func (w *Watcher) settleDueLocked(now time.Time, force bool) {
+	for k, s := range w.settling {
+		if force || now.Sub(s.last) >= w.cfg.SettleIdle || now.Sub(s.first) >= w.cfg.SettleCap {
+			delete(w.settling, k)
+			w.settledLocked(s.t, k.path, s.first, now)
+		}
+	}
+}
+
+// settledLocked fingerprints a settled path and, when its content
+// changed, decides the change or waits for its record.
+func (w *Watcher) settledLocked(t *target, path string, first, now time.Time) {
+	fp, err := fingerprintFile(path, w.cfg.MaxFileBytes)
+	if err != nil {
+		w.log.Warn("coverage: cannot fingerprint a changed file", "surface", t.s.ID, "path", w.rel(path), "err", err)
+		return
+	}
+	old, known := t.files[path]
+	switch {
+	case known && old.Hash == fp.Hash:
+		t.files[path] = fp // a touch: same content
+		return
+	case !known && fp.Hash == Absent:
+		return // came and went inside one burst
+	case fp.Hash == Absent:
+		delete(t.files, path)
+	case known || len(t.files) < w.cfg.MaxFiles:
+		t.files[path] = fp
+	default:
+		t.untracked++
+		if t.complete {
+			w.log.Warn("coverage: surface holds more entries than the watcher keeps; the extra ones are not followed", "surface", t.s.ID, "max_files", w.cfg.MaxFiles)
+		}
+		t.complete = false
+		return
+	}
+	at := first
+	if fp.Hash != Absent && absDur(fp.Mtime.Sub(now)) <= w.cfg.Window+w.cfg.SettleCap {
+		at = fp.Mtime // the write's own time, more precise than the event's
+	}
+	c := &change{path: path, at: at, fp: fp.Hash, deadline: at.Add(w.cfg.Window + w.grace())}
+	if r := t.matchRecord(c, w.cfg.Window); r != nil {
+		r.used = true
+		w.matchedLocked(t, c, r.fp != "")
+		return
+	}
+	t.pending = append(t.pending, c)
+}
+
+// matchRecord returns the record that accounts for c: one with c's
+// fingerprint, else the earliest unused one without a fingerprint, inside
+// the window.
+func (t *target) matchRecord(c *change, window time.Duration) *rec {
+	lo := sort.Search(len(t.records), func(i int) bool { return !t.records[i].at.Before(c.at.Add(-window)) })
+	var plain *rec
+	for _, r := range t.records[lo:] {
+		if r.at.After(c.at.Add(window)) {
+			break
+		}
+		if r.used {
+			continue
+		}
+		if r.fp == c.fp && r.fp != "" {
+			return r
+		}
+		if r.fp == "" && plain == nil {
+			plain = r
+		}
+	}
+	return plain
+}
+
+// recordLocked takes one followed record: it matches a waiting change of
+// each surface it lists, or waits for one.
+func (w *Watcher) recordLocked(c engine.Change) {
+	fp, _ := c.Metadata[MetadataKey].(string)
+	if !ValidFingerprint(fp) {
+		fp = ""
+	}
+	at := c.CommittedAt
+	ids := c.ChangedSurfaces
+	if !slices.Contains(ids, c.Surface) {
+		ids = append(slices.Clone(ids), c.Surface)
+	}
+	for i, id := range ids {
+		t := w.byID[id]
+		if t == nil || slices.Index(ids, id) != i {
+			continue // not observed, or listed twice
+		}
+		r := &rec{at: at, fp: fp}
+		if i := t.matchPending(r, w.cfg.Window); i >= 0 {
+			pc := t.pending[i]
+			t.pending = slices.Delete(t.pending, i, i+1)
+			w.matchedLocked(t, pc, r.fp != "")
+			continue
+		}
+		// Kept in commit-time order for the binary search.
+		i := sort.Search(len(t.records), func(i int) bool { return t.records[i].at.After(at) })
+		t.records = slices.Insert(t.records, i, r)
+		if len(t.records) > maxRecordsPerSurface {
+			t.records = slices.Delete(t.records, 0, len(t.records)-maxRecordsPerSurface)
+		}
+	}
+}
+
+// matchPending returns the index of the waiting change r accounts for, or
+// -1: the change with r's fingerprint, else (r has none) the earliest in
+// the window.
+func (t *target) matchPending(r *rec, window time.Duration) int {
+	for i, c := range t.pending {
+		if absDur(r.at.Sub(c.at)) > window {
+			continue
+		}
+		if r.fp == "" || r.fp == c.fp {
+			return i
+		}
+	}
+	return -1
+}
+
+// expireLocked decides the changes whose window passed without a record
+// (unjournaled) and forgets records too old to match anything.
+func (w *Watcher) expireLocked(now time.Time) {
+	// Records are kept a minute beyond the window's reach, so a change
+	// whose event comes late (a busy reader) still finds its record.
+	keep := now.Add(-(2*w.cfg.Window + w.cfg.SettleCap + w.grace() + time.Minute))
+	for _, t := range w.byID {
+		for len(t.pending) > 0 {
+			i := slices.IndexFunc(t.pending, func(c *change) bool { return now.After(c.deadline) })
+			if i < 0 {
+				break
+			}
+			c := t.pending[i]
+			t.pending = slices.Delete(t.pending, i, i+1)
+			w.unjournaledLocked(t, c, now)
+		}
+		n := 0
+		for n < len(t.records) && (t.records[n].at.Before(keep)) {
+			n++
+		}
+		if n > 0 {
+			t.records = slices.Delete(t.records, 0, n)
+		}
+	}
+}
+
+func (w *Watcher) matchedLocked(t *target, c *change, exact bool) {
+	f := &t.fig
+	f.Observed++
+	f.Matched++
+	if exact {
+		f.Exact++
+	}
+	if f.Streak.Since.IsZero() {
+		f.Streak.Since = c.at.UTC()
+	}
+	f.Streak.Matched++
+	at := c.at.UTC()
+	f.LastChange = &at
+	w.m.observed.WithLabelValues(t.s.ID).Inc()
+	w.m.matched.WithLabelValues(t.s.ID).Inc()
+	w.dirty = true
+	w.reverdictLocked(t)
+}
+
+func (w *Watcher) unjournaledLocked(t *target, c *change, now time.Time) {
+	f := &t.fig
+	f.Observed++
+	f.Unjournaled++
+	at := c.at.UTC()
+	f.LastChange = &at
+	miss := Miss{Path: w.rel(c.path), At: at, Fingerprint: c.fp}
+	f.Misses = append(f.Misses, miss)
+	if len(f.Misses) > w.cfg.KeepMisses {
+		f.Misses = slices.Delete(f.Misses, 0, len(f.Misses)-w.cfg.KeepMisses)
+	}
+	f.Streak = Streak{Since: now.UTC()}
+	w.m.observed.WithLabelValues(t.s.ID).Inc()
+	w.m.unjournaled.WithLabelValues(t.s.ID).Inc()
+	w.log.Warn("coverage: unjournaled change", "surface", t.s.ID, "path", miss.Path, "at", at, "fingerprint", c.fp, "window", w.cfg.Window)
+	w.dirty = true
+	w.reverdictLocked(t)
+}
+
+// openGapLocked opens a gap on each target that has none.
+func (w *Watcher) openGapLocked(ts []*target, reason, text string, now time.Time) {
+	for _, t := range ts {
+		if reason == gapOverflow {
+			t.fig.Overflows++
+			w.m.overflows.WithLabelValues(t.s.ID).Inc()
+		}
+		if t.gap != nil {
+			continue
+		}
+		t.gap = &Gap{From: now.UTC(), Reason: text}
+		g := *t.gap
+		t.fig.LastGap = &g
+		t.fig.Gaps++
+		t.fig.Streak = Streak{}
+		w.m.gaps.WithLabelValues(t.s.ID, reason).Inc()
+		w.log.Warn("coverage: gap opened", "surface", t.s.ID, "reason", reason, "detail", text)
+		w.dirty = true
+		w.reverdictLocked(t)
+	}
+}
+
+// closeGapLocked closes t's open gap with the n changes its rescan found.
+func (w *Watcher) closeGapLocked(t *target, n int, now time.Time) {
+	if t.gap == nil {
+		return
+	}
+	t.gap.To = now.UTC()
+	t.gap.Unattributable += uint64(n)
+	g := *t.gap
+	t.fig.LastGap = &g
+	t.fig.Unattributable += uint64(n)
+	w.m.unattributable.WithLabelValues(t.s.ID).Add(float64(n))
+	t.gap = nil
+	t.fig.Streak = Streak{Since: now.UTC()}
+	t.lastAccrue = now
+	w.log.Info("coverage: gap closed by a rescan", "surface", t.s.ID, "unattributable", n, "from", g.From, "reason", g.Reason)
+	w.dirty = true
+	w.reverdictLocked(t)
+}
+
+// overflowLocked handles a watcher overflow: every watched surface gets a
+// gap, the paths in flight are forgotten (their events are incomplete),
+// and a rescan by content hash closes the gap.
+func (w *Watcher) overflowLocked() {
+	now := time.Now()
+	var ts []*target
+	for _, t := range w.targets {
+		if t.observable {
+			ts = append(ts, t)
+		}
+	}
+	w.openGapLocked(ts, gapOverflow, fmt.Sprintf("the kernel's event queue overflowed (inotify max_queued_events %d): events were dropped", w.limits.MaxQueuedEvents), now)
+	clear(w.settling)
+	w.rescanGapsLocked(ts)
+}
+
+// rescanGapsLocked rescans the watched targets among ts and closes their
+// gaps; the changes found are unattributable.
+func (w *Watcher) rescanGapsLocked(ts []*target) {
+	for _, t := range ts {
+		if !w.watched[t.dir] {
+			continue
+		}
+		for k := range w.settling {
+			if k.surface == t.s.ID {
+				delete(w.settling, k)
+			}
+		}
+		n := w.rescanLocked(t, nil)
+		w.closeGapLocked(t, n, time.Now())
+	}
+	w.lastRescan = time.Now()
+}
+
+// rescanLocked compares t's files with their fingerprints, updates them
+// and returns how many differ. skip, when set, leaves a path alone.
+func (w *Watcher) rescanLocked(t *target, skip func(path string, fp Fingerprint) bool) int {
+	var paths []string
+	if t.base != "" {
+		paths = []string{t.path}
+	} else {
+		var err error
+		if paths, err = listDir(t.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.log.Warn("coverage: rescan cannot list a surface's directory", "surface", t.s.ID, "path", w.rel(t.path), "err", err)
+			return 0
+		}
+	}
+	n := 0
+	seen := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		seen[p] = true
+		fp, err := fingerprintFile(p, w.cfg.MaxFileBytes)
+		if err != nil {
+			w.log.Warn("coverage: rescan cannot fingerprint a file", "surface", t.s.ID, "path", w.rel(p), "err", err)
+			continue
+		}
+		if skip != nil && skip(p, fp) {
+			continue
+		}
+		old, known := t.files[p]
+		switch {
+		case known && old.Hash == fp.Hash:
+			t.files[p] = fp
+		case fp.Hash == Absent:
+			if known {
+				delete(t.files, p)
+				n++
+			}
+		case known || len(t.files) < w.cfg.MaxFiles:
+			t.files[p] = fp
+			n++
+		default:
+			t.untracked++
+			t.complete = false
+		}
+	}
+	for p := range t.files {
+		if !seen[p] && (skip == nil || !skip(p, Fingerprint{Hash: Absent})) {
+			delete(t.files, p)
+			n++
+		}
+	}
+	return n
+}
+
+// startupRescanLocked compares the files with the fingerprints the state
+// file kept: what changed while nobody watched is a gap (from the last
+// write of the figures to now) with unattributable changes. A surface
+// without persisted fingerprints takes the files as its baseline.
+func (w *Watcher) startupRescanLocked() {
+	now := time.Now()
+	for _, t := range w.targets {
+		if !t.observable || !w.watched[t.dir] {
+			continue
+		}
+		n := w.rescanLocked(t, nil)
+		if t.baseline && n > 0 {
+			from := w.stateAt
+			if from.IsZero() {
+				from = now
+			}
+			t.gap = nil
+			w.openGapLocked([]*target{t}, gapRestart, fmt.Sprintf("%d change(s) while the watcher was not running", n), from)
+			w.closeGapLocked(t, n, now)
+		}
+	}
+	w.lastRescan = now
+}
+
+// scheduledRescanLocked rescans every watched surface by content hash: a
+// difference the watcher never reported (some platforms drop events
+// without an overflow) opens and closes a gap. Paths with events in
+// flight, settling, or written within the settle cap are left to their
+// events.
+func (w *Watcher) scheduledRescanLocked() {
+	now := time.Now()
+	w.drainLocked(now)
+	for _, t := range w.targets {
+		if !t.observable || !w.watched[t.dir] || t.gap != nil {
+			continue
+		}
+		n := w.rescanLocked(t, func(p string, fp Fingerprint) bool {
+			if w.settling[settleKey{p, t.s.ID}] != nil {
+				return true
+			}
+			if fp.Hash != Absent && absDur(now.Sub(fp.Mtime)) < w.cfg.SettleCap+w.cfg.SettleIdle {
+				return true
+			}
+			return false
+		})
+		if n > 0 {
+			w.openGapLocked([]*target{t}, gapRescan, fmt.Sprintf("the scheduled rescan found %d change(s) the watcher did not report", n), now)
+			w.closeGapLocked(t, n, now)
+		}
+	}
+	w.lastRescan = now
+}
+
+// drainLocked takes the events already queued, so a rescan does not
+// count a change whose event is on its way.
+func (w *Watcher) drainLocked(now time.Time) {
+	if w.fsw == nil {
+		return
+	}
+	for {
+		select {
+		case ev, ok := <-w.fsw.Events:
+			if !ok {
+				return
+			}
+			w.eventLocked(ev, now)
+		default:
+			return
+		}
+	}
+}
+
+// addWatchesLocked adds a watch on every directory without one; a failure
+// opens a gap on its surfaces (retried every RetryAdd).
+func (w *Watcher) addWatchesLocked() {
+	now := time.Now()
+	for _, dir := range w.sortedDirs() {
+		if w.watched[dir] {
+			continue
+		}
+		if err := w.fsw.Add(dir); err != nil {
+			text := fmt.Sprintf("cannot watch %s: %v", w.rel(dir), err)
+			if errors.Is(err, fs.ErrNotExist) {
+				text = fmt.Sprintf("cannot watch %s: the directory does not exist", w.rel(dir))
+			}
+			w.openGapLocked(w.dirs[dir], gapWatch, text, now)
+			continue
+		}
+		w.watched[dir] = true
+	}
+	w.setWatchesLocked()
+}
+
+// retryAddsLocked retries the failed watches; each that succeeds is
+// rescanned, which closes its surfaces' gaps.
+func (w *Watcher) retryAddsLocked() {
+	for _, dir := range w.sortedDirs() {
+		if w.watched[dir] {
+			continue
+		}
+		if err := w.fsw.Add(dir); err != nil {
+			continue
+		}
+		w.watched[dir] = true
+		w.log.Info("coverage: watching again", "dir", w.rel(dir))
+		w.rescanGapsLocked(w.dirs[dir])
+	}
+	w.setWatchesLocked()
+}
+
+// restartLocked replaces a failed fsnotify watcher: every surface gets a
+// gap until its directory is watched again and rescanned.
+func (w *Watcher) restartLocked(why string) {
+	now := time.Now()
+	w.log.Warn("coverage: restarting the file watcher", "reason", why)
+	if w.fsw != nil {
+		_ = w.fsw.Close()
+		w.fsw = nil
+	}
+	clear(w.watched)
+	clear(w.settling)
+	var ts []*target
+	for _, t := range w.targets {
+		if t.observable {
+			ts = append(ts, t)
+		}
+	}
+	w.openGapLocked(ts, gapRestart, "watcher restart: "+why, now)
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		w.log.Warn("coverage: cannot create a file watcher; retrying", "err", err, "retry", w.cfg.RetryAdd)
+		w.setWatchesLocked()
+		return
+	}
+	w.fsw = fsw
+	w.addWatchesLocked()
+	w.rescanGapsLocked(ts)
+}
+
+func (w *Watcher) sortedDirs() []string {
+	dirs := make([]string, 0, len(w.dirs))
+	for d := range w.dirs {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	return dirs
+}
+
+func (w *Watcher) setWatchesLocked() {
+	n := 0
+	for _, ok := range w.watched {
+		if ok {
+			n++
+		}
+	}
+	w.m.watches.Set(float64(n))
+}
+
+// accrueLocked adds the watched time since the last call to every
+// watched surface without a gap.
+func (w *Watcher) accrueLocked(now time.Time) {
+	for _, t := range w.targets {
+		if !t.observable {
+			continue
+		}
+		if dt := now.Sub(t.lastAccrue).Seconds(); dt > 0 && t.gap == nil && w.watched[t.dir] {
+			t.fig.ObservedSeconds += dt
+			t.fig.Streak.ObservedSeconds += dt
+			if t.fig.FirstObserved == nil {
+				f := t.lastAccrue.UTC()
+				t.fig.FirstObserved = &f
+			}
+			if t.fig.Streak.Since.IsZero() {
+				t.fig.Streak.Since = t.lastAccrue.UTC()
+			}
+			w.dirty = true
+		}
+		t.lastAccrue = now
+		w.reverdictLocked(t)
+	}
+}
+
+// reverdictLocked computes t's verdict; a change is a transition: logged,
+// counted and (with Config.Journal) journaled.
+func (w *Watcher) reverdictLocked(t *target) {
+	if !t.observable {
+		return
+	}
+	v, why := judge(&t.fig, t.gap, w.watched[t.dir], w.cfg.MinMatched, w.cfg.MinObserved)
+	t.why = why
+	if r := t.fig.Ratio(); r != nil {
+		w.m.ratio.WithLabelValues(t.s.ID).Set(*r)
+	}
+	proven := 0.0
+	if v == VerdictProven {
+		proven = 1
+	}
+	w.m.proven.WithLabelValues(t.s.ID).Set(proven)
+	from := t.fig.Verdict
+	if v == from {
+		return
+	}
+	t.fig.Verdict = v
+	w.dirty = true
+	if from == "" {
+		return // the first verdict of a new surface is no transition
+	}
+	w.m.transitions.WithLabelValues(t.s.ID, v).Inc()
+	lvl := slog.LevelInfo
+	if from == VerdictProven {
+		lvl = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), lvl, "coverage: verdict changed", "surface", t.s.ID, "from", from, "to", v, "reason", why,
+		"declared_mode", t.s.Journal.Mode)
+	if !w.cfg.Journal {
+		return
+	}
+	sev := "notice"
+	if from == VerdictProven {
+		sev = "warning"
+	}
+	err := w.j.RecordAsync(engine.Change{
+		Source: StateEngineSource, Surface: StateEngineSurface, ChangeType: "transitioned",
+		AggregateType: "coverage_verdict", AggregateID: t.s.ID, Severity: sev,
+		Metadata: map[string]any{"surface": t.s.ID, "from": from, "to": v, "reason": truncate(why, 200), "declared_mode": t.s.Journal.Mode},
+	})
+	if err != nil {
+		w.log.Warn("coverage: verdict transition not journaled", "surface", t.s.ID, "to", v, "err", err)
+	}
+}
+
+// load reads the persisted figures.
+func (w *Watcher) load() error {
+	s, reason, err := readState(w.statePath, w.journalID)
+	if err != nil {
+		return fmt.Errorf("coverage: %w", err)
+	}
+	if reason != "" {
+		w.stateReset = reason
+		w.log.Warn("coverage: persisted figures reset", "file", w.statePath, "reason", reason)
+		return nil
+	}
+	if s == nil {
+		return nil
+	}
+	w.stateAt = s.UpdatedAt
+	for _, sr := range s.Report.Surfaces {
+		t := w.byID[sr.ID]
+		if t == nil {
+			continue // no longer observed: its figures are dropped at the next write
+		}
+		t.fig = sr.Figures
+		if t.fig.Misses == nil {
+			t.fig.Misses = []Miss{}
+		}
+		if t.fig.LastGap != nil && t.fig.LastGap.To.IsZero() {
+			// A gap open at the last write stays open: it closes with the
+			// startup rescan, or when its watch is back.
+			g := *t.fig.LastGap
+			t.gap = &g
+		}
+		files, ok := s.Files[sr.ID]
+		if !ok {
+			continue
+		}
+		for rel, h := range files {
+			t.files[w.abs(rel)] = Fingerprint{Hash: h}
+		}
+		t.complete = !slices.Contains(s.Incomplete, sr.ID)
+		t.baseline = true
+	}
+	return nil
+}
+
+// flushLocked persists the figures when they changed.
+func (w *Watcher) flushLocked() error {
+	if !w.cfg.Persist || !w.dirty {
+		return nil
+	}
+	s := &stateFile{Version: stateVersion, JournalID: w.journalID, UpdatedAt: time.Now().UTC(), Report: w.reportLocked(),
+		Files: map[string]map[string]string{}}
+	for _, t := range w.targets {
+		if !t.observable {
+			continue
+		}
+		files := make(map[string]string, len(t.files))
+		for p, fp := range t.files {
+			files[w.rel(p)] = fp.Hash
+		}
+		s.Files[t.s.ID] = files
+		if !t.complete {
+			s.Incomplete = append(s.Incomplete, t.s.ID)
+		}
+	}
+	if err := writeState(w.statePath, s); err != nil {
+		return err
+	}
+	w.dirty = false
+	w.flushErr = ""
+	return nil
+}
+
+// Report returns the coverage of every surface of the registry, in
+// registry order, with the figures as of now.
+func (w *Watcher) Report() Report {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.accrueLocked(time.Now())
+	return w.reportLocked()
+}
+
+func (w *Watcher) reportLocked() Report {
+	r := Report{
+		Persisted: w.cfg.Persist, StateReset: w.stateReset, Root: w.root, Started: w.started.UTC(),
+		Window: w.cfg.Window.String(), SettleIdle: w.cfg.SettleIdle.String(), SettleCap: w.cfg.SettleCap.String(),
+		MinMatched: w.cfg.MinMatched, MinTime: w.cfg.MinObserved.String(), Rescan: w.cfg.Rescan.String(),
+		Limits: w.limits, Surfaces: make([]SurfaceReport, 0, len(w.targets)),
+	}
+	if w.cfg.Persist {
+		r.StateFile = w.statePath
+	}
+	for _, ok := range w.watched {
+		if ok {
+			r.Watches++
+		}
+	}
+	if !w.lastRescan.IsZero() {
+		at := w.lastRescan.UTC()
+		r.LastRescan = &at
+	}
+	for _, t := range w.targets {
+		sr := SurfaceReport{ID: t.s.ID, Mode: t.s.Journal.Mode, StorageKind: t.s.Storage.Kind, Path: t.s.Storage.Path, Figures: t.fig}
+		sr.Misses = slices.Clone(t.fig.Misses)
+		if sr.Misses == nil {
+			sr.Misses = []Miss{}
+		}
+		if t.fig.LastGap != nil {
+			g := *t.fig.LastGap
+			sr.LastGap = &g
+		}
+		if !t.observable {
+			sr.Verdict, sr.Why = VerdictNotObserved, t.notWhy
+		} else {
+			sr.Watched = w.rel(t.dir)
+			sr.Watching = w.watched[t.dir]
+			sr.Ratio = t.fig.Ratio()
+			sr.Pending = len(t.pending)
+			sr.Untracked = t.untracked
+			sr.Retire = t.fig.Verdict == VerdictProven
+			sr.Why = t.why
+		}
+		if t.s.Journal.Mode == registry.ModeProven && sr.Verdict != VerdictProven {
+			sr.Disagreement = fmt.Sprintf("the registry declares journal mode proven, but the evidence says %s: %s", sr.Verdict, sr.Why)
+		}
+		r.Surfaces = append(r.Surfaces, sr)
+	}
+	return r
+}
+
+// rel names path relative to the root when it is inside it.
+func (w *Watcher) rel(path string) string {
+	if r, err := filepath.Rel(w.root, path); err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return filepath.ToSlash(r)
+	}
+	return path
+}
+
+func (w *Watcher) abs(rel string) string {
+	if filepath.IsAbs(rel) {
+		return rel
+	}
+	return filepath.Join(w.root, filepath.FromSlash(rel))
+}
+
+// readInotifyLimits reads the kernel's inotify limits; -1 when unknown.
+func readInotifyLimits() InotifyLimits {
+	read := func(name string) int64 {
+		b, err := os.ReadFile("/proc/sys/fs/inotify/" + name)
+		if err != nil {
+			return -1
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	return InotifyLimits{MaxUserWatches: read("max_user_watches"), MaxQueuedEvents: read("max_queued_events"), MaxUserInstances: read("max_user_instances")}
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// pauseReader stops the event reader (a test seam): the kernel's queue
+// fills while it is paused. resumeReader lets it go on.
+func (w *Watcher) pauseReader()  { w.pause.Lock() }
+func (w *Watcher) resumeReader() { w.pause.Unlock() }
