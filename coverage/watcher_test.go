@@ -223,9 +223,9 @@ func TestAProvenSurfaceThatMissesOneChangeFallsBackVisibly(t *testing.T) {
 	}
 	// Metrics.
 	for name, got := range map[string]float64{
-		"proven":              testutil.ToFloat64(e.w.m.proven.WithLabelValues("runtime_sessions")),
-		"unjournaled_total":   testutil.ToFloat64(e.w.m.unjournaled.WithLabelValues("runtime_sessions")),
-		"transitions{proven}": testutil.ToFloat64(e.w.m.transitions.WithLabelValues("runtime_sessions", VerdictProven)),
+		"proven":                 testutil.ToFloat64(e.w.m.proven.WithLabelValues("runtime_sessions")),
+		"unjournaled_total":      testutil.ToFloat64(e.w.m.unjournaled.WithLabelValues("runtime_sessions")),
+		"transitions{proven}":    testutil.ToFloat64(e.w.m.transitions.WithLabelValues("runtime_sessions", VerdictProven)),
 		"transitions{observing}": testutil.ToFloat64(e.w.m.transitions.WithLabelValues("runtime_sessions", VerdictObserving)),
 	} {
 		want := map[string]float64{"proven": 0, "unjournaled_total": 1, "transitions{proven}": 1, "transitions{observing}": 1}[name]
