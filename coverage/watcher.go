@@ -77,6 +77,7 @@ type Watcher struct {
 	limits     InotifyLimits
 	dirty      bool
 	flushErr   string
+	lastWrite  time.Time
 }
 
 // target is one observable surface.
@@ -870,7 +871,6 @@ func (w *Watcher) accrueLocked(now time.Time) {
 			if t.fig.Streak.Since.IsZero() {
 				t.fig.Streak.Since = t.lastAccrue.UTC()
 			}
-			w.dirty = true
 		}
 		t.lastAccrue = now
 		w.reverdictLocked(t)
@@ -969,9 +969,10 @@ func (w *Watcher) load() error {
 	return nil
 }
 
-// flushLocked persists the figures when they changed.
+// flushLocked persists the figures when a count or verdict changed, and
+// every accrueFlush when only the observed time grew.
 func (w *Watcher) flushLocked() error {
-	if !w.cfg.Persist || !w.dirty {
+	if !w.cfg.Persist || !w.dirty && time.Since(w.lastWrite) < accrueFlush {
 		return nil
 	}
 	s := &stateFile{Version: stateVersion, JournalID: w.journalID, UpdatedAt: time.Now().UTC(), Report: w.reportLocked(),
@@ -994,8 +995,13 @@ func (w *Watcher) flushLocked() error {
 	}
 	w.dirty = false
 	w.flushErr = ""
+	w.lastWrite = time.Now()
 	return nil
 }
+
+// accrueFlush bounds how long observed time alone waits to be persisted:
+// a crash loses at most this much of it (and at most Flush of counts).
+const accrueFlush = 30 * time.Second
 
 // Report returns the coverage of every surface of the registry, in
 // registry order, with the figures as of now.
