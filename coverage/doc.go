@@ -32,10 +32,12 @@
 // in changed_surfaces, committed in [t-Window, t+Window]: the record may
 // precede the write or follow it. A record whose metadata "fingerprint"
 // holds a fingerprint matches only the change with that content (an exact
-// match); a record without one matches the earliest waiting change. A
-// record accounts for one change per surface. A change no record matched
-// by t+Window+grace is unjournaled and kept (the last KeepMisses) with
-// its path and time. Records come from the journal's one Follow.
+// match, decided at once). Any other change is decided once its window
+// closed (t+Window+grace): it takes the nearest unused record without a
+// fingerprint, unless another waiting change is nearer to that record. A
+// record accounts for one change per surface. A change that finds none is
+// unjournaled and kept (the last KeepMisses) with its path and time.
+// Records come from the journal's one Follow.
 //
 // # Gaps
 //

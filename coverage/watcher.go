@@ -427,39 +427,93 @@ func (w *Watcher) settledLocked(t *target, path string, first, now time.Time) {
 		at = fp.Mtime // the write's own time, more precise than the event's
 	}
 	c := &change{path: path, at: at, fp: fp.Hash, deadline: at.Add(w.cfg.Window + w.grace())}
-	if r := t.matchRecord(c, w.cfg.Window); r != nil {
+	if r := t.exactRecord(c, w.cfg.Window); r != nil {
 		r.used = true
-		w.matchedLocked(t, c, r.fp != "")
+		w.matchedLocked(t, c, true)
 		return
 	}
-	t.pending = append(t.pending, c)
+	t.insertPending(c)
 }
 
-// matchRecord returns the record that accounts for c: one with c's
-// fingerprint, else the earliest unused one without a fingerprint, inside
-// the window.
-func (t *target) matchRecord(c *change, window time.Duration) *rec {
+// insertPending adds c to the waiting changes, kept in time order (so the
+// first one is the first whose window closes).
+func (t *target) insertPending(c *change) {
+	i := sort.Search(len(t.pending), func(i int) bool { return t.pending[i].at.After(c.at) })
+	t.pending = slices.Insert(t.pending, i, c)
+}
+
+// exactRecord returns an unused record in c's window that carries c's
+// fingerprint: an exact match, decided at once.
+func (t *target) exactRecord(c *change, window time.Duration) *rec {
 	lo := sort.Search(len(t.records), func(i int) bool { return !t.records[i].at.Before(c.at.Add(-window)) })
-	var plain *rec
 	for _, r := range t.records[lo:] {
 		if r.at.After(c.at.Add(window)) {
 			break
 		}
-		if r.used {
-			continue
-		}
-		if r.fp == c.fp && r.fp != "" {
+		if !r.used && r.fp != "" && r.fp == c.fp {
 			return r
 		}
-		if r.fp == "" && plain == nil {
-			plain = r
-		}
 	}
-	return plain
+	return nil
 }
 
-// recordLocked takes one followed record: it matches a waiting change of
-// each surface it lists, or waits for one.
+// nearestRecord returns the record that accounts for c once c's window
+// has closed (every record that could match it has arrived): the unused
+// record without a fingerprint nearest to c in time, unless a waiting
+// change is nearer to that record — then the record is that change's,
+// and the next nearest is considered. So a write that forgot its record
+// does not take its neighbour's, whether records precede or follow their
+// writes.
+func (t *target) nearestRecord(c *change, window time.Duration) *rec {
+	i := sort.Search(len(t.records), func(i int) bool { return !t.records[i].at.Before(c.at) })
+	l, r := i-1, i
+	for {
+		for l >= 0 && (t.records[l].used || t.records[l].fp != "") {
+			l--
+		}
+		for r < len(t.records) && (t.records[r].used || t.records[r].fp != "") {
+			r++
+		}
+		var cand *rec
+		switch {
+		case l >= 0 && r < len(t.records):
+			if c.at.Sub(t.records[l].at) <= t.records[r].at.Sub(c.at) {
+				cand, l = t.records[l], l-1
+			} else {
+				cand, r = t.records[r], r+1
+			}
+		case l >= 0:
+			cand, l = t.records[l], l-1
+		case r < len(t.records):
+			cand, r = t.records[r], r+1
+		default:
+			return nil
+		}
+		d := absDur(cand.at.Sub(c.at))
+		if d > window {
+			return nil // candidates come nearest first: the rest are farther
+		}
+		if !t.pendingNearer(cand.at, d) {
+			return cand
+		}
+	}
+}
+
+// pendingNearer reports whether a waiting change lies strictly nearer
+// than d to time at.
+func (t *target) pendingNearer(at time.Time, d time.Duration) bool {
+	i := sort.Search(len(t.pending), func(i int) bool { return !t.pending[i].at.Before(at) })
+	for _, j := range []int{i - 1, i} {
+		if j >= 0 && j < len(t.pending) && absDur(t.pending[j].at.Sub(at)) < d {
+			return true
+		}
+	}
+	return false
+}
+
+// recordLocked takes one followed record of each surface it lists: an
+// exact record matches its waiting change at once; any other waits for
+// the windows of the changes around it to close.
 func (w *Watcher) recordLocked(c engine.Change) {
 	fp, _ := c.Metadata[MetadataKey].(string)
 	if !ValidFingerprint(fp) {
@@ -476,51 +530,40 @@ func (w *Watcher) recordLocked(c engine.Change) {
 			continue // not observed, or listed twice
 		}
 		r := &rec{at: at, fp: fp}
-		if i := t.matchPending(r, w.cfg.Window); i >= 0 {
-			pc := t.pending[i]
-			t.pending = slices.Delete(t.pending, i, i+1)
-			w.matchedLocked(t, pc, r.fp != "")
-			continue
+		if fp != "" {
+			if k := slices.IndexFunc(t.pending, func(pc *change) bool { return pc.fp == fp && absDur(pc.at.Sub(at)) <= w.cfg.Window }); k >= 0 {
+				pc := t.pending[k]
+				t.pending = slices.Delete(t.pending, k, k+1)
+				w.matchedLocked(t, pc, true)
+				continue
+			}
 		}
-		// Kept in commit-time order for the binary search.
-		i := sort.Search(len(t.records), func(i int) bool { return t.records[i].at.After(at) })
-		t.records = slices.Insert(t.records, i, r)
+		// Kept in commit-time order for the binary searches.
+		k := sort.Search(len(t.records), func(k int) bool { return t.records[k].at.After(at) })
+		t.records = slices.Insert(t.records, k, r)
 		if len(t.records) > maxRecordsPerSurface {
 			t.records = slices.Delete(t.records, 0, len(t.records)-maxRecordsPerSurface)
 		}
 	}
 }
 
-// matchPending returns the index of the waiting change r accounts for, or
-// -1: the change with r's fingerprint, else (r has none) the earliest in
-// the window.
-func (t *target) matchPending(r *rec, window time.Duration) int {
-	for i, c := range t.pending {
-		if absDur(r.at.Sub(c.at)) > window {
-			continue
-		}
-		if r.fp == "" || r.fp == c.fp {
-			return i
-		}
-	}
-	return -1
-}
-
-// expireLocked decides the changes whose window passed without a record
-// (unjournaled) and forgets records too old to match anything.
+// expireLocked decides the changes whose window closed, oldest first:
+// matched to their nearest record, or unjournaled; and forgets records
+// too old to match anything.
 func (w *Watcher) expireLocked(now time.Time) {
 	// Records are kept a minute beyond the window's reach, so a change
 	// whose event comes late (a busy reader) still finds its record.
 	keep := now.Add(-(2*w.cfg.Window + w.cfg.SettleCap + w.grace() + time.Minute))
 	for _, t := range w.byID {
-		for len(t.pending) > 0 {
-			i := slices.IndexFunc(t.pending, func(c *change) bool { return now.After(c.deadline) })
-			if i < 0 {
-				break
+		for len(t.pending) > 0 && now.After(t.pending[0].deadline) {
+			c := t.pending[0]
+			t.pending = t.pending[1:]
+			if r := t.nearestRecord(c, w.cfg.Window); r != nil {
+				r.used = true
+				w.matchedLocked(t, c, false)
+			} else {
+				w.unjournaledLocked(t, c, now)
 			}
-			c := t.pending[i]
-			t.pending = slices.Delete(t.pending, i, i+1)
-			w.unjournaledLocked(t, c, now)
 		}
 		n := 0
 		for n < len(t.records) && (t.records[n].at.Before(keep)) {

@@ -181,16 +181,19 @@ func surf(r Report, id string) SurfaceReport {
 // prove writes and records changes of runtime_sessions until it is proven.
 func (e *env) proveSessions() {
 	e.t.Helper()
-	for i := 1; ; i++ {
+	base := surf(e.w.Report(), "runtime_sessions").Matched
+	for i := 1; i <= e.cfg.MinMatched; i++ {
 		e.writeAtomic(".tmp/runtime/sessions.json", map[string]any{"session": "ws-1", "beat": i})
 		e.record("runtime_sessions", "ws-1", nil)
-		r := e.waitFor(fmt.Sprintf("change %d of runtime_sessions matched", i), func(r Report) bool { return surf(r, "runtime_sessions").Matched >= uint64(i) })
-		if s := surf(r, "runtime_sessions"); s.Matched != uint64(i) || s.Unjournaled != 0 {
-			e.t.Fatalf("after %d recorded writes: matched %d, unjournaled %d", i, s.Matched, s.Unjournaled)
-		}
-		if i >= e.cfg.MinMatched {
-			break
-		}
+		// Apart by more than the settle time: each write is its own change.
+		time.Sleep(3 * e.cfg.SettleIdle)
+	}
+	r := e.waitFor("the recorded writes of runtime_sessions matched", func(r Report) bool {
+		s := surf(r, "runtime_sessions")
+		return s.Matched+s.Unjournaled >= base+uint64(e.cfg.MinMatched)
+	})
+	if s := surf(r, "runtime_sessions"); s.Matched != base+uint64(e.cfg.MinMatched) || s.Unjournaled != 0 {
+		e.t.Fatalf("after %d recorded writes: matched %d, unjournaled %d", e.cfg.MinMatched, s.Matched-base, s.Unjournaled)
 	}
 	e.waitFor("runtime_sessions proven", func(r Report) bool { return surf(r, "runtime_sessions").Verdict == VerdictProven })
 }
@@ -285,9 +288,11 @@ func TestAnOverflowIsAGapThatARescanClosesWithUnattributableChangesAndBlocksProv
 	cfg.Window, cfg.MaxFiles = time.Minute, 1<<17
 	e := newEnv(t, cfg)
 	// runtime_items becomes proven first: the overflow must take it back.
+	// Records carry the fingerprint of their write: exact matches are
+	// decided at once, not when the (wide) window closes.
 	for i := 0; i < e.cfg.MinMatched; i++ {
-		e.writeAtomic(fmt.Sprintf(".tmp/runtime/items/item-%d.json", i), map[string]any{"item": i})
-		e.record("runtime_items", fmt.Sprint(i), nil)
+		b := e.writeAtomic(fmt.Sprintf(".tmp/runtime/items/item-%d.json", i), map[string]any{"item": i})
+		e.record("runtime_items", fmt.Sprint(i), map[string]any{MetadataKey: FingerprintOf(b)})
 		e.waitFor("item matched", func(r Report) bool { return surf(r, "runtime_items").Matched == uint64(i+1) })
 	}
 	e.waitFor("runtime_items proven", func(r Report) bool { return surf(r, "runtime_items").Verdict == VerdictProven })
@@ -303,7 +308,8 @@ func TestAnOverflowIsAGapThatARescanClosesWithUnattributableChangesAndBlocksProv
 	n := int(lim.MaxQueuedEvents)/2 + 2000
 	batch := make([]engine.Change, 0, 1000)
 	for i := 0; i < n; i++ {
-		batch = append(batch, engine.Change{Source: "runtime.test", Surface: "runtime_items", ChangeType: "created", AggregateType: "item", AggregateID: fmt.Sprintf("burst-%d", i)})
+		batch = append(batch, engine.Change{Source: "runtime.test", Surface: "runtime_items", ChangeType: "created", AggregateType: "item",
+			AggregateID: fmt.Sprintf("burst-%d", i), Metadata: map[string]any{MetadataKey: FingerprintOf(burstContent(i))}})
 		if len(batch) == cap(batch) || i == n-1 {
 			if _, err := e.j.RecordBatch(context.Background(), batch); err != nil {
 				t.Fatal(err)
@@ -314,7 +320,7 @@ func TestAnOverflowIsAGapThatARescanClosesWithUnattributableChangesAndBlocksProv
 	// The reader stops; a burst far beyond the kernel's queue follows.
 	e.w.pauseReader()
 	for i := 0; i < n; i++ {
-		if err := os.WriteFile(e.path(fmt.Sprintf(".tmp/runtime/items/burst-%06d.json", i)), []byte(`{"burst":true}`), 0o644); err != nil {
+		if err := os.WriteFile(e.path(fmt.Sprintf(".tmp/runtime/items/burst-%06d.json", i)), burstContent(i), 0o644); err != nil {
 			e.w.resumeReader()
 			t.Fatal(err)
 		}
@@ -344,13 +350,15 @@ func TestAnOverflowIsAGapThatARescanClosesWithUnattributableChangesAndBlocksProv
 	}
 	// Nothing settles into an unjournaled change after the gap either: a
 	// recorded change after it is matched and the burst stays out.
-	e.writeAtomic(".tmp/runtime/items/after.json", map[string]any{"after": true})
-	e.record("runtime_items", "after", nil)
+	b := e.writeAtomic(".tmp/runtime/items/after.json", map[string]any{"after": true})
+	e.record("runtime_items", "after", map[string]any{MetadataKey: FingerprintOf(b)})
 	r = e.waitFor("the change after the gap matched", func(r Report) bool { return surf(r, "runtime_items").Matched == s.Matched+1 })
 	if s2 := surf(r, "runtime_items"); s2.Unjournaled != 0 || s2.Unattributable != s.Unattributable || s2.Streak.Matched != 1 {
 		t.Fatalf("after the gap: unjournaled %d, unattributable %d, streak %+v", s2.Unjournaled, s2.Unattributable, s2.Streak)
 	}
 }
+
+func burstContent(i int) []byte { return []byte(fmt.Sprintf(`{"burst":%d}`, i)) }
 
 func TestATouchOrATempFileIsNoChangeAndRecordsMayPrecedeTheWriteOrCarryItsFingerprint(t *testing.T) {
 	e := newEnv(t, testConfig())
@@ -457,4 +465,35 @@ func (e *env) journalID(t *testing.T) string {
 	}
 	defer j.Close()
 	return j.Status().JournalID
+}
+
+func TestAWriteThatForgotItsRecordIsTheMissNotItsNeighbour(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		recordFirst bool
+	}{{"records follow their writes", false}, {"records precede their writes", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, testConfig())
+			var missAt time.Time
+			for i := 0; i < 5; i++ {
+				forgot := i == 2
+				if tc.recordFirst && !forgot {
+					e.record("runtime_sessions", "ws-1", nil)
+				}
+				e.writeAtomic(".tmp/runtime/sessions.json", map[string]any{"beat": i})
+				if forgot {
+					missAt = mustStat(t, e.path(".tmp/runtime/sessions.json")).ModTime().UTC()
+				}
+				if !tc.recordFirst && !forgot {
+					e.record("runtime_sessions", "ws-1", nil)
+				}
+				time.Sleep(3 * e.cfg.SettleIdle)
+			}
+			r := e.waitFor("five changes decided", func(r Report) bool { return surf(r, "runtime_sessions").Observed == 5 })
+			s := surf(r, "runtime_sessions")
+			if s.Matched != 4 || s.Unjournaled != 1 || len(s.Misses) != 1 || !s.Misses[0].At.Equal(missAt) {
+				t.Fatalf("want the third write (at %s) as the one miss: matched %d, misses %+v", missAt, s.Matched, s.Misses)
+			}
+		})
+	}
 }
