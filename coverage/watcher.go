@@ -1094,6 +1094,9 @@ func (w *Watcher) reportLocked() Report {
 			sr.Untracked = t.untracked
 			sr.Retire = t.fig.Verdict == VerdictProven
 			sr.Why = t.why
+			if sr.Retire && t.s.Journal.Mode != registry.ModeProven {
+				sr.Why += fmt.Sprintf("; the registry still declares %s: journal.mode can move to proven", t.s.Journal.Mode)
+			}
 		}
 		if t.s.Journal.Mode == registry.ModeProven && sr.Verdict != VerdictProven {
 			sr.Disagreement = fmt.Sprintf("the registry declares journal mode proven, but the evidence says %s: %s", sr.Verdict, sr.Why)
