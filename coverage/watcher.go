@@ -55,12 +55,15 @@ type Watcher struct {
 	statePath string
 	journalID string
 
-	recs   chan engine.Change
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
-	pause  sync.Mutex // test seam: held while the reader is paused
-	closed error
+	recs chan []engine.Change
+	// followWake tells the follower that the set of active surfaces
+	// changed.
+	followWake chan struct{}
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	once       sync.Once
+	pause      sync.Mutex // test seam: held while the reader is paused
+	closed     error
 
 	mu sync.Mutex // guards every field below
 	// targets in registry order; byID indexes the observable ones.
@@ -98,6 +101,12 @@ type target struct {
 	records    []*rec
 	lastAccrue time.Time
 	untracked  int
+	// active: a change of the surface is inside the matching window, so
+	// its records are followed (until activeUntil); backfillFrom, when
+	// set, asks the follower for its records since then.
+	active       bool
+	activeUntil  time.Time
+	backfillFrom time.Time
 }
 
 type change struct {
@@ -137,8 +146,8 @@ func Open(j *engine.Journal, cfg Config) (*Watcher, error) {
 		cfg: cfg, j: j, root: reg.Root(), log: cfg.Logger,
 		statePath: filepath.Join(j.Dir(), "state", StateFileName),
 		journalID: j.Status().JournalID,
-		recs:      make(chan engine.Change, 4096),
-		byID:      map[string]*target{}, dirs: map[string][]*target{}, watched: map[string]bool{},
+		recs:      make(chan []engine.Change, 16), followWake: make(chan struct{}, 1),
+		byID: map[string]*target{}, dirs: map[string][]*target{}, watched: map[string]bool{},
 		settling: map[settleKey]*settle{}, started: time.Now(), limits: readInotifyLimits(),
 	}
 	if w.m, err = newMetrics(cfg.Registerer); err != nil {
@@ -285,9 +294,11 @@ func (w *Watcher) run(ctx context.Context) {
 				w.restartLocked(err.Error())
 			}
 			w.mu.Unlock()
-		case c := <-w.recs:
+		case cs := <-w.recs:
 			w.mu.Lock()
-			w.recordLocked(c)
+			for i := range cs {
+				w.recordLocked(cs[i])
+			}
 			w.mu.Unlock()
 		case <-settleT.C:
 			w.mu.Lock()
@@ -319,41 +330,159 @@ func (w *Watcher) run(ctx context.Context) {
 	}
 }
 
-// follow feeds every record committed from a little before the start
-// (the window's reach into the past) to the run loop, through the
-// journal's one Follow.
+// follow feeds the run loop the records of the active surfaces (those
+// with a file change inside the matching window), through the journal's
+// one Follow. A surface that becomes active is first backfilled from a
+// window before its change (a record may precede the write), then the
+// Follow restarts with the new set from the cursor it had reached, so no
+// record is handed over twice or missed. Records of surfaces whose files
+// do not change are never decoded: a heartbeat storm on a surface whose
+// file is quiet costs the watcher nothing.
 func (w *Watcher) follow(ctx context.Context) {
-	lookback := w.cfg.Window + w.cfg.SettleCap + w.grace()
-	since := w.started.Add(-lookback)
-	var last uint64 // the newest record handed over: a restart resumes after it
+	cursor := w.j.Head() // every record up to it considered for the current set
 	for ctx.Err() == nil {
-		st := w.j.Status()
-		after := last
-		if st.FirstSequence > 0 && after < st.FirstSequence-1 {
-			after = st.FirstSequence - 1
+		w.mu.Lock()
+		var set []string
+		type fill struct {
+			id   string
+			from time.Time
 		}
-		err := w.j.Follow(ctx, engine.Query{After: after, Since: since}, engine.FollowOptions{Tick: time.Second}, func(ev engine.FollowEvent) error {
-			if ev.Change == nil {
-				return nil
+		var fills []fill
+		for _, t := range w.targets {
+			if !t.active {
+				continue
 			}
+			set = append(set, t.s.ID)
+			if !t.backfillFrom.IsZero() {
+				fills = append(fills, fill{t.s.ID, t.backfillFrom})
+				t.backfillFrom = time.Time{}
+			}
+		}
+		w.mu.Unlock()
+		for _, f := range fills {
+			if err := w.backfill(ctx, f.id, f.from, cursor); err != nil && ctx.Err() == nil {
+				w.log.Warn("coverage: reading a surface's recent records failed; its changes may be called unjournaled", "surface", f.id, "err", err)
+			}
+		}
+		if len(set) == 0 {
+			cursor = w.j.Head()
 			select {
-			case w.recs <- *ev.Change:
-				last = ev.Change.Sequence
-				return nil
 			case <-ctx.Done():
-				return ctx.Err()
+				return
+			case <-w.followWake:
 			}
+			continue
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		woken := make(chan struct{})
+		go func() {
+			select {
+			case <-w.followWake:
+				close(woken)
+				cancel()
+			case <-fctx.Done():
+			}
+		}()
+		var batch []engine.Change
+		seen := cursor
+		flush := func(c context.Context) error {
+			if len(batch) > 0 {
+				select {
+				case w.recs <- batch:
+					batch = nil
+				case <-c.Done():
+					return c.Err()
+				}
+			}
+			cursor = seen
+			return nil
+		}
+		err := w.j.Follow(fctx, engine.Query{After: cursor, Surfaces: set}, engine.FollowOptions{Tick: time.Second}, func(ev engine.FollowEvent) error {
+			if ev.Change != nil {
+				batch = append(batch, *ev.Change)
+			}
+			seen = ev.Cursor
+			caughtUp := ev.Cursor >= ev.Head
+			if len(batch) < followBatch && !caughtUp {
+				return nil
+			}
+			if err := flush(fctx); err != nil {
+				return err
+			}
+			if caughtUp {
+				// Let commits gather: one look every followPace instead of
+				// one per group commit keeps the follower off the write
+				// path's CPU; matching works in seconds.
+				t := time.NewTimer(followPace)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-fctx.Done():
+					return fctx.Err()
+				}
+			}
+			return nil
 		})
-		if ctx.Err() != nil {
+		cancel()
+		if flush(ctx) != nil || ctx.Err() != nil {
 			return
 		}
-		w.log.Warn("coverage: following the journal stopped; following again in 1s", "after", last, "err", err)
+		select {
+		case <-woken:
+			continue // the set changed
+		default:
+		}
+		w.log.Warn("coverage: following the journal stopped; following again in 1s", "after", cursor, "err", err)
+		if errors.Is(err, engine.ErrCompacted) {
+			cursor = w.j.Head() // retention overtook the follower: start again at the head
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
 	}
 }
+
+// backfill hands over the records of surface id committed since from
+// and up to sequence upTo: the ones a change that just activated the
+// surface may match, which the Follow of the previous set skipped.
+func (w *Watcher) backfill(ctx context.Context, id string, from time.Time, upTo uint64) error {
+	after := uint64(0)
+	if h := w.j.Status().FirstSequence; h > 0 {
+		after = h - 1
+	}
+	for {
+		res, err := w.j.Query(ctx, engine.Query{After: after, HasAfter: true, Since: from, Surfaces: []string{id}, Limit: followBatch})
+		if err != nil {
+			return err
+		}
+		var batch []engine.Change
+		for _, c := range res.Changes {
+			if c.Sequence > upTo {
+				break
+			}
+			batch = append(batch, c)
+			after = c.Sequence
+		}
+		if len(batch) > 0 {
+			select {
+			case w.recs <- batch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if !res.More || len(batch) < len(res.Changes) {
+			return nil
+		}
+	}
+}
+
+// followBatch bounds the records handed to the run loop at once, and
+// followPace is how long the follower rests once it has caught up.
+const (
+	followBatch = 1024
+	followPace  = 50 * time.Millisecond
+)
 
 // grace is how long after the window a change waits for its record:
 // the time a committed record takes to reach the matcher.
@@ -427,12 +556,33 @@ func (w *Watcher) settledLocked(t *target, path string, first, now time.Time) {
 		at = fp.Mtime // the write's own time, more precise than the event's
 	}
 	c := &change{path: path, at: at, fp: fp.Hash, deadline: at.Add(w.cfg.Window + w.grace())}
+	w.activateLocked(t, c, now)
 	if r := t.exactRecord(c, w.cfg.Window); r != nil {
 		r.used = true
 		w.matchedLocked(t, c, true)
 		return
 	}
 	t.insertPending(c)
+}
+
+// activateLocked makes t's records followed while c can still be
+// matched (and a little beyond, for the next change), backfilled from
+// c's window when t was not followed.
+func (w *Watcher) activateLocked(t *target, c *change, now time.Time) {
+	until := now.Add(2*w.cfg.Window + w.grace() + w.cfg.SettleCap + time.Minute)
+	if until.After(t.activeUntil) {
+		t.activeUntil = until
+	}
+	if t.active {
+		return
+	}
+	t.active = true
+	t.backfillFrom = c.at.Add(-w.cfg.Window - w.cfg.SettleCap)
+	t.records = t.records[:0] // the backfill brings them again
+	select {
+	case w.followWake <- struct{}{}:
+	default:
+	}
 }
 
 // insertPending adds c to the waiting changes, kept in time order (so the
@@ -538,11 +688,17 @@ func (w *Watcher) recordLocked(c engine.Change) {
 				continue
 			}
 		}
-		// Kept in commit-time order for the binary searches.
-		k := sort.Search(len(t.records), func(k int) bool { return t.records[k].at.After(at) })
-		t.records = slices.Insert(t.records, k, r)
+		// Kept in commit-time order for the binary searches; records come
+		// in commit order, so this is nearly always an append.
+		if n := len(t.records); n == 0 || !t.records[n-1].at.After(at) {
+			t.records = append(t.records, r)
+		} else {
+			k := sort.Search(n, func(k int) bool { return t.records[k].at.After(at) })
+			t.records = slices.Insert(t.records, k, r)
+		}
 		if len(t.records) > maxRecordsPerSurface {
-			t.records = slices.Delete(t.records, 0, len(t.records)-maxRecordsPerSurface)
+			// Forget the oldest quarter at once, not one per record.
+			t.records = slices.Delete(t.records, 0, len(t.records)-maxRecordsPerSurface*3/4)
 		}
 	}
 }
@@ -571,6 +727,13 @@ func (w *Watcher) expireLocked(now time.Time) {
 		}
 		if n > 0 {
 			t.records = slices.Delete(t.records, 0, n)
+		}
+		if t.active && len(t.pending) == 0 && now.After(t.activeUntil) {
+			t.active, t.records = false, nil
+			select {
+			case w.followWake <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
