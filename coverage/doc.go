@@ -37,7 +37,10 @@
 // fingerprint, unless another waiting change is nearer to that record. A
 // record accounts for one change per surface. A change that finds none is
 // unjournaled and kept (the last KeepMisses) with its path and time.
-// Records come from the journal's one Follow.
+// Records come from the journal's one Follow, restricted to the surfaces
+// with a change inside the window (backfilled from a window before the
+// change when a surface becomes active), read in batches at most every
+// 50 ms.
 //
 // # Gaps
 //
@@ -65,6 +68,7 @@
 //
 // One goroutine owns the watcher's state (events, records, settling,
 // rescans, persistence); a second follows the journal and hands it the
-// records. Report takes the same lock for a consistent view. Close stops
+// records in batches (it reads the set of active surfaces under the same
+// lock, and is woken when the set changes). Report takes the same lock for a consistent view. Close stops
 // both.
 package coverage
