@@ -913,12 +913,16 @@ func (w *Watcher) startupRescanLocked() {
 			continue
 		}
 		n := w.rescanLocked(t, nil)
-		if t.baseline && n > 0 {
+		switch {
+		case t.gap != nil:
+			// A gap left open at the last stop closes here, with what
+			// changed meanwhile.
+			w.closeGapLocked(t, n, now)
+		case t.baseline && n > 0:
 			from := w.stateAt
 			if from.IsZero() {
 				from = now
 			}
-			t.gap = nil
 			w.openGapLocked([]*target{t}, gapRestart, fmt.Sprintf("%d change(s) while the watcher was not running", n), from)
 			w.closeGapLocked(t, n, now)
 		}

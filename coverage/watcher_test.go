@@ -497,3 +497,48 @@ func TestAWriteThatForgotItsRecordIsTheMissNotItsNeighbour(t *testing.T) {
 		})
 	}
 }
+
+func TestADirectoryThatCannotBeWatchedIsAGapUntilItCanAndAcrossARestart(t *testing.T) {
+	e := newEnv(t, testConfig())
+	e.close()
+	items := e.path(".tmp/runtime/items")
+	if err := os.RemoveAll(items); err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	s := surf(e.w.Report(), "runtime_items")
+	if s.Verdict != VerdictGap || s.Watching || s.Gaps != 1 || !strings.Contains(s.Why, "does not exist") {
+		t.Fatalf("a missing directory: %+v %q", s.Figures, s.Why)
+	}
+	// It appears, with a file in it: the retry watches it, the rescan
+	// closes the gap and the file is unattributable.
+	if err := os.MkdirAll(items, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(items, "early.json"), []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.waitFor("the gap closed", func(r Report) bool { return surf(r, "runtime_items").Watching })
+	s = surf(r, "runtime_items")
+	if s.Verdict != VerdictObserving || s.Gaps != 1 || s.Unattributable != 1 || s.LastGap.To.IsZero() || s.Unjournaled != 0 {
+		t.Fatalf("after the directory appeared: %+v", s.Figures)
+	}
+	// Gone while the server runs: a watch lost is a gap.
+	if err := os.RemoveAll(items); err != nil {
+		t.Fatal(err)
+	}
+	r = e.waitFor("the lost watch", func(r Report) bool { return surf(r, "runtime_items").Gaps == 2 })
+	if s := surf(r, "runtime_items"); s.Verdict != VerdictGap || s.Watching {
+		t.Fatalf("after the directory went: %+v", s.Figures)
+	}
+	e.close()
+	// The open gap is persisted and closes at the next start.
+	if err := os.MkdirAll(items, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	s = surf(e.w.Report(), "runtime_items")
+	if s.Gaps != 2 || s.Verdict != VerdictObserving || s.LastGap == nil || s.LastGap.To.IsZero() || !s.Watching {
+		t.Fatalf("a gap open at the last stop did not close at start: %+v", s.Figures)
+	}
+}

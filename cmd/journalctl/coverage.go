@@ -189,14 +189,15 @@ func (g *globals) printCoverage(r *coverage.Report, details bool) error {
 	}
 	t := g.newTable(column{title: "SURFACE", shrink: 1, min: 16}, column{title: "MODE"}, column{title: "VERDICT"},
 		column{title: "OBSERVED"}, column{title: "MATCHED"}, column{title: "UNJOURNALED"}, column{title: "UNATTRIBUTABLE", drop: 2},
-		column{title: "GAPS", drop: 1}, column{title: "RATIO"}, column{title: "SPAN", drop: 3})
+		column{title: "GAPS", drop: 1}, column{title: "RATIO"}, column{title: "SPAN", drop: 3}, column{title: "WAITING", drop: 4})
 	for _, s := range r.Surfaces {
 		if s.Verdict == coverage.VerdictNotObserved {
-			t.add(s.ID, s.Mode, s.Verdict, "-", "-", "-", "-", "-", "-", "-")
+			t.add(s.ID, s.Mode, s.Verdict, "-", "-", "-", "-", "-", "-", "-", "-")
 			continue
 		}
 		t.add(s.ID, s.Mode, s.Verdict, fmt.Sprint(s.Observed), fmt.Sprint(s.Matched), fmt.Sprint(s.Unjournaled),
-			fmt.Sprint(s.Unattributable), fmt.Sprint(s.Gaps), ratioText(s.Ratio), humanDuration(time.Duration(s.ObservedSeconds)*time.Second))
+			fmt.Sprint(s.Unattributable), fmt.Sprint(s.Gaps), ratioText(s.Ratio), humanDuration(time.Duration(s.ObservedSeconds)*time.Second),
+			fmt.Sprint(s.Pending))
 	}
 	if err := t.print(g.out); err != nil {
 		return err
