@@ -542,3 +542,29 @@ func TestADirectoryThatCannotBeWatchedIsAGapUntilItCanAndAcrossARestart(t *testi
 		t.Fatalf("a gap open at the last stop did not close at start: %+v", s.Figures)
 	}
 }
+
+func TestTheScheduledRescanFindsAChangeNoEventReportedAndCallsItAGap(t *testing.T) {
+	cfg := testConfig()
+	cfg.Rescan = 100 * time.Millisecond
+	e := newEnv(t, cfg)
+	e.proveSessions()
+	// The kernel stops reporting the directory (as kqueue may, with no
+	// overflow): the watch is gone, the watcher does not know.
+	dir := e.path(".tmp/runtime")
+	e.w.mu.Lock()
+	err := e.w.fsw.Remove(dir)
+	e.w.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.writeAtomic(".tmp/runtime/sessions.json", map[string]any{"unseen": true})
+	r := e.waitFor("the rescan's gap", func(r Report) bool { return surf(r, "runtime_sessions").Gaps == 1 })
+	s := surf(r, "runtime_sessions")
+	if s.Unattributable != 1 || s.Unjournaled != 0 || s.Verdict == VerdictProven || s.LastGap == nil ||
+		!strings.Contains(s.LastGap.Reason, "scheduled rescan found 1 change") || s.LastGap.To.IsZero() {
+		t.Fatalf("after an unreported change: %+v", s.Figures)
+	}
+	if got := testutil.ToFloat64(e.w.m.gaps.WithLabelValues("runtime_sessions", gapRescan)); got != 1 {
+		t.Fatalf("state_journal_coverage_gaps_total{reason=rescan} = %v", got)
+	}
+}
