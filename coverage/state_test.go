@@ -45,7 +45,9 @@ func TestTheVersion1CoverageFileReadsBackAndIsWrittenTheSame(t *testing.T) {
 		{"a flipped figure", func(b []byte) []byte { return bytes.Replace(b, []byte(`"matched":2`), []byte(`"matched":3`), 1) }, goldenJournal, "checksum"},
 		{"an unknown version", func(b []byte) []byte { return bytes.Replace(b, []byte(`"version":1`), []byte(`"version":2`), 1) }, goldenJournal, "version 2"},
 		{"a torn file", func(b []byte) []byte { return b[:len(b)/2] }, goldenJournal, "not a coverage file"},
-		{"an unknown field", func(b []byte) []byte { return bytes.Replace(b, []byte(`{"version"`), []byte(`{"extra":1,"version"`), 1) }, goldenJournal, "not a coverage file"},
+		{"an unknown field", func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`{"version"`), []byte(`{"extra":1,"version"`), 1)
+		}, goldenJournal, "not a coverage file"},
 	} {
 		if err := os.WriteFile(p, tc.mutate(bytes.Clone(golden)), 0o644); err != nil {
 			t.Fatal(err)
