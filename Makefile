@@ -47,6 +47,7 @@ bench: bench-bridge
 	$(GO) run ./bench/cmd/loadgen
 	$(GO) run ./bench/cmd/compactbench
 	$(GO) run ./bench/cmd/querybench
+	$(GO) run ./bench/cmd/coveragebench
 
 ## bench-bridge: the Socket.IO bridge's fan-out: 1,000 admin clients under a 10,000-heartbeat storm
 bench-bridge: build node-deps
@@ -57,6 +58,7 @@ bench-smoke: build node-deps
 	$(GO) run ./bench/cmd/loadgen -smoke
 	$(GO) run ./bench/cmd/compactbench -smoke
 	$(GO) run ./bench/cmd/querybench -smoke
+	$(GO) run ./bench/cmd/coveragebench -smoke
 	cd bridges/socketio && JOURNALCTL_BIN=$(CURDIR)/$(BIN) $(NPM) run bench:smoke
 
 ## bench-queries: state-engine queries on 1M-10M-record journals (~2 min, <= 360 MiB temp disk)

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"github.com/agentruntime/statejournal/coverage"
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/engine/registry"
 )
@@ -20,7 +21,24 @@ type SurfaceView struct {
 	*registry.Surface
 	Registered bool                 `json:"registered"`
 	Live       engine.SurfaceStatus `json:"live"`
+	// Coverage is the surface's coverage proof (docs/coverage.md); absent
+	// when the server runs without a coverage watcher.
+	Coverage *coverage.SurfaceReport `json:"coverage,omitempty"`
 }
+
+// StatusBody is the answer to GET /v1/status: the journal's status and,
+// when the server runs a coverage watcher, the coverage proof.
+type StatusBody struct {
+	engine.Status
+	Coverage *coverage.Report `json:"coverage,omitempty"`
+	// CoverageProblem says why persisted coverage figures could not be
+	// read (state-journal-status, which reads the file).
+	CoverageProblem string `json:"coverage_problem,omitempty"`
+}
+
+// CoverageReporter is what the server shows of a coverage watcher
+// (*coverage.Watcher).
+type CoverageReporter interface{ Report() coverage.Report }
 
 // HealthBody is the answer to GET /healthz.
 type HealthBody struct {
@@ -37,13 +55,22 @@ func (s *Server) getSurfaces(w http.ResponseWriter, r *http.Request) {
 		live[ss.ID] = ss
 	}
 	body := SurfacesBody{RegistryDigest: reg.Digest()}
+	var cov *coverage.Report
+	if s.cfg.Coverage != nil {
+		r := s.cfg.Coverage.Report()
+		cov = &r
+	}
 	seen := make(map[string]bool)
 	for _, sf := range reg.Surfaces() {
 		l, ok := live[sf.ID]
 		if !ok {
 			l = engine.SurfaceStatus{ID: sf.ID}
 		}
-		body.Surfaces = append(body.Surfaces, SurfaceView{Surface: sf, Registered: true, Live: l})
+		v := SurfaceView{Surface: sf, Registered: true, Live: l}
+		if cov != nil {
+			v.Coverage = cov.Surface(sf.ID)
+		}
+		body.Surfaces = append(body.Surfaces, v)
 		seen[sf.ID] = true
 	}
 	for _, ss := range st.Surfaces {
@@ -58,7 +85,12 @@ func (s *Server) getSurfaces(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.j.Status())
+	body := StatusBody{Status: s.j.Status()}
+	if s.cfg.Coverage != nil {
+		r := s.cfg.Coverage.Report()
+		body.Coverage = &r
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // postValidate checks the data directory beside the live writer: it takes

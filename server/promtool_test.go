@@ -17,6 +17,7 @@ import (
 func TestMetricsPassPromtoolCheck(t *testing.T) {
 	promtool := promtoolOrSkip(t)
 	e := start(t, Config{})
+	openCoverage(t, e.j, e.reg) // journalctl serve runs one by default
 	// Traffic first, so every vector has children to check.
 	e.post("/v1/changes", "application/json", mustJSON(t, heartbeat("ws-1")))
 	e.post("/v1/changes", "application/json", mustJSON(t, map[string]any{"surface": "nope"}))
@@ -80,6 +81,7 @@ func TestAlertRulesPassPromtoolCheckAndTest(t *testing.T) {
 // server really exports.
 func TestOperationsDocsNameExportedMetrics(t *testing.T) {
 	e := start(t, Config{})
+	openCoverage(t, e.j, e.reg) // journalctl serve runs one by default
 	e.post("/v1/changes", "application/json", mustJSON(t, heartbeat("ws-1")))
 	e.post("/v1/changes", "application/json", mustJSON(t, map[string]any{"surface": "nope"}))
 	a := e.get("/metrics")

@@ -116,6 +116,9 @@ type Config struct {
 	// take a stream's last line (resync or shutdown) before it closes the
 	// connection, default DefaultStreamFinalWrite.
 	StreamFinalWrite time.Duration
+	// Coverage, when set, adds the coverage proof to GET /v1/status and
+	// GET /v1/surfaces (cmd/journalctl passes its *coverage.Watcher).
+	Coverage CoverageReporter
 }
 
 // Server serves one open journal over HTTP. Create it with New and run it

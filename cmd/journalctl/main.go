@@ -155,6 +155,7 @@ Under --json every error is one JSON object on standard output:
 			newValidateCmd(g),
 			newCompactCmd(g),
 			newServeCmd(g),
+			newCoverageCmd(g),
 		}
 	}
 	root.AddCommand(cmds()...)

@@ -30,6 +30,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		rf          retentionFlags
 		noAuto      bool
 		segSz       string
+		cov         coverageFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -70,7 +71,14 @@ Retry-After header; nothing of it is written.
 
 Streams (follow=true and /v1/invalidations) hold at most a bounded buffer per
 client: a client that stops reading gets a resync (reason "overflow") as its
-last line or event and is disconnected, so it cannot grow the server's memory.`,
+last line or event and is disconnected, so it cannot grow the server's memory.
+
+Coverage proof (docs/coverage.md): a coverage watcher watches the file or
+directory of every file- and dir-backed surface whose journal mode is not
+disabled, matches each change to a journal record within --coverage-window,
+and keeps per surface the evidence (state/coverage.json, GET /v1/status,
+state-coverage) that says whether the surface's file watcher can be
+retired. --no-coverage turns it off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("token") {
@@ -97,6 +105,10 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 				return err
 			}
 			seg, err := segmentSizeFlag(segSz)
+			if err != nil {
+				return err
+			}
+			covCfg, err := cov.config()
 			if err != nil {
 				return err
 			}
@@ -141,13 +153,25 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 				}
 				return g.fail(exitProblems, err)
 			}
+			watcher, err := startCoverage(&cov, covCfg, j, preg)
+			if err != nil {
+				if starting != nil {
+					starting.Close()
+				}
+				j.Close()
+				return g.fail(exitProblems, err)
+			}
 			cfg := server.Config{Listen: listen, Socket: socket, Token: token, MetricsOpen: metricsOpen, Logger: slog.Default(), Registry: preg,
 				RateLimit: rateLimit, RateBurst: rateBurst}
 			if starting != nil {
 				cfg.Listener = starting.Handoff()
 			}
+			if watcher != nil {
+				cfg.Coverage = watcher
+			}
 			srv, err := server.New(j, cfg)
 			if err != nil {
+				closeCoverage(watcher)
 				j.Close()
 				return g.fail(exitUsage, err)
 			}
@@ -155,7 +179,8 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 			defer stop()
 			fmt.Fprintf(g.errOut, "journalctl serve: data %s, %s (sync=%s, %s)\n", j.Dir(), listening(srv), p, access(token, metricsOpen))
 			serr := srv.Serve(ctx)
-			cerr := j.Close()
+			werr := closeCoverage(watcher)
+			cerr := errors.Join(werr, j.Close())
 			if err := errors.Join(serr, cerr); err != nil {
 				return g.fail(exitProblems, err)
 			}
@@ -175,6 +200,7 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 	boolVar(fl, &noAuto, "no-auto-compact", "", false, "do not compact sealed hot segments in the background (retention then applies only on state-journal-compact)")
 	fl.StringVar(&segSz, "segment-size", envOr("STATE_JOURNAL_SEGMENT_SIZE", "4MiB"), "size of a hot segment, 64KiB to 1GiB, e.g. 64KiB, 4MiB; smaller segments compact sooner and bound the writer's memory (env STATE_JOURNAL_SEGMENT_SIZE)")
 	rf.bind(cmd)
+	cov.bind(fl, true)
 	return cmd
 }
 

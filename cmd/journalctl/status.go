@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/agentruntime/statejournal/server"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -18,8 +20,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			defer j.Close()
 			st := j.Status()
+			cov, covAt, covProblem := readCoverage(j)
 			if g.json {
-				return g.printJSON(st)
+				return g.printJSON(server.StatusBody{Status: st, Coverage: cov, CoverageProblem: covProblem})
 			}
 			var rows [][2]string
 			row := func(k string, v any) { rows = append(rows, [2]string{k, fmt.Sprint(v)}) }
@@ -70,7 +73,20 @@ func newStatusCmd(g *globals) *cobra.Command {
 				}
 				t.add(s.ID, fmt.Sprint(s.Records), seq, orDash(s.LastChangeType), at)
 			}
-			return t.print(g.out)
+			if err := t.print(g.out); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out)
+			switch {
+			case covProblem != "":
+				fmt.Fprintf(g.out, "Coverage: %s\n", covProblem)
+				return nil
+			case cov == nil:
+				fmt.Fprintln(g.out, "Coverage: no figures yet (journalctl serve writes them)")
+				return nil
+			}
+			fmt.Fprintf(g.out, "Coverage, figures persisted at %s:\n", humanTime(*covAt))
+			return g.printCoverage(cov, false)
 		},
 	}
 }

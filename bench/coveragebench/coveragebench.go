@@ -1,0 +1,238 @@
+// Package coveragebench measures what the coverage watcher costs the
+// write path: append p99 at N writers while the runtime's files change at
+// a given rate, with and without the watcher, in one run (rounds
+// interleaved, so load from elsewhere hits both alike). The headline is
+// the ratio of the two p99s (issue 12's target: under 1.05).
+package coveragebench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentruntime/statejournal/bench/compactbench"
+	"github.com/agentruntime/statejournal/bench/latency"
+	"github.com/agentruntime/statejournal/coverage"
+	"github.com/agentruntime/statejournal/engine"
+)
+
+// TargetP99Ratio is the issue's bound on p99 with the watcher ÷ without.
+const TargetP99Ratio = 1.05
+
+// Config is one benchmark run.
+type Config struct {
+	Writers int
+	// Rate is file changes per second, each with its record.
+	Rate     int
+	Duration time.Duration
+	Rounds   int
+	// Warmup runs one uncounted round of each mode first.
+	Warmup bool
+	Dir    string
+}
+
+// Round is one measurement of one mode.
+type Round struct {
+	Watcher bool          `json:"watcher"`
+	Records uint64        `json:"records"`
+	P50     time.Duration `json:"append_p50_ns"`
+	P99     time.Duration `json:"append_p99_ns"`
+	// Changes is the file changes made; Observed and Matched what the
+	// watcher decided by the end of the round (0 without it).
+	Changes  uint64 `json:"file_changes"`
+	Observed uint64 `json:"observed"`
+	Matched  uint64 `json:"matched"`
+	Pending  int    `json:"pending"`
+	// Dropped counts change records RecordAsync dropped (queue full).
+	Dropped uint64 `json:"records_dropped"`
+}
+
+// Result is the run: every round, and the medians.
+type Result struct {
+	Config     Config        `json:"config"`
+	Rounds     []Round       `json:"rounds"`
+	P99Off     time.Duration `json:"append_p99_without_watcher_ns"`
+	P99On      time.Duration `json:"append_p99_with_watcher_ns"`
+	Ratio      float64       `json:"p99_ratio"`
+	ChangeRate float64       `json:"file_changes_per_second"`
+}
+
+// Run measures cfg.Rounds rounds of each mode, interleaved (off, on, off,
+// on, ...), and reports the median p99 of each and their ratio.
+func Run(cfg Config) (Result, error) {
+	res := Result{Config: cfg}
+	var off, on []time.Duration
+	var changes uint64
+	var wall time.Duration
+	if cfg.Warmup {
+		// One round of each mode first, not counted: page cache, file
+		// system journal and CPU frequency settle.
+		for _, w := range []bool{false, true} {
+			if _, _, err := round(filepath.Join(cfg.Dir, fmt.Sprintf("warmup-%v", w)), cfg, w); err != nil {
+				return res, err
+			}
+		}
+	}
+	for i := 0; i < cfg.Rounds; i++ {
+		for _, w := range []bool{false, true} {
+			r, d, err := round(filepath.Join(cfg.Dir, fmt.Sprintf("r%d-%v", i, w)), cfg, w)
+			if err != nil {
+				return res, err
+			}
+			res.Rounds = append(res.Rounds, r)
+			changes += r.Changes
+			wall += d
+			if w {
+				on = append(on, r.P99)
+			} else {
+				off = append(off, r.P99)
+			}
+		}
+	}
+	res.P99Off, res.P99On = median(off), median(on)
+	res.Ratio = float64(res.P99On) / float64(max(res.P99Off, 1))
+	res.ChangeRate = float64(changes) / wall.Seconds()
+	return res, nil
+}
+
+// Check is the verdict line of the ratio.
+func (r Result) Check() string {
+	v := "PASS"
+	if r.Ratio >= TargetP99Ratio {
+		v = "MISS"
+	}
+	return fmt.Sprintf("append p99 with the coverage watcher %s, without %s: %.3fx (target < %.2fx): %s", r.P99On, r.P99Off, r.Ratio, TargetP99Ratio, v)
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// round runs the writers for cfg.Duration on a fresh journal while a
+// changer rewrites agent files (the runtime_agent_registry directory, one
+// file per agent, atomic rename) and records each change, as the runtime
+// does; with watcher the coverage watcher runs beside them.
+func round(dir string, cfg Config, watcher bool) (Round, time.Duration, error) {
+	r := Round{Watcher: watcher}
+	root := dir
+	agents := filepath.Join(root, ".tmp", "runtime", "agents")
+	if err := os.MkdirAll(agents, 0o755); err != nil {
+		return r, 0, err
+	}
+	defer os.RemoveAll(dir)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	j, err := engine.Open(filepath.Join(dir, "journal"), engine.WithRoot(root), engine.WithLogger(log))
+	if err != nil {
+		return r, 0, err
+	}
+	defer j.Close()
+	var w *coverage.Watcher
+	if watcher {
+		if w, err = coverage.Open(j, coverage.Config{Persist: true, Journal: true, Logger: log, Registerer: prometheus.NewRegistry()}); err != nil {
+			return r, 0, err
+		}
+		defer w.Close()
+	}
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var changes atomic.Uint64
+	var cwg sync.WaitGroup
+	var changeErr atomic.Value
+	var dropped atomic.Uint64
+	// The runtime's modules change files at the rate, paced in ticks of
+	// 10 ms, and record each change with RecordAsync (the non-blocking
+	// path a runtime takes beside its own mutation), so the rate holds
+	// whatever an fsync costs; a change whose record was dropped is
+	// counted and shows as unjournaled.
+	cwg.Add(1)
+	go func() {
+		defer cwg.Done()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		began, n := time.Now(), 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			// As many as the rate owes since the start: a late tick
+			// catches up.
+			for due := int(time.Since(began).Seconds() * float64(cfg.Rate)); n < due; {
+				id := fmt.Sprintf("agent-%03d", n%200)
+				b, _ := json.Marshal(map[string]any{"id": id, "beat": n, "capabilities": []string{"code", "review"}})
+				p := filepath.Join(agents, id+".json")
+				if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+					changeErr.CompareAndSwap(nil, err)
+					return
+				}
+				if err := os.Rename(p+".tmp", p); err != nil {
+					changeErr.CompareAndSwap(nil, err)
+					return
+				}
+				if err := j.RecordAsync(engine.Change{Source: "runtime.agents", Surface: "runtime_agent_registry", ChangeType: "heartbeat",
+					AggregateType: "agent", AggregateID: id, Metadata: map[string]any{coverage.MetadataKey: coverage.FingerprintOf(b)}}); err != nil {
+					dropped.Add(1)
+				}
+				changes.Add(1)
+				n++
+			}
+		}
+	}()
+	hs := make([]latency.Histogram, cfg.Writers)
+	var wg sync.WaitGroup
+	var errOnce atomic.Value
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	for i := 0; i < cfg.Writers; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for k := i; time.Now().Before(deadline); k += cfg.Writers {
+				t := time.Now()
+				if _, err := j.Record(ctx, compactbench.Heartbeat(k)); err != nil {
+					errOnce.CompareAndSwap(nil, err)
+					return
+				}
+				hs[i].Record(time.Since(t))
+			}
+		}(i)
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	close(stop)
+	cwg.Wait()
+	if e := errOnce.Load(); e != nil {
+		return r, 0, e.(error)
+	}
+	if e := changeErr.Load(); e != nil {
+		return r, 0, e.(error)
+	}
+	var all latency.Histogram
+	for i := range hs {
+		all.Merge(&hs[i])
+	}
+	r.Records, r.P50, r.P99, r.Changes, r.Dropped = all.Count(), all.Quantile(0.5), all.Quantile(0.99), changes.Load(), dropped.Load()
+	if w != nil {
+		rep := w.Report()
+		if s := rep.Surface("runtime_agent_registry"); s != nil {
+			r.Observed, r.Matched, r.Pending = s.Observed, s.Matched, s.Pending
+		}
+	}
+	return r, wall, nil
+}
