@@ -20,14 +20,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // binary is the journalctl executable TestMain built.
 var binary string
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(coverageChildEnv); role != "" {
-		os.Exit(coverageChild(role)) // a runtime module of the coverage test
+	// The runtime modules of the coverage test run as roles of this
+	// binary; every other child is the built journalctl.
+	roles := testproc.Roles{}
+	for _, r := range coverageRoles {
+		roles[r] = func() int { return coverageChild(r) }
+	}
+	if os.Getenv(testproc.RoleEnv) != "" {
+		testproc.Main(m, roles)
 	}
 	tmp, err := os.MkdirTemp("", "journalctl-bin")
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -19,9 +18,12 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/coverage"
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
-const coverageChildEnv = "JOURNALCTL_COVERAGE_CHILD"
+// coverageRoles are the runtime modules of the coverage test, each a
+// role of the re-executed test binary (testproc).
+var coverageRoles = []string{"sessions", "queue", "items"}
 
 // coverageRegistry declares the three surfaces the modules write, each
 // stored as the runtime stores its state.
@@ -179,20 +181,15 @@ func TestCoverageOfARealRuntimeIsProvenWhereJournaledAndShowsEachMissAndSurvives
 	srv := startServer(t, dir, args...)
 
 	// Three modules, three processes, at the same time.
-	var children []*exec.Cmd
+	var children []*testproc.Proc
 	out := filepath.Join(root, "queue-misses.json")
-	for _, role := range []string{"sessions", "queue", "items"} {
-		c := exec.Command(os.Args[0], "-test.run=^$")
-		c.Env = cleanEnv(coverageChildEnv+"="+role, "COVERAGE_ROOT="+root, "COVERAGE_ADDR="+srv.addr, "COVERAGE_OUT="+out)
-		c.Stderr = os.Stderr
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		children = append(children, c)
+	for _, role := range coverageRoles {
+		children = append(children, testproc.Start(t, testproc.Options{Role: role, BaseEnv: cleanEnv(),
+			Env: []string{"COVERAGE_ROOT=" + root, "COVERAGE_ADDR=" + srv.addr, "COVERAGE_OUT=" + out}, Stderr: os.Stderr}))
 	}
 	for _, c := range children {
 		if err := c.Wait(); err != nil {
-			t.Fatalf("a module failed: %v", err)
+			t.Fatalf("a module failed: %v\n%s", err, c.Stderr())
 		}
 	}
 	var want []coverageMiss
