@@ -77,7 +77,7 @@ func TestCheckpointGoldenFileIsVersion4AsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.First != 601 || meta.Last != 620 || meta.Durable != 620 || int(meta.Last-meta.First+1) != n || meta.Registry != registry.Default().Digest() {
+	if meta.First != 601 || meta.Last != 620 || meta.Durable != 620 || int(meta.Last-meta.First+1) != n || meta.Registry != goldenRegistryV2(t).Digest() {
 		t.Fatalf("golden meta: first %d last %d durable %d (%d entries), registry %.12s", meta.First, meta.Last, meta.Durable, n, meta.Registry)
 	}
 	entries := make([]hotEntry, n)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/segment"
 )
 
@@ -24,6 +25,20 @@ import (
 // that format any more).
 const goldenDataDirV2 = "testdata/step5-dir"
 
+// goldenRegistryV2 is the surface registry the golden step-5 directory
+// was written under (the embedded catalog of that release). Its
+// checkpoint is believed only under that registry: opened under today's
+// catalog, which has surfaces that release did not, the checkpoint is
+// rebuilt (registry_changed), as an upgraded journal's is once.
+func goldenRegistryV2(t testing.TB) *registry.Registry {
+	t.Helper()
+	r, err := registry.Load("testdata/step5-dir.surfaces.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func init() {
 	if flag.Lookup("update") == nil {
 		flag.Bool("update", false, "rewrite golden files in testdata")
@@ -33,7 +48,7 @@ func init() {
 func TestGoldenDataDirV2IsReadable(t *testing.T) {
 	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
 		os.RemoveAll(goldenDataDirV2)
-		j := openT(t, goldenDataDirV2, WithSegmentSize(64<<10))
+		j := openT(t, goldenDataDirV2, WithSegmentSize(64<<10), WithRegistry(goldenRegistryV2(t)))
 		fill(t, j, 600)
 		if _, err := j.Compact(context.Background(), CompactOptions{SealActive: true}); err != nil {
 			t.Fatal(err)
@@ -82,7 +97,7 @@ func TestGoldenDataDirV2IsReadable(t *testing.T) {
 		t.Fatalf("golden hot log: %d entries, %v", tagged, err)
 	}
 	before := snapshotFiles(t, dir)
-	j := openT(t, dir, ReadOnly())
+	j := openT(t, dir, ReadOnly(), WithRegistry(goldenRegistryV2(t)))
 	if !j.fromCheckpoint {
 		t.Fatal("the golden checkpoint was not used")
 	}
@@ -102,6 +117,17 @@ func TestGoldenDataDirV2IsReadable(t *testing.T) {
 	if after := snapshotFiles(t, dir); len(after) != len(before) {
 		t.Fatal("a read-only open of the golden directory changed files")
 	}
+	// Under today's catalog (it has surfaces that release did not) the
+	// checkpoint is not believed: the index is rebuilt from the files,
+	// and answers the same.
+	j = openT(t, dir, ReadOnly())
+	if j.fromCheckpoint {
+		t.Fatal("the golden checkpoint was believed under another registry")
+	}
+	if got := sequences(t, j); !slices.Equal(got, want) {
+		t.Fatalf("golden directory under today's registry: %d records, want 286..620", len(got))
+	}
+	j.Close()
 	// Sealing is stable: the identity and horizon files are exactly what
 	// sealJSON writes for their contents.
 	for name, v := range map[string]any{identityFileName: id} {
