@@ -22,16 +22,18 @@ import (
 
 // config is the parsed command line.
 type config struct {
-	duration  time.Duration
-	count     int
-	smoke     bool
-	jsonOut   bool
-	jsonFile  string
-	strict    bool
-	keep      bool
-	verbose   bool
-	settle    bool
-	dir       string
+	duration time.Duration
+	count    int
+	smoke    bool
+	jsonOut  bool
+	jsonFile string
+	strict   bool
+	keep     bool
+	verbose  bool
+	settle   bool
+	dir      string
+	// profDir, when set, gets one CPU profile per child run.
+	profDir   string
 	scenarios *regexp.Regexp
 	targets   *regexp.Regexp
 }
@@ -66,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.verbose, "v", false, "pass the children's stderr through")
 	fs.BoolVar(&cfg.settle, "settle", true, "commit the file system (syncfs) before each run, so one run's writeback and discards do not stall the next")
 	fs.StringVar(&cfg.dir, "dir", os.TempDir(), "directory for the runs' data (use a real disk: fsync on tmpfs is free)")
+	fs.StringVar(&cfg.profDir, "cpuprofile", "", "write a CPU profile of each run's load phase to this directory (SCENARIO_TARGET-ROUND.pprof; read with go tool pprof -top)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -79,6 +82,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cfg.duration <= 0 {
 		fmt.Fprintf(stderr, "loadgen: -duration %s must be positive\n", cfg.duration)
 		return 2
+	}
+	if cfg.profDir != "" {
+		if err := os.MkdirAll(cfg.profDir, 0o755); err != nil {
+			fmt.Fprintf(stderr, "loadgen: -cpuprofile: %v\n", err)
+			return 2
+		}
 	}
 	if cfg.count < 1 {
 		fmt.Fprintf(stderr, "loadgen: -count %d must be at least 1\n", cfg.count)
@@ -214,9 +223,12 @@ func runPair(cfg config, self, runDir string, s scenario, t targetInfo, round in
 	// A run that takes far longer than asked is hung, not slow.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*cfg.duration+2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, self,
-		childFlag, "-scenario", s.Name, "-target", t.Name,
-		"-duration", cfg.duration.String(), "-dir", dir)
+	args := []string{childFlag, "-scenario", s.Name, "-target", t.Name,
+		"-duration", cfg.duration.String(), "-dir", dir}
+	if cfg.profDir != "" {
+		args = append(args, "-cpuprofile", filepath.Join(cfg.profDir, filepath.Base(filepath.Dir(dir))+"_"+filepath.Base(dir)+".pprof"))
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
