@@ -794,7 +794,7 @@ func (j *Journal) observe(r *request) {
 			m.duplicates.Inc()
 			continue
 		}
-		m.recordCounter(it.change.Surface, it.change.ChangeType).Inc()
+		m.recordCounter(it.entry.surface, it.entry.ctype, it.change.Surface, it.change.ChangeType).Inc()
 		for k, n := range it.kinds {
 			m.redacted.WithLabelValues(string(k)).Add(float64(n))
 		}
