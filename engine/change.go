@@ -79,11 +79,11 @@ func (c *Change) AppendJSON(dst []byte, withSequence bool) ([]byte, error) {
 		dst = strconv.AppendUint(dst, c.Sequence, 10)
 	}
 	dst = append(dst, `,"occurred_at":"`...)
-	dst = c.OccurredAt.UTC().AppendFormat(dst, TimeLayout)
+	dst = types.AppendTime(dst, c.OccurredAt)
 	if withSequence && !c.CommittedAt.IsZero() {
 		// Not in the stored form: the envelope and the archive keep it.
 		dst = append(dst, `","committed_at":"`...)
-		dst = c.CommittedAt.UTC().AppendFormat(dst, TimeLayout)
+		dst = types.AppendTime(dst, c.CommittedAt)
 	}
 	dst = append(dst, `","source":`...)
 	dst = appendJSONString(dst, c.Source)
@@ -133,7 +133,7 @@ func (c *Change) AppendJSON(dst []byte, withSequence bool) ([]byte, error) {
 		dst = append(dst, `,"quarantine":`...)
 		dst = appendJSONString(dst, c.Lost.Quarantine)
 		dst = append(dst, `,"repaired_at":"`...)
-		dst = c.Lost.RepairedAt.UTC().AppendFormat(dst, TimeLayout)
+		dst = types.AppendTime(dst, c.Lost.RepairedAt)
 		dst = append(dst, `"}`...)
 	}
 	return append(dst, '}'), nil
