@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/agentruntime/statejournal/internal/parse"
@@ -108,12 +109,33 @@ func (r *CompactReport) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes occurred_at and committed_at in types.TimeLayout.
 func (r Receipt) MarshalJSON() ([]byte, error) {
-	type plain Receipt
-	return json.Marshal(struct {
-		plain
-		OccurredAt  jsonTime `json:"occurred_at"`
-		CommittedAt jsonTime `json:"committed_at"`
-	}{plain(r), jsonTime(r.OccurredAt), jsonTime(r.CommittedAt)})
+	return r.AppendJSON(make([]byte, 0, 256)), nil
+}
+
+// AppendJSON appends the receipt's JSON encoding (MarshalJSON's bytes) to
+// dst without reflection: the HTTP server writes one per recorded change.
+// The field order is the one encoding/json gave the receipt before: the
+// plain fields, then occurred_at and committed_at.
+func (r *Receipt) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"sequence":`...)
+	dst = strconv.AppendUint(dst, r.Sequence, 10)
+	dst = append(dst, `,"event_id":`...)
+	dst = appendJSONString(dst, r.EventID)
+	dst = append(dst, `,"surface":`...)
+	dst = appendJSONString(dst, r.Surface)
+	dst = append(dst, `,"durable":`...)
+	dst = strconv.AppendBool(dst, r.Durable)
+	dst = append(dst, `,"duplicate":`...)
+	dst = strconv.AppendBool(dst, r.Duplicate)
+	dst = append(dst, `,"redactions":`...)
+	dst = strconv.AppendInt(dst, int64(r.Redactions), 10)
+	dst = append(dst, `,"metadata_trimmed":`...)
+	dst = strconv.AppendBool(dst, r.MetadataTrimmed)
+	dst = append(dst, `,"occurred_at":"`...)
+	dst = types.AppendTime(dst, r.OccurredAt)
+	dst = append(dst, `","committed_at":"`...)
+	dst = types.AppendTime(dst, r.CommittedAt)
+	return append(dst, `"}`...)
 }
 
 // MarshalJSON writes last_at in types.TimeLayout.
