@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentruntime/statejournal/engine"
@@ -53,12 +54,15 @@ func (s *Server) postChanges(w http.ResponseWriter, r *http.Request) {
 		refuse(err)
 		return
 	}
-	body, err := s.readBody(w, r)
+	buf, err := s.readBody(w, r)
 	if err != nil {
 		refuse(err)
 		return
 	}
-	changes, shape, err := s.parseChanges(body, ndjsonType)
+	// The parsed changes hold copies of what they need (encoding/json
+	// copies every string), so the body's buffer goes back at once.
+	changes, shape, err := s.parseChanges(buf.Bytes(), ndjsonType)
+	putBodyBuffer(buf)
 	if err != nil {
 		refuse(err)
 		return
@@ -84,7 +88,53 @@ func (s *Server) postChanges(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, ReceiptsBody{Receipts: receipts})
+	writeReceipts(w, receipts)
+}
+
+// writeReceipts answers 201 with the ReceiptsBody of receipts, the bytes
+// writeJSON would write, encoded without reflection into a pooled
+// buffer: every write request ends here.
+func writeReceipts(w http.ResponseWriter, receipts []engine.Receipt) {
+	p := answerBuffers.Get().(*[]byte)
+	b := append((*p)[:0], `{"receipts":[`...)
+	for i := range receipts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = receipts[i].AppendJSON(b)
+	}
+	b = append(b, "]}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	w.Write(b)
+	if cap(b) <= maxPooledBody {
+		*p = b
+		answerBuffers.Put(p)
+	}
+}
+
+var answerBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// bodyBuffers recycles the buffers write requests are read into and
+// answered from; a buffer grown past maxPooledBody is left to the GC so
+// one huge batch does not pin its memory.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 1 << 20
+
+func getBodyBuffer() *bytes.Buffer {
+	b := bodyBuffers.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBodyBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bodyBuffers.Put(b)
+	}
 }
 
 // checkContentType requires a JSON or NDJSON content type and reports
@@ -129,21 +179,28 @@ func checkContentEncoding(r *http.Request) error {
 // stripped there rather than refused as "not a JSON object".
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-// readBody reads the request body up to MaxBodyBytes.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads the request body up to MaxBodyBytes into a pooled
+// buffer; the caller returns it with putBodyBuffer once it is parsed.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, error) {
 	max := s.cfg.MaxBodyBytes
 	if r.ContentLength > max {
 		return nil, errorf(CodeTooLarge, "the body is %d bytes, at most %d are accepted; split the batch", r.ContentLength, max)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-	if err != nil {
+	buf := getBodyBuffer()
+	if r.ContentLength > 0 {
+		// One allocation of the announced size (bounded above), instead
+		// of growing from 512 bytes.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
+		putBodyBuffer(buf)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, errorf(CodeTooLarge, "the body is over %d bytes, the most accepted; split the batch", max)
 		}
 		return nil, errorf(CodeCanceled, "read the body: %v", err)
 	}
-	return body, nil
+	return buf, nil
 }
 
 // parseChanges splits a body into changes, parsing each with
