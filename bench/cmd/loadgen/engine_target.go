@@ -6,11 +6,11 @@ import (
 )
 
 // openEngine opens the journal engine as a target in dir. In the HTTP
-// scenario the engine runs behind the journal server and the writers post
-// through one client connection each.
+// scenarios the engine runs behind the journal server and the writers post
+// through one client connection each (NDJSON bodies in the NDJSON scenario).
 func openEngine(dir string, s scenario) (workload.Target, error) {
 	if s.HTTP {
-		return enginetarget.OpenHTTP(dir, enginetarget.RootDirFor(dir), s.Sync, s.Writers)
+		return enginetarget.OpenHTTP(dir, enginetarget.RootDirFor(dir), s.Sync, s.Writers, s.NDJSON)
 	}
 	return enginetarget.Open(dir, enginetarget.RootDirFor(dir), s.Sync)
 }

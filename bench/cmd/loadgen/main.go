@@ -276,6 +276,12 @@ func median(rs []result) result {
 	m := sorted[(len(sorted)-1)/2]
 	if len(rs) > 1 {
 		m.RoundsRecordsPerSecond = rates
+		m.RoundsP99US, m.RoundsCPUUSPerRecord, m.RoundsPeakRSSMiB = nil, nil, nil
+		for _, r := range rs {
+			m.RoundsP99US = append(m.RoundsP99US, r.LatencyUS.P99)
+			m.RoundsCPUUSPerRecord = append(m.RoundsCPUUSPerRecord, r.CPUUSPerRecord)
+			m.RoundsPeakRSSMiB = append(m.RoundsPeakRSSMiB, r.PeakRSSMiB)
+		}
 	}
 	return m
 }

@@ -49,7 +49,9 @@ type report struct {
 	Targets   []targetInfo     `json:"targets"`
 	Scenarios []scenarioReport `json:"scenarios"`
 	Checks    []check          `json:"checks"`
-	// Pass is true when no evaluated check missed.
+	// HotPath is the hot-path target table of issue 10 (see hotPath).
+	HotPath []hotTarget `json:"hot_path_targets"`
+	// Pass is true when no evaluated check or hot-path target missed.
 	Pass bool `json:"pass"`
 	// FailedRuns counts (scenario, target) runs that ended in an error.
 	FailedRuns int `json:"failed_runs"`
@@ -85,8 +87,13 @@ type result struct {
 	PeakRSSMiB       float64   `json:"peak_rss_mib"`
 	// RoundsRecordsPerSecond holds every round's rate, in run order, when
 	// there was more than one; the other figures are the median round's.
-	RoundsRecordsPerSecond []float64  `json:"rounds_records_per_s,omitempty"`
-	EngineRatio            *ratioPair `json:"engine_ratio,omitempty"`
+	RoundsRecordsPerSecond []float64 `json:"rounds_records_per_s,omitempty"`
+	// RoundsP99US, RoundsCPUUSPerRecord and RoundsPeakRSSMiB are every
+	// round's p99, CPU per record and peak RSS, likewise.
+	RoundsP99US          []float64  `json:"rounds_p99_us,omitempty"`
+	RoundsCPUUSPerRecord []float64  `json:"rounds_cpu_us_per_record,omitempty"`
+	RoundsPeakRSSMiB     []float64  `json:"rounds_peak_rss_mib,omitempty"`
+	EngineRatio          *ratioPair `json:"engine_ratio,omitempty"`
 }
 
 // latencyUS is a latency summary in microseconds.
@@ -198,9 +205,15 @@ func (rep *report) finish() {
 		}
 	}
 	rep.Checks = rep.evaluate()
+	rep.HotPath = rep.hotPath()
 	rep.Pass = true
 	for _, c := range rep.Checks {
 		if c.Verdict == verdictMiss {
+			rep.Pass = false
+		}
+	}
+	for _, t := range rep.HotPath {
+		if t.Verdict == verdictMiss {
 			rep.Pass = false
 		}
 	}
@@ -383,6 +396,7 @@ func printTable(w io.Writer, rep *report) {
 	for _, m := range misses {
 		fmt.Fprintln(w, "  MISS", m)
 	}
+	printHotPath(w, rep)
 }
 
 // writeAligned prints rows as columns separated by two spaces, padding to
