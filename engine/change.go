@@ -296,6 +296,15 @@ func ParseChange(data []byte) (Change, error) {
 		return Change{}, err
 	}
 	data = applyCuts(data, cuts)
+	if c, ok := parseChangeFast(data); ok {
+		return c, nil
+	}
+	return parseChangeJSON(data)
+}
+
+// parseChangeJSON is ParseChange's encoding/json path, for data whose
+// UTF-8 was checked and whose too-deep values were cut.
+func parseChangeJSON(data []byte) (Change, error) {
 	var w wireChange
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -71,6 +71,7 @@ func FuzzParseChange(f *testing.F) {
 	ctx := context.Background()
 
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkFastParseAgrees(t, data)
 		c, err := ParseChange(data)
 		if err != nil {
 			var fe *types.FieldError
