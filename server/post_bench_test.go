@@ -2,12 +2,26 @@ package server
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentruntime/statejournal/engine"
 )
+
+// cpuTime is this process's user+system CPU so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkPostChanges measures the HTTP write path's own CPU: a real
 // server on loopback TCP and its Go client in this process, the journal
@@ -57,6 +71,7 @@ func BenchmarkPostChanges(b *testing.B) {
 			b.SetParallelism(8) // 16 writers on 2 CPUs
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
 				c := Dial("", srv.Addr(), "")
 				defer c.Close()
@@ -74,6 +89,42 @@ func BenchmarkPostChanges(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tc.batch), "ns/record")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*tc.batch), "cpu-µs/record")
 		})
 	}
+	// The floor: the same client and connections against a bare net/http
+	// server whose handler reads the body and answers 201 with a fixed
+	// receipt, no journal. What a loopback POST costs this machine before
+	// the journal does anything.
+	b.Run("floor/bare-net-http/conns=16", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		answer := []byte(`{"receipts":[{"sequence":1,"event_id":"e","surface":"s","durable":true,"duplicate":false,"redactions":0,"metadata_trimmed":false,"occurred_at":"2026-11-26T17:51:57.000000000Z","committed_at":"2026-11-26T17:51:57.000000000Z"}]}` + "\n")
+		hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			w.Write(answer)
+		})}
+		go hs.Serve(ln)
+		defer hs.Close()
+		cs := []engine.Change{heartbeat()}
+		b.SetParallelism(8)
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu0 := cpuTime()
+		b.RunParallel(func(pb *testing.PB) {
+			c := Dial("", ln.Addr().String(), "")
+			defer c.Close()
+			for pb.Next() {
+				if _, err := c.Record(context.Background(), cs); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
+	})
 }
