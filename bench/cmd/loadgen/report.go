@@ -256,7 +256,7 @@ func (rep *report) evaluate() []check {
 		case s.Name == "writers=256/sync=always":
 			out = append(out, thresholdCheck(s, e, "records/s", "≥150k/s", "≥ 150,000",
 				thousands(e.RecordsPerSecond), e.RecordsPerSecond >= minRateAt256))
-		case s.Batch > 0 && s.Sync == "always":
+		case s.Name == scnBatch1000:
 			out = append(out, thresholdCheck(s, e, "durable records/s through the batch API", "≥400k/s", "≥ 400,000",
 				thousands(e.RecordsPerSecond), e.RecordsPerSecond >= minBatchRate))
 		}
