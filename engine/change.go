@@ -290,16 +290,18 @@ type wireChange struct {
 // refused. The
 // change is not yet validated against the contract; Record does that.
 func ParseChange(data []byte) (Change, error) {
+	// The usual change first: what the fast path accepts has only valid
+	// UTF-8 and no container deeper than the bounds, so the scan below
+	// would find nothing in it.
+	if c, ok := parseChangeFast(data); ok {
+		return c, nil
+	}
 	// Before encoding/json sees it: it would rewrite invalid UTF-8.
 	cuts, err := scanChangeJSON(data)
 	if err != nil {
 		return Change{}, err
 	}
-	data = applyCuts(data, cuts)
-	if c, ok := parseChangeFast(data); ok {
-		return c, nil
-	}
-	return parseChangeJSON(data)
+	return parseChangeJSON(applyCuts(data, cuts))
 }
 
 // parseChangeJSON is ParseChange's encoding/json path, for data whose

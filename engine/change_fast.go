@@ -180,8 +180,12 @@ func fastFieldOf(key []byte) int {
 }
 
 // fastMaxDepth bounds the metadata nesting the fast path follows; deeper
-// values take the slow path (which trims them by the bounds anyway).
+// values take the slow path (which trims them by the bounds anyway). It
+// must stay below maxParseDepth: ParseChange skips scanChangeJSON for
+// what the fast path accepts, so nothing it accepts may need a cut.
 const fastMaxDepth = 32
+
+var _ = [maxParseDepth - fastMaxDepth]struct{}{} // compile-time: fastMaxDepth <= maxParseDepth
 
 type fastParser struct {
 	b []byte
@@ -293,7 +297,7 @@ func (p *fastParser) value(depth int) (any, bool) {
 	switch c := p.peek(); {
 	case c == '{':
 		p.i++
-		m := map[string]any{}
+		m := make(map[string]any, 8) // one group: no growth for the usual few keys
 		p.ws()
 		if p.eat('}') {
 			return m, true
@@ -313,10 +317,10 @@ func (p *fastParser) value(depth int) (any, bool) {
 			if !ok {
 				return nil, false
 			}
-			if _, dup := m[string(k)]; dup {
-				return nil, false // encoding/json keeps the last; let it
+			n := len(m)
+			if m[string(k)] = v; len(m) == n {
+				return nil, false // a repeated key: encoding/json keeps the last; let it
 			}
-			m[string(k)] = v
 			p.ws()
 			if p.eat(',') {
 				continue

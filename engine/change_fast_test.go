@@ -6,18 +6,17 @@ import (
 	"testing"
 )
 
-// checkFastParseAgrees fails when the fast path accepts data and decodes
-// it otherwise than the encoding/json path.
+// checkFastParseAgrees fails when the fast path accepts data that the
+// UTF-8 and depth scan would refuse or cut, or decodes it otherwise than
+// the encoding/json path.
 func checkFastParseAgrees(t *testing.T, data []byte) {
 	t.Helper()
-	cuts, err := scanChangeJSON(data)
-	if err != nil {
-		return
-	}
-	data = applyCuts(data, cuts)
 	fast, ok := parseChangeFast(data)
 	if !ok {
 		return
+	}
+	if cuts, err := scanChangeJSON(data); err != nil || len(cuts) > 0 {
+		t.Fatalf("fast path accepted %q, which the scan refuses (%v) or cuts (%v)", data, err, cuts)
 	}
 	slow, err := parseChangeJSON(data)
 	if err != nil {
@@ -42,6 +41,10 @@ func TestParseChangeFastAgreesWithEncodingJSON(t *testing.T) {
 		{"white space everywhere", " \n{ " + strings.ReplaceAll(base, ",", " ,\t") + ` , "metadata" : { "a" : [ 1 , -2.5e+3 , "x" , true , false , null , { } , [ ] ] } } ` + "\r\n", true},
 		{"numbers kept as written", `{` + base + `,"metadata":{"a":0,"b":-0.0,"c":1E9,"d":123456789012345678901234567890}}`, true},
 		{"multi-byte text", `{` + base + `,"metadata":{"naïve":"日本語 ✓"}}`, true},
+		{"invalid UTF-8", `{` + base + `,"metadata":{"a":"` + "\xff" + `"}}`, false},
+		{"nesting to the fast path's bound", `{` + base + `,"metadata":` + strings.Repeat(`{"a":`, fastMaxDepth-1) + `1` + strings.Repeat(`}`, fastMaxDepth-1) + `}`, true},
+		{"nesting past it", `{` + base + `,"metadata":` + strings.Repeat(`[`, fastMaxDepth+1) + strings.Repeat(`]`, fastMaxDepth+1) + `}`, false},
+		{"nesting past the bounds, cut", `{` + base + `,"metadata":` + strings.Repeat(`[`, maxParseDepth+2) + strings.Repeat(`]`, maxParseDepth+2) + `}`, false},
 		{"an empty changed_surfaces", `{` + base + `,"changed_surfaces":[]}`, true},
 		{"mutates false", `{` + base + `,"mutates_authority_state":false}`, true},
 		{"an empty object", `{}`, true},
