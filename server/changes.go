@@ -271,6 +271,29 @@ func (s *Server) parseNDJSON(b []byte) ([]engine.Change, error) {
 }
 
 func (s *Server) parseArray(b []byte) ([]engine.Change, error) {
+	if elems, ok := splitArray(b); ok && len(elems) > 0 && len(elems) <= s.cfg.MaxBatch {
+		// The usual body: a well-formed array of objects. Each element is
+		// exactly the bytes the decoder below would hand ParseChange, so
+		// when every one parses the answer is the same; on any error the
+		// decoder path runs and words it.
+		out := make([]engine.Change, 0, len(elems))
+		for _, e := range elems {
+			c, err := parseChange(e)
+			if err != nil {
+				break
+			}
+			out = append(out, c)
+		}
+		if len(out) == len(elems) {
+			return out, nil
+		}
+	}
+	return s.parseArrayDecoder(b)
+}
+
+// parseArrayDecoder is parseArray through encoding/json's Decoder: every
+// body the direct split does not take, and every error's wording.
+func (s *Server) parseArrayDecoder(b []byte) ([]engine.Change, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if _, err := dec.Token(); err != nil { // the '['
 		return nil, jsonBodyError(err)
@@ -300,6 +323,70 @@ func (s *Server) parseArray(b []byte) ([]engine.Change, error) {
 		return nil, bodyError("is an empty array; send at least one change")
 	}
 	return out, nil
+}
+
+// splitArray splits a JSON array of objects into the objects' bytes
+// without decoding them: it tracks strings (and their escapes) only to
+// find each object's closing brace. ok is false unless b is '[', objects
+// separated by commas, ']' and white space only.
+func splitArray(b []byte) (elems [][]byte, ok bool) {
+	i := 0
+	ws := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	ws()
+	if i >= len(b) || b[i] != '[' {
+		return nil, false
+	}
+	i++
+	for {
+		ws()
+		if i >= len(b) || b[i] != '{' {
+			return nil, false
+		}
+		start, depth, inString := i, 0, false
+		for ; i < len(b); i++ {
+			c := b[i]
+			if inString {
+				switch c {
+				case '\\':
+					i++ // the escaped byte cannot end the string
+				case '"':
+					inString = false
+				}
+				continue
+			}
+			switch c {
+			case '"':
+				inString = true
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+		}
+		if i >= len(b) {
+			return nil, false
+		}
+		i++
+		elems = append(elems, b[start:i])
+		ws()
+		if i < len(b) && b[i] == ',' {
+			i++
+			continue
+		}
+		if i < len(b) && b[i] == ']' {
+			i++
+			ws()
+			return elems, i == len(b)
+		}
+		return nil, false
+	}
 }
 
 // parseChange is engine.ParseChange naming the body when the whole value
