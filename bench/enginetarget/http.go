@@ -38,13 +38,14 @@ var _ workload.Target = (*HTTP)(nil)
 // mode, starts a server on a free loopback port (no Unix socket, no token)
 // and dials conns clients to it. RecordBatch posts a JSON array, or NDJSON
 // (application/x-ndjson, one change per line) when ndjson is set. Close
-// stops the server and the journal.
-func OpenHTTP(dataDir, rootDir string, mode workload.SyncMode, conns int, ndjson bool) (*HTTP, error) {
+// stops the server and the journal. extra engine options are applied
+// last.
+func OpenHTTP(dataDir, rootDir string, mode workload.SyncMode, conns int, ndjson bool, extra ...engine.Option) (*HTTP, error) {
 	if conns < 1 {
 		return nil, fmt.Errorf("http target needs at least one connection, got %d", conns)
 	}
 	reg := prometheus.NewRegistry()
-	e, err := Open(dataDir, rootDir, mode, engine.WithRegisterer(reg))
+	e, err := Open(dataDir, rootDir, mode, append([]engine.Option{engine.WithRegisterer(reg)}, extra...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -86,6 +86,7 @@ func childMain(args []string, stderr io.Writer) int {
 	d := fs.Duration("duration", time.Second, "load duration")
 	dir := fs.String("dir", "", "fresh data directory")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
+	noAuto := fs.Bool("no-autocompact", false, "run the engine without background compaction")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -93,6 +94,7 @@ func childMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadgen -child: -dir is required")
 		return 2
 	}
+	noAutoCompact = *noAuto
 	return runChild(*scn, *tgt, *dir, *prof, *d)
 }
 

@@ -33,9 +33,12 @@ type config struct {
 	settle   bool
 	dir      string
 	// profDir, when set, gets one CPU profile per child run.
-	profDir   string
-	scenarios *regexp.Regexp
-	targets   *regexp.Regexp
+	profDir string
+	// noAutoCompact runs the engine without background compaction: a
+	// diagnostic, to measure what compaction beside the writers costs.
+	noAutoCompact bool
+	scenarios     *regexp.Regexp
+	targets       *regexp.Regexp
 }
 
 // Smoke mode runs every scenario for this long: enough to exercise every
@@ -68,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.verbose, "v", false, "pass the children's stderr through")
 	fs.BoolVar(&cfg.settle, "settle", true, "commit the file system (syncfs) before each run, so one run's writeback and discards do not stall the next")
 	fs.StringVar(&cfg.dir, "dir", os.TempDir(), "directory for the runs' data (use a real disk: fsync on tmpfs is free)")
+	fs.BoolVar(&cfg.noAutoCompact, "no-autocompact", false, "diagnostic: run the engine without background compaction (journalctl serve runs with it), to measure its share")
 	fs.StringVar(&cfg.profDir, "cpuprofile", "", "write a CPU profile of each run's load phase to this directory (SCENARIO_TARGET-ROUND.pprof; read with go tool pprof -top)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -225,6 +229,9 @@ func runPair(cfg config, self, runDir string, s scenario, t targetInfo, round in
 	defer cancel()
 	args := []string{childFlag, "-scenario", s.Name, "-target", t.Name,
 		"-duration", cfg.duration.String(), "-dir", dir}
+	if cfg.noAutoCompact {
+		args = append(args, "-no-autocompact")
+	}
 	if cfg.profDir != "" {
 		args = append(args, "-cpuprofile", filepath.Join(cfg.profDir, filepath.Base(filepath.Dir(dir))+"_"+filepath.Base(dir)+".pprof"))
 	}

@@ -31,18 +31,21 @@ const (
 
 // report is the whole run: what the table prints and -json encodes.
 type report struct {
-	Schema          string    `json:"schema"`
-	StartedAt       time.Time `json:"started_at"`
-	Go              string    `json:"go"`
-	OS              string    `json:"os"`
-	Arch            string    `json:"arch"`
-	CPUs            int       `json:"cpus"`
-	GOMAXPROCS      int       `json:"gomaxprocs"`
-	Smoke           bool      `json:"smoke"`
-	DurationSeconds float64   `json:"duration_s"`
-	Rounds          int       `json:"rounds"`
-	Dir             string    `json:"dir"`
-	Filesystem      string    `json:"filesystem"`
+	Schema     string    `json:"schema"`
+	StartedAt  time.Time `json:"started_at"`
+	Go         string    `json:"go"`
+	OS         string    `json:"os"`
+	Arch       string    `json:"arch"`
+	CPUs       int       `json:"cpus"`
+	GOMAXPROCS int       `json:"gomaxprocs"`
+	Smoke      bool      `json:"smoke"`
+	// NoAutoCompact marks a diagnostic run of the engine without
+	// background compaction (-no-autocompact).
+	NoAutoCompact   bool    `json:"no_autocompact,omitempty"`
+	DurationSeconds float64 `json:"duration_s"`
+	Rounds          int     `json:"rounds"`
+	Dir             string  `json:"dir"`
+	Filesystem      string  `json:"filesystem"`
 	// LoadAvg is the 1-minute load average when the run started and
 	// ended (Linux only): other work on the machine skews every figure.
 	LoadAvg   []float64        `json:"load_avg_1m,omitempty"`
@@ -136,6 +139,7 @@ func newReport(cfg config, runDir string) *report {
 		CPUs:            runtime.NumCPU(),
 		GOMAXPROCS:      runtime.GOMAXPROCS(0),
 		Smoke:           cfg.smoke,
+		NoAutoCompact:   cfg.noAutoCompact,
 		DurationSeconds: cfg.duration.Seconds(),
 		Rounds:          cfg.count,
 		Dir:             cfg.dir,
@@ -311,6 +315,9 @@ func printTable(w io.Writer, rep *report) {
 	mode := ""
 	if rep.Smoke {
 		mode = " (smoke: figures indicative only)"
+	}
+	if rep.NoAutoCompact {
+		mode += " (diagnostic: engine WITHOUT background compaction)"
 	}
 	fmt.Fprintf(w, "loadgen %s per run, median of %d interleaved rounds%s · %s %s/%s · %d CPUs (GOMAXPROCS %d) · data in %s (%s)\n",
 		time.Duration(rep.DurationSeconds*float64(time.Second)), rep.Rounds, mode, rep.Go, rep.OS, rep.Arch,
