@@ -105,9 +105,11 @@ func writeReceipts(w http.ResponseWriter, receipts []engine.Receipt) {
 	}
 	b = append(b, "]}\n"...)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+	// Shared, never-mutated value slices (keys already canonical): the
+	// headers writeJSON sets, without a slice allocated for each.
+	h["Content-Type"] = headerJSON
+	h["X-Content-Type-Options"] = headerNosniff
+	h["Cache-Control"] = headerNoStore
 	w.WriteHeader(http.StatusCreated)
 	w.Write(b)
 	if cap(b) <= maxPooledBody {
@@ -117,6 +119,14 @@ func writeReceipts(w http.ResponseWriter, receipts []engine.Receipt) {
 }
 
 var answerBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// Header values of every write answer. Their capacity equals their
+// length, so an Add by anyone appends to a copy, never to these.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNosniff = []string{"nosniff"}
+	headerNoStore = []string{"no-store"}
+)
 
 // bodyBuffers recycles the buffers write requests are read into and
 // answered from; a buffer grown past maxPooledBody is left to the GC so
