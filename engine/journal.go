@@ -70,7 +70,8 @@ type Journal struct {
 
 	reqs chan *request
 	// syncq carries written batches to the syncer, which fsyncs them
-	// while the committer writes the next batch.
+	// while the committer writes the next batch; unbuffered, so at most
+	// one batch is written ahead of the fsync in progress.
 	syncq    chan *syncBatch
 	syncDone chan struct{}
 	inflight atomic.Int64 // batches handed to the syncer and not yet answered

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -12,7 +13,8 @@ import (
 // on the Registerer given to Open and unregistered at Close.
 type metrics struct {
 	reg          prometheus.Registerer
-	recordCache  sync.Map // surface+"\x00"+change_type → prometheus.Counter
+	recordMu     sync.Mutex                                    // serializes additions to recordCache
+	recordCache  atomic.Pointer[map[uint32]prometheus.Counter] // surface id<<8 | change type code → counter; replaced, never mutated
 	collectors   []prometheus.Collector
 	appendLat    prometheus.Histogram
 	fsyncLat     prometheus.Histogram
@@ -160,14 +162,32 @@ func newMetrics(j *Journal, reg prometheus.Registerer) (*metrics, error) {
 }
 
 // recordCounter returns the records counter of a surface and change type,
-// cached so the hot path does not hash label values per record.
-func (m *metrics) recordCounter(surface, changeType string) prometheus.Counter {
-	key := surface + "\x00" + changeType
-	if c, ok := m.recordCache.Load(key); ok {
-		return c.(prometheus.Counter)
+// keyed by the index entry's interned surface id and change type code, so
+// the hot path neither hashes label values nor builds a key per record:
+// one lock-free map read. New pairs are added copy-on-write.
+func (m *metrics) recordCounter(surfaceID uint16, ctype uint8, surface, changeType string) prometheus.Counter {
+	key := uint32(surfaceID)<<8 | uint32(ctype)
+	if p := m.recordCache.Load(); p != nil {
+		if c, ok := (*p)[key]; ok {
+			return c
+		}
+	}
+	m.recordMu.Lock()
+	defer m.recordMu.Unlock()
+	var old map[uint32]prometheus.Counter
+	if p := m.recordCache.Load(); p != nil {
+		old = *p
+		if c, ok := old[key]; ok {
+			return c
+		}
 	}
 	c := m.records.WithLabelValues(surface, changeType)
-	m.recordCache.Store(key, c)
+	next := make(map[uint32]prometheus.Counter, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[key] = c
+	m.recordCache.Store(&next)
 	return c
 }
 

@@ -138,7 +138,7 @@ func appendKey(dst []byte, key string) []byte {
 // appendTime appends t as a JSON string in TimeLayout.
 func appendTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, '"')
-	return append(t.UTC().AppendFormat(dst, TimeLayout), '"')
+	return append(types.AppendTime(dst, t), '"')
 }
 
 // appendValue appends v as encoding/json would (map keys sorted),
@@ -295,12 +295,23 @@ type wireChange struct {
 // is trimmed, not refused. The change is not yet validated against the
 // contract (Validate) nor the registry; the journal's Record does both.
 func Parse(data []byte) (Change, error) {
+	// The usual change first: what the direct parser accepts has only
+	// valid UTF-8 and no container deeper than the bounds, so the scan
+	// below would find nothing in it.
+	if c, ok := parseFast(data); ok {
+		return c, nil
+	}
 	// Before encoding/json sees it: it would rewrite invalid UTF-8.
 	cuts, err := scanChangeJSON(data)
 	if err != nil {
 		return Change{}, err
 	}
-	data = applyCuts(data, cuts)
+	return parseJSON(applyCuts(data, cuts))
+}
+
+// parseJSON is Parse's encoding/json path, for data whose UTF-8 was
+// checked and whose too-deep values were cut.
+func parseJSON(data []byte) (Change, error) {
 	var w wireChange
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

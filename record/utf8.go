@@ -92,6 +92,20 @@ func checkMetadataUTF8(path string, v any, depth int) error {
 			if at := invalidAt(k); at >= 0 {
 				return utf8Err(path, k, at, "has a key that is not valid UTF-8")
 			}
+			if depth+1 > maxParseDepth {
+				continue // as the recursion would: beyond the bounds
+			}
+			// Scalars are checked here, so the value's path is only built
+			// for an error or a nested value: no allocation per key.
+			switch v := e.(type) {
+			case string:
+				if at := invalidAt(v); at >= 0 {
+					return utf8Err(path+"."+k, v, at, "is not valid UTF-8")
+				}
+				continue
+			case nil, bool, int, int64, uint64, float64:
+				continue
+			}
 			if err := checkMetadataUTF8(path+"."+k, e, depth+1); err != nil {
 				return err
 			}
@@ -107,6 +121,18 @@ func checkMetadataUTF8(path string, v any, depth int) error {
 		}
 	case []any:
 		for i, e := range x {
+			if depth+1 > maxParseDepth {
+				break // as the recursion would: beyond the bounds
+			}
+			switch v := e.(type) {
+			case string:
+				if at := invalidAt(v); at >= 0 {
+					return utf8Err(path+"["+strconv.Itoa(i)+"]", v, at, "is not valid UTF-8")
+				}
+				continue
+			case nil, bool, int, int64, uint64, float64:
+				continue
+			}
 			if err := checkMetadataUTF8(path+"["+strconv.Itoa(i)+"]", e, depth+1); err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentruntime/statejournal/engine"
@@ -53,12 +54,15 @@ func (s *Server) postChanges(w http.ResponseWriter, r *http.Request) {
 		refuse(err)
 		return
 	}
-	body, err := s.readBody(w, r)
+	buf, err := s.readBody(w, r)
 	if err != nil {
 		refuse(err)
 		return
 	}
-	changes, shape, err := s.parseChanges(body, ndjsonType)
+	// The parsed changes hold copies of what they need (encoding/json
+	// copies every string), so the body's buffer goes back at once.
+	changes, shape, err := s.parseChanges(buf.Bytes(), ndjsonType)
+	putBodyBuffer(buf)
 	if err != nil {
 		refuse(err)
 		return
@@ -84,7 +88,63 @@ func (s *Server) postChanges(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, ReceiptsBody{Receipts: receipts})
+	writeReceipts(w, receipts)
+}
+
+// writeReceipts answers 201 with the ReceiptsBody of receipts, the bytes
+// writeJSON would write, encoded without reflection into a pooled
+// buffer: every write request ends here.
+func writeReceipts(w http.ResponseWriter, receipts []engine.Receipt) {
+	p := answerBuffers.Get().(*[]byte)
+	b := append((*p)[:0], `{"receipts":[`...)
+	for i := range receipts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = receipts[i].AppendJSON(b)
+	}
+	b = append(b, "]}\n"...)
+	h := w.Header()
+	// Shared, never-mutated value slices (keys already canonical): the
+	// headers writeJSON sets, without a slice allocated for each.
+	h["Content-Type"] = headerJSON
+	h["X-Content-Type-Options"] = headerNosniff
+	h["Cache-Control"] = headerNoStore
+	w.WriteHeader(http.StatusCreated)
+	w.Write(b)
+	if cap(b) <= maxPooledBody {
+		*p = b
+		answerBuffers.Put(p)
+	}
+}
+
+var answerBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// Header values of every write answer. Their capacity equals their
+// length, so an Add by anyone appends to a copy, never to these.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNosniff = []string{"nosniff"}
+	headerNoStore = []string{"no-store"}
+)
+
+// bodyBuffers recycles the buffers write requests are read into and
+// answered from; a buffer grown past maxPooledBody is left to the GC so
+// one huge batch does not pin its memory.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 1 << 20
+
+func getBodyBuffer() *bytes.Buffer {
+	b := bodyBuffers.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBodyBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bodyBuffers.Put(b)
+	}
 }
 
 // checkContentType requires a JSON or NDJSON content type and reports
@@ -129,21 +189,28 @@ func checkContentEncoding(r *http.Request) error {
 // stripped there rather than refused as "not a JSON object".
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-// readBody reads the request body up to MaxBodyBytes.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads the request body up to MaxBodyBytes into a pooled
+// buffer; the caller returns it with putBodyBuffer once it is parsed.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, error) {
 	max := s.cfg.MaxBodyBytes
 	if r.ContentLength > max {
 		return nil, errorf(CodeTooLarge, "the body is %d bytes, at most %d are accepted; split the batch", r.ContentLength, max)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-	if err != nil {
+	buf := getBodyBuffer()
+	if r.ContentLength > 0 {
+		// One allocation of the announced size (bounded above), instead
+		// of growing from 512 bytes.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
+		putBodyBuffer(buf)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, errorf(CodeTooLarge, "the body is over %d bytes, the most accepted; split the batch", max)
 		}
 		return nil, errorf(CodeCanceled, "read the body: %w", err)
 	}
-	return body, nil
+	return buf, nil
 }
 
 // parseChanges splits a body into changes, parsing each with
@@ -214,6 +281,29 @@ func (s *Server) parseNDJSON(b []byte) ([]engine.Change, error) {
 }
 
 func (s *Server) parseArray(b []byte) ([]engine.Change, error) {
+	if elems, ok := splitArray(b); ok && len(elems) > 0 && len(elems) <= s.cfg.MaxBatch {
+		// The usual body: a well-formed array of objects. Each element is
+		// exactly the bytes the decoder below would hand ParseChange, so
+		// when every one parses the answer is the same; on any error the
+		// decoder path runs and words it.
+		out := make([]engine.Change, 0, len(elems))
+		for _, e := range elems {
+			c, err := parseChange(e)
+			if err != nil {
+				break
+			}
+			out = append(out, c)
+		}
+		if len(out) == len(elems) {
+			return out, nil
+		}
+	}
+	return s.parseArrayDecoder(b)
+}
+
+// parseArrayDecoder is parseArray through encoding/json's Decoder: every
+// body the direct split does not take, and every error's wording.
+func (s *Server) parseArrayDecoder(b []byte) ([]engine.Change, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if _, err := dec.Token(); err != nil { // the '['
 		return nil, jsonBodyError(err)
@@ -243,6 +333,70 @@ func (s *Server) parseArray(b []byte) ([]engine.Change, error) {
 		return nil, bodyError("is an empty array; send at least one change")
 	}
 	return out, nil
+}
+
+// splitArray splits a JSON array of objects into the objects' bytes
+// without decoding them: it tracks strings (and their escapes) only to
+// find each object's closing brace. ok is false unless b is '[', objects
+// separated by commas, ']' and white space only.
+func splitArray(b []byte) (elems [][]byte, ok bool) {
+	i := 0
+	ws := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	ws()
+	if i >= len(b) || b[i] != '[' {
+		return nil, false
+	}
+	i++
+	for {
+		ws()
+		if i >= len(b) || b[i] != '{' {
+			return nil, false
+		}
+		start, depth, inString := i, 0, false
+		for ; i < len(b); i++ {
+			c := b[i]
+			if inString {
+				switch c {
+				case '\\':
+					i++ // the escaped byte cannot end the string
+				case '"':
+					inString = false
+				}
+				continue
+			}
+			switch c {
+			case '"':
+				inString = true
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+		}
+		if i >= len(b) {
+			return nil, false
+		}
+		i++
+		elems = append(elems, b[start:i])
+		ws()
+		if i < len(b) && b[i] == ',' {
+			i++
+			continue
+		}
+		if i < len(b) && b[i] == ']' {
+			i++
+			ws()
+			return elems, i == len(b)
+		}
+		return nil, false
+	}
 }
 
 // parseChange is engine.ParseChange naming the body when the whole value

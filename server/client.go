@@ -99,13 +99,29 @@ func sentinelOf(code string) error { return types.Sentinel(code) }
 // error answers are *Error; a server that cannot be reached is a wrapped
 // network error.
 func (c *Client) Record(ctx context.Context, changes []engine.Change) ([]engine.Receipt, error) {
+	return c.record(ctx, changes, false)
+}
+
+// RecordNDJSON is Record with the changes sent as NDJSON (one change per
+// line, application/x-ndjson) instead of a JSON array: the form a writer
+// streaming many changes sends. The answer and errors are Record's.
+func (c *Client) RecordNDJSON(ctx context.Context, changes []engine.Change) ([]engine.Receipt, error) {
+	return c.record(ctx, changes, true)
+}
+
+func (c *Client) record(ctx context.Context, changes []engine.Change, ndjson bool) ([]engine.Receipt, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
 	var buf bytes.Buffer
-	buf.WriteByte('[')
+	contentType := "application/json"
+	if ndjson {
+		contentType = "application/x-ndjson"
+	} else {
+		buf.WriteByte('[')
+	}
 	for i := range changes {
-		if i > 0 {
+		if i > 0 && !ndjson {
 			buf.WriteByte(',')
 		}
 		// encoding/json would rewrite invalid UTF-8: refuse it here,
@@ -123,10 +139,15 @@ func (c *Client) Record(ctx context.Context, changes []engine.Change) ([]engine.
 			return nil, fmt.Errorf("encode change %d: %w", i, err)
 		}
 		buf.Write(b)
+		if ndjson {
+			buf.WriteByte('\n')
+		}
 	}
-	buf.WriteByte(']')
+	if !ndjson {
+		buf.WriteByte(']')
+	}
 	var out ReceiptsBody
-	if err := c.do(ctx, http.MethodPost, "/v1/changes", "application/json", buf.Bytes(), &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/changes", contentType, buf.Bytes(), &out); err != nil {
 		return nil, err
 	}
 	if len(out.Receipts) != len(changes) {
@@ -190,6 +211,14 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return fmt.Errorf("%w: read the answer of %s: %w", types.ErrUnavailable, c.target, err)
 	}
 	if resp.StatusCode/100 == 2 {
+		if rb, ok := out.(*ReceiptsBody); ok {
+			// Straight to its decoder: json.Unmarshal would scan the
+			// answer twice (validate, then skip) before calling it.
+			if err := rb.UnmarshalJSON(data); err != nil {
+				return fmt.Errorf("decode journal server answer to %s %s: %w", method, path, err)
+			}
+			return nil
+		}
 		if out != nil {
 			if err := json.Unmarshal(data, out); err != nil {
 				return fmt.Errorf("decode journal server answer to %s %s: %w", method, path, err)

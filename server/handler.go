@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -125,8 +126,11 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		d := time.Since(start)
 		s.metrics.observe(label, r.Method, rec.status(), d)
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status(), "bytes", rec.bytes,
-			"duration", d, "request_id", id, "transport", transportOf(r), "remote", r.RemoteAddr)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			// Guarded: the arguments alone cost allocations per request.
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status(), "bytes", rec.bytes,
+				"duration", d, "request_id", id, "transport", transportOf(r), "remote", r.RemoteAddr)
+		}
 	}()
 	if err := s.checkHost(r); err != nil {
 		s.writeError(rec, r, err)

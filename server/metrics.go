@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,14 @@ type httpMetrics struct {
 	// disk nearing it.
 	retentionMaxBytes prometheus.Gauge
 	owned             []prometheus.Collector
+
+	// observed caches the request counter and duration histogram of each
+	// (route, method, code) seen, so a request costs one map read instead
+	// of hashing label values twice. Replaced copy-on-write under
+	// observedMu, never mutated; its keys are bounded by the routes, the
+	// methods observe admits and the status codes the server writes.
+	observed   atomic.Pointer[map[observeKey]observeChildren]
+	observedMu sync.Mutex
 
 	once sync.Once
 }
@@ -108,8 +117,51 @@ func (m *httpMetrics) observe(route, method string, code int, d time.Duration) {
 	default:
 		method = "other" // client-controlled: keep the label set bounded
 	}
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	key := observeKey{route: route, method: method, code: code}
+	ch, ok := observeChildren{}, false
+	if p := m.observed.Load(); p != nil {
+		ch, ok = (*p)[key]
+	}
+	if !ok {
+		ch = m.addObserved(key)
+	}
+	ch.requests.Inc()
+	ch.duration.Observe(d.Seconds())
+}
+
+type observeKey struct {
+	route, method string
+	code          int
+}
+
+type observeChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// addObserved creates the children of key and publishes a copy of the
+// cache that holds them.
+func (m *httpMetrics) addObserved(key observeKey) observeChildren {
+	m.observedMu.Lock()
+	defer m.observedMu.Unlock()
+	var old map[observeKey]observeChildren
+	if p := m.observed.Load(); p != nil {
+		old = *p
+		if ch, ok := old[key]; ok {
+			return ch
+		}
+	}
+	ch := observeChildren{
+		requests: m.requests.WithLabelValues(key.route, key.method, strconv.Itoa(key.code)),
+		duration: m.duration.WithLabelValues(key.route),
+	}
+	next := make(map[observeKey]observeChildren, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[key] = ch
+	m.observed.Store(&next)
+	return ch
 }
 
 // unregister removes every collector this server registered.

@@ -38,3 +38,36 @@ func TestFormatTimeHasNineFractionalDigitsInUTC(t *testing.T) {
 		t.Fatalf("FormatTime = %q", got)
 	}
 }
+
+func TestAppendTimeWritesWhatTheLayoutWrites(t *testing.T) {
+	east := time.FixedZone("east", 5*3600+30*60)
+	times := []time.Time{
+		{},
+		time.Unix(0, 0),
+		time.Unix(0, 1),
+		time.Date(2026, 11, 26, 17, 51, 57, 123456789, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999999999, east),
+		time.Date(2261, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), // past the fast path
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for _, tm := range times {
+		want := tm.UTC().Format(TimeLayout)
+		if got := string(AppendTime([]byte("x"), tm)); got != "x"+want {
+			t.Errorf("AppendTime(%v) = %q, want %q", tm, got, "x"+want)
+		}
+		if got := FormatTime(tm); got != want {
+			t.Errorf("FormatTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}
+
+func BenchmarkAppendTime(b *testing.B) {
+	tm := time.Date(2026, 11, 26, 17, 51, 57, 123456789, time.UTC)
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for range b.N {
+		buf = AppendTime(buf[:0], tm)
+	}
+}

@@ -29,19 +29,23 @@ type HTTP struct {
 	stop       context.CancelFunc
 	served     chan error
 	baseFsyncs uint64
+	ndjson     bool // RecordBatch posts NDJSON instead of a JSON array
 }
 
 var _ workload.Target = (*HTTP)(nil)
 
 // OpenHTTP opens a fresh journal in dataDir (runtime root rootDir) under
 // mode, starts a server on a free loopback port (no Unix socket, no token)
-// and dials conns clients to it. Close stops the server and the journal.
-func OpenHTTP(dataDir, rootDir string, mode workload.SyncMode, conns int) (*HTTP, error) {
+// and dials conns clients to it. RecordBatch posts a JSON array, or NDJSON
+// (application/x-ndjson, one change per line) when ndjson is set. Close
+// stops the server and the journal. extra engine options are applied
+// last.
+func OpenHTTP(dataDir, rootDir string, mode workload.SyncMode, conns int, ndjson bool, extra ...engine.Option) (*HTTP, error) {
 	if conns < 1 {
 		return nil, fmt.Errorf("http target needs at least one connection, got %d", conns)
 	}
 	reg := prometheus.NewRegistry()
-	e, err := Open(dataDir, rootDir, mode, engine.WithRegisterer(reg))
+	e, err := Open(dataDir, rootDir, mode, append([]engine.Option{engine.WithRegisterer(reg)}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +64,7 @@ func OpenHTTP(dataDir, rootDir string, mode workload.SyncMode, conns int) (*HTTP
 		clients:    make(chan *server.Client, conns),
 		served:     make(chan error, 1),
 		baseFsyncs: e.baseFsyncs,
+		ndjson:     ndjson,
 	}
 	go func() { h.served <- srv.Serve(ctx) }()
 	for i := 0; i < conns; i++ {
@@ -84,7 +89,7 @@ func (h *HTTP) Record(ctx context.Context, rec workload.Record) error {
 	return h.post(ctx, []engine.Change{change(&rec)})
 }
 
-// RecordBatch posts recs as one JSON array.
+// RecordBatch posts recs as one JSON array, or as NDJSON.
 func (h *HTTP) RecordBatch(ctx context.Context, recs []workload.Record) error {
 	cs := make([]engine.Change, len(recs))
 	for i := range recs {
@@ -94,13 +99,17 @@ func (h *HTTP) RecordBatch(ctx context.Context, recs []workload.Record) error {
 }
 
 func (h *HTTP) post(ctx context.Context, cs []engine.Change) error {
+	record := (*server.Client).Record
+	if h.ndjson && len(cs) > 1 {
+		record = (*server.Client).RecordNDJSON
+	}
 	var c *server.Client
 	select {
 	case c = <-h.clients:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	_, err := c.Record(ctx, cs)
+	_, err := record(c, ctx, cs)
 	h.clients <- c
 	return err
 }

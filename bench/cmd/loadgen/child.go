@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -84,6 +85,8 @@ func childMain(args []string, stderr io.Writer) int {
 	tgt := fs.String("target", "", "target name")
 	d := fs.Duration("duration", time.Second, "load duration")
 	dir := fs.String("dir", "", "fresh data directory")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
+	noAuto := fs.Bool("no-autocompact", false, "run the engine without background compaction")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -91,13 +94,14 @@ func childMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadgen -child: -dir is required")
 		return 2
 	}
-	return runChild(*scn, *tgt, *dir, *d)
+	noAutoCompact = *noAuto
+	return runChild(*scn, *tgt, *dir, *prof, *d)
 }
 
 // runChild runs one (scenario, target) pair in this process and prints its
 // childResult as JSON on stdout. It returns the process exit code.
-func runChild(scenarioName, targetName, dir string, d time.Duration) int {
-	res, err := measure(scenarioName, targetName, dir, d)
+func runChild(scenarioName, targetName, dir, prof string, d time.Duration) int {
+	res, err := measureProfiled(scenarioName, targetName, dir, prof, d)
 	if err != nil {
 		res.Error = err.Error()
 	}
@@ -112,6 +116,12 @@ func runChild(scenarioName, targetName, dir string, d time.Duration) int {
 }
 
 func measure(scenarioName, targetName, dir string, d time.Duration) (childResult, error) {
+	return measureProfiled(scenarioName, targetName, dir, "", d)
+}
+
+// measureProfiled is measure with a CPU profile of the load phase written
+// to prof when it is not empty.
+func measureProfiled(scenarioName, targetName, dir, prof string, d time.Duration) (childResult, error) {
 	res := childResult{Target: targetName}
 	s, ok := findScenario(scenarioName)
 	if !ok {
@@ -121,9 +131,27 @@ func measure(scenarioName, targetName, dir string, d time.Duration) (childResult
 	if err != nil {
 		return res, err
 	}
+	var (
+		profFile *os.File
+		profErr  error
+	)
+	if prof != "" {
+		f, err := os.Create(prof)
+		if err != nil {
+			return res, errors.Join(fmt.Errorf("cpu profile: %w", err), t.Close())
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return res, errors.Join(fmt.Errorf("cpu profile: %w", err), f.Close(), t.Close())
+		}
+		profFile = f
+	}
 	cpu0 := cpuTime()
 	run, runErr := workload.Run(context.Background(), t, workload.Spec{Writers: s.Writers, Batch: s.Batch, Duration: d})
 	res.CPUNS = int64(cpuTime() - cpu0)
+	if profFile != nil {
+		pprof.StopCPUProfile()
+		profErr = profFile.Close()
+	}
 	res.Fsyncs = t.Fsyncs()
 	closeErr := t.Close()
 	if run != nil {
@@ -132,7 +160,7 @@ func measure(scenarioName, targetName, dir string, d time.Duration) (childResult
 	}
 	var duErr error
 	res.BytesOnDisk, res.BytesApparent, duErr = diskUsage(t.Dir())
-	return res, errors.Join(runErr, closeErr, duErr)
+	return res, errors.Join(runErr, closeErr, duErr, profErr)
 }
 
 // cpuTime returns this process's user+system CPU time so far.

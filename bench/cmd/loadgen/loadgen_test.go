@@ -24,7 +24,8 @@ func TestChildMeasuresEveryTarget(t *testing.T) {
 	for _, tg := range targets {
 		pairs = append(pairs, pair{"writers=8/sync=always", tg.Name})
 	}
-	pairs = append(pairs, pair{"http=16/sync=always", "engine"}, pair{"batch=1000/writers=4/sync=always", "engine"})
+	pairs = append(pairs, pair{"http=16/sync=always", "engine"}, pair{"batch=1000/writers=4/sync=always", "engine"},
+		pair{"http=16/ndjson=100/sync=always", "engine"})
 	for _, p := range pairs {
 		t.Run(p.target+" in "+p.scenario+" reports records, fsyncs and bytes on disk", func(t *testing.T) {
 			res, err := measure(p.scenario, p.target, t.TempDir()+"/data", 50*time.Millisecond)
@@ -163,5 +164,56 @@ func TestFormatting(t *testing.T) {
 				t.Fatalf("got %q, want %q", tt.got, tt.want)
 			}
 		})
+	}
+}
+
+func TestHotPathTargets(t *testing.T) {
+	res := func(target string, rps, p99, cpu, rss []float64) result {
+		return result{Target: target, Status: statusOK, RecordsPerSecond: rps[0], RoundsRecordsPerSecond: rps,
+			RoundsP99US: p99, RoundsCPUUSPerRecord: cpu, RoundsPeakRSSMiB: rss}
+	}
+	three := func(v float64) []float64 { return []float64{v, v, v} }
+	rep := &report{Scenarios: []scenarioReport{
+		{Name: scnWriters64, Results: []result{
+			// Round by round 0.9, 0.5, 0.95: the median of the rounds'
+			// ratios is 0.9; the round where load hit one side is outvoted.
+			res("engine", []float64{90_000, 50_000, 95_000}, []float64{2000, 2000, 9000}, three(10), three(40)),
+			res("plain-group", []float64{100_000, 100_000, 100_000}, []float64{1000, 1000, 1000}, three(5), three(20)),
+		}},
+		{Name: scnHTTPSingle, Results: []result{res("engine", three(10_000), three(1000), []float64{70, 50, 55}, three(30))}},
+		{Name: scnHTTPNDJSON, Results: []result{res("engine", three(120_000), three(1000), three(8), three(200))}},
+	}}
+	rep.finish()
+	got := map[string]hotTarget{}
+	for _, h := range rep.HotPath {
+		got[h.Row] = h
+	}
+	for row, want := range map[string]struct {
+		verdict, shown, explain string
+	}{
+		"64 writers, sync=always: ÷ b (plain group commit)":                  {verdictPass, "0.90×", ""},
+		"64 writers: p99 ÷ b's p99":                                          {verdictPass, "2.00×", ""},
+		"256 writers: ÷ b":                                                   {verdictNA, "not measured", ""},
+		"HTTP, 16 connections, one record per POST: CPU µs per record":       {verdictPass, "55.0 µs", ""},
+		"HTTP, 16 connections, NDJSON 100 per POST: records/s":               {verdictPass, "120,000/s", ""},
+		"HTTP NDJSON 100 per POST ÷ in-process batch (batch=100/writers=16)": {verdictNA, "not measured", ""},
+		"peak RSS, every scenario":                                           {verdictMiss, "200.0 MiB (" + scnHTTPNDJSON + ")", hotReadme + "miss-rss"},
+	} {
+		h, ok := got[row]
+		if !ok {
+			t.Errorf("no row %q", row)
+			continue
+		}
+		if h.Verdict != want.verdict || h.Shown != want.shown || h.Explain != want.explain {
+			t.Errorf("%s: got %s %q %q, want %s %q %q", row, h.Verdict, h.Shown, h.Explain, want.verdict, want.shown, want.explain)
+		}
+	}
+	if rep.Pass {
+		t.Error("a missed hot-path target must fail the run under -strict")
+	}
+	var buf bytes.Buffer
+	printTable(&buf, rep)
+	if !strings.Contains(buf.String(), "MISS — why: bench/README.md#miss-rss") {
+		t.Errorf("the table does not point a MISS at its explanation:\n%s", buf.String())
 	}
 }

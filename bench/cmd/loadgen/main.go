@@ -22,18 +22,23 @@ import (
 
 // config is the parsed command line.
 type config struct {
-	duration  time.Duration
-	count     int
-	smoke     bool
-	jsonOut   bool
-	jsonFile  string
-	strict    bool
-	keep      bool
-	verbose   bool
-	settle    bool
-	dir       string
-	scenarios *regexp.Regexp
-	targets   *regexp.Regexp
+	duration time.Duration
+	count    int
+	smoke    bool
+	jsonOut  bool
+	jsonFile string
+	strict   bool
+	keep     bool
+	verbose  bool
+	settle   bool
+	dir      string
+	// profDir, when set, gets one CPU profile per child run.
+	profDir string
+	// noAutoCompact runs the engine without background compaction: a
+	// diagnostic, to measure what compaction beside the writers costs.
+	noAutoCompact bool
+	scenarios     *regexp.Regexp
+	targets       *regexp.Regexp
 }
 
 // Smoke mode runs every scenario for this long: enough to exercise every
@@ -66,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.verbose, "v", false, "pass the children's stderr through")
 	fs.BoolVar(&cfg.settle, "settle", true, "commit the file system (syncfs) before each run, so one run's writeback and discards do not stall the next")
 	fs.StringVar(&cfg.dir, "dir", os.TempDir(), "directory for the runs' data (use a real disk: fsync on tmpfs is free)")
+	fs.BoolVar(&cfg.noAutoCompact, "no-autocompact", false, "diagnostic: run the engine without background compaction (journalctl serve runs with it), to measure its share")
+	fs.StringVar(&cfg.profDir, "cpuprofile", "", "write a CPU profile of each run's load phase to this directory (SCENARIO_TARGET-ROUND.pprof; read with go tool pprof -top)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -79,6 +86,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cfg.duration <= 0 {
 		fmt.Fprintf(stderr, "loadgen: -duration %s must be positive\n", cfg.duration)
 		return 2
+	}
+	if cfg.profDir != "" {
+		if err := os.MkdirAll(cfg.profDir, 0o755); err != nil {
+			fmt.Fprintf(stderr, "loadgen: -cpuprofile: %v\n", err)
+			return 2
+		}
 	}
 	if cfg.count < 1 {
 		fmt.Fprintf(stderr, "loadgen: -count %d must be at least 1\n", cfg.count)
@@ -214,9 +227,15 @@ func runPair(cfg config, self, runDir string, s scenario, t targetInfo, round in
 	// A run that takes far longer than asked is hung, not slow.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*cfg.duration+2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, self,
-		childFlag, "-scenario", s.Name, "-target", t.Name,
-		"-duration", cfg.duration.String(), "-dir", dir)
+	args := []string{childFlag, "-scenario", s.Name, "-target", t.Name,
+		"-duration", cfg.duration.String(), "-dir", dir}
+	if cfg.noAutoCompact {
+		args = append(args, "-no-autocompact")
+	}
+	if cfg.profDir != "" {
+		args = append(args, "-cpuprofile", filepath.Join(cfg.profDir, filepath.Base(filepath.Dir(dir))+"_"+filepath.Base(dir)+".pprof"))
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -264,6 +283,12 @@ func median(rs []result) result {
 	m := sorted[(len(sorted)-1)/2]
 	if len(rs) > 1 {
 		m.RoundsRecordsPerSecond = rates
+		m.RoundsP99US, m.RoundsCPUUSPerRecord, m.RoundsPeakRSSMiB = nil, nil, nil
+		for _, r := range rs {
+			m.RoundsP99US = append(m.RoundsP99US, r.LatencyUS.P99)
+			m.RoundsCPUUSPerRecord = append(m.RoundsCPUUSPerRecord, r.CPUUSPerRecord)
+			m.RoundsPeakRSSMiB = append(m.RoundsPeakRSSMiB, r.PeakRSSMiB)
+		}
 	}
 	return m
 }

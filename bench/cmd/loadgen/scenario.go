@@ -15,6 +15,8 @@ type scenario struct {
 	// journal server, one client connection per writer; the baselines run
 	// in-process with as many writers.
 	HTTP bool
+	// NDJSON makes an HTTP scenario's batches NDJSON bodies.
+	NDJSON bool
 }
 
 // scenarios lists the table's rows in order.
@@ -26,6 +28,10 @@ var scenarios = []scenario{
 	{Name: "batch=1000/writers=4/sync=always", Writers: 4, Batch: 1000, Sync: workload.SyncAlways},
 	{Name: "writers=64/sync=interval", Writers: 64, Sync: workload.SyncInterval},
 	{Name: "http=16/sync=always", Writers: 16, Sync: workload.SyncAlways, HTTP: true},
+	// The in-process twin of the NDJSON scenario below: the same 16
+	// writers of 100-record batches, straight into RecordBatch.
+	{Name: "batch=100/writers=16/sync=always", Writers: 16, Batch: 100, Sync: workload.SyncAlways},
+	{Name: "http=16/ndjson=100/sync=always", Writers: 16, Batch: 100, Sync: workload.SyncAlways, HTTP: true, NDJSON: true},
 }
 
 // targetInfo names a measured system: the engine or a baseline.
