@@ -76,6 +76,7 @@ type options struct {
 	syncFault     func(sync func() error) func() error
 	retention     Retention
 	auto          AutoCompact
+	floor         *RetentionFloor // retention keeps what it has not taken
 }
 
 // AutoCompact configures compaction in the background (the server turns
