@@ -1,0 +1,121 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentruntime/statejournal/engine"
+)
+
+// TestMain lets the test binary run as a relay child (the crash test
+// kills it).
+func TestMain(m *testing.M) {
+	if os.Getenv("RELAY_CRASH_CHILD") == "1" {
+		os.Exit(relayChild())
+	}
+	os.Exit(m.Run())
+}
+
+// relayChild relays RELAY_DIR to RELAY_URL as host RELAY_HOST until
+// SIGTERM (exit 0 after persisting the cursor) or SIGKILL.
+func relayChild() int {
+	j, err := engine.Open(os.Getenv("RELAY_DIR"), engine.ReadOnly(), engine.WithLogger(quietLogger()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer j.Close()
+	r, err := New(j, Config{URL: os.Getenv("RELAY_URL"), Host: os.Getenv("RELAY_HOST"), Logger: quietLogger(), Tick: 20 * time.Millisecond,
+		MaxInFlight: 64, Stream: StreamConfig{Duplicates: 100 * time.Millisecond, MaxAge: time.Hour}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := r.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func crashKills() int {
+	if n, err := strconv.Atoi(os.Getenv("RELAY_KILLS")); err == nil && n > 0 {
+		return n
+	}
+	return 5
+}
+
+// The relay, a real child process, is SIGKILLed at random moments while
+// a writer keeps committing, and restarted; the dedupe window (100 ms) is
+// shorter than the pause between a kill and the restart. At the end the
+// stream holds every record once, in order. RELAY_KILLS=N for a longer
+// campaign (make crash runs 100).
+func TestCrashKilledRelayLeavesNoLossAndNoDuplicate(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), 0)
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	writeN(t, j, 50)
+	var written atomic.Uint64
+	written.Store(50)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			batch := make([]engine.Change, 1+i%20)
+			for k := range batch {
+				batch[k] = testChange(i + k)
+			}
+			if _, err := j.RecordBatch(context.Background(), batch); err != nil {
+				t.Error(err)
+				return
+			}
+			written.Add(uint64(len(batch)))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	child := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "RELAY_CRASH_CHILD=1", "RELAY_DIR="+dir, "RELAY_URL="+ns.ClientURL(), "RELAY_HOST=crash")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	kills := crashKills()
+	for k := 0; k < kills; k++ {
+		cmd := child()
+		time.Sleep(time.Duration(30+rand.IntN(200)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		time.Sleep(time.Duration(100+rand.IntN(50)) * time.Millisecond) // past the dedupe window
+	}
+	cancel()
+	wg.Wait()
+	total := written.Load()
+	cmd := child()
+	waitFor(t, "the last child to ship everything", func() bool {
+		c, ok, err := ReadCursor(dir, j.Status().JournalID)
+		return err == nil && ok && c.Sequence == total
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the relay did not stop cleanly on SIGTERM: %v", err)
+	}
+	checkExactlyOnce(t, readStream(t, ns.ClientURL(), DefaultStream), "crash", total)
+	t.Logf("%d kills, %d records", kills, total)
+}
