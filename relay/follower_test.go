@@ -14,6 +14,7 @@ import (
 func TestTwoHostsFeedOneStreamAndAFollowerSeesBothInEachHostsOrder(t *testing.T) {
 	ns := startNATS(t, t.TempDir(), 0)
 	hosts := []string{"host-a", "host-b"}
+	var relays []*Relay
 	for i, h := range hosts {
 		j := openJournal(t, t.TempDir())
 		r, err := New(j, Config{URL: ns.ClientURL(), Host: h, Logger: quietLogger(), Tick: 20 * time.Millisecond})
@@ -22,8 +23,11 @@ func TestTwoHostsFeedOneStreamAndAFollowerSeesBothInEachHostsOrder(t *testing.T)
 		}
 		defer r.Close()
 		runRelay(t, r)
+		relays = append(relays, r)
 		writeN(t, j, 100+50*i)
 	}
+	// The follower needs the stream, which the first relay creates.
+	waitFor(t, "the stream created", func() bool { return relays[0].Status().StreamReport != nil })
 	want := map[string]uint64{"host-a": 100, "host-b": 150}
 	errDone := errors.New("done")
 	follow := func(cfg FollowConfig) map[string]uint64 {

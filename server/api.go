@@ -58,7 +58,14 @@ func (s *Server) getSurfaces(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.j.Status())
+	if s.cfg.RelayStatus == nil {
+		writeJSON(w, http.StatusOK, s.j.Status())
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		engine.Status
+		Relay any `json:"relay,omitempty"`
+	}{s.j.Status(), s.cfg.RelayStatus()})
 }
 
 // postValidate checks the data directory beside the live writer: it takes

@@ -116,6 +116,9 @@ type Config struct {
 	// take a stream's last line (resync or shutdown) before it closes the
 	// connection, default DefaultStreamFinalWrite.
 	StreamFinalWrite time.Duration
+	// RelayStatus, when set, adds the NATS relay's state to GET
+	// /v1/status as "relay" (omitted when it returns nil).
+	RelayStatus func() any
 }
 
 // Server serves one open journal over HTTP. Create it with New and run it

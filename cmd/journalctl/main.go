@@ -121,7 +121,7 @@ func printJSONLine(w io.Writer, v any) {
 var errReported = errors.New("reported")
 
 // commandNames are the commands, for "a command is required" errors.
-var commandNames = []string{"state-surfaces", "state-journal", "state-journal-status", "state-journal-record", "state-journal-validate", "state-journal-compact", "serve"}
+var commandNames = []string{"state-surfaces", "state-journal", "state-journal-status", "state-journal-record", "state-journal-validate", "state-journal-compact", "serve", "relay"}
 
 func newRootCmd() (*cobra.Command, *globals) {
 	g := &globals{}
@@ -155,6 +155,7 @@ Under --json every error is one JSON object on standard output:
 			newValidateCmd(g),
 			newCompactCmd(g),
 			newServeCmd(g),
+			newRelayCmd(g),
 		}
 	}
 	root.AddCommand(cmds()...)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/internal/parse"
+	"github.com/agentruntime/statejournal/relay"
 	"github.com/agentruntime/statejournal/server"
 )
 
@@ -30,6 +31,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		rf          retentionFlags
 		noAuto      bool
 		segSz       string
+		rly         relayFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -128,8 +130,19 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 					return g.fail(exitProblems, err)
 				}
 			}
+			var rcfg relay.Config
+			if rly.url != "" {
+				if rcfg, err = rly.config(); err != nil {
+					return err
+				}
+			}
 			preg := prometheus.NewRegistry()
-			j, err := engine.Open(g.dir, append(opts, engine.WithSync(p), engine.WithRegisterer(preg), engine.WithSegmentSize(seg),
+			guard, floor, err := relayGuard(g, preg)
+			if err != nil {
+				return g.fail(exitProblems, err)
+			}
+			defer guard.Close()
+			j, err := engine.Open(g.dir, append(opts, floor, engine.WithSync(p), engine.WithRegisterer(preg), engine.WithSegmentSize(seg),
 				engine.WithHolder("journalctl serve"), engine.WithRetention(ret),
 				engine.WithAutoCompact(engine.AutoCompact{Enabled: !noAuto, Coalesce: window}))...)
 			if errors.Is(err, engine.ErrRetention) {
@@ -141,8 +154,30 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 				}
 				return g.fail(exitProblems, err)
 			}
+			guard.SetJournal(j)
+			var rl *relay.Relay
+			if rly.url != "" {
+				rcfg.Registerer = preg
+				if rl, err = relay.New(j, rcfg); err != nil {
+					if starting != nil {
+						starting.Close()
+					}
+					j.Close()
+					return g.fail(exitProblems, err)
+				}
+				defer rl.Close()
+			}
 			cfg := server.Config{Listen: listen, Socket: socket, Token: token, MetricsOpen: metricsOpen, Logger: slog.Default(), Registry: preg,
-				RateLimit: rateLimit, RateBurst: rateBurst}
+				RateLimit: rateLimit, RateBurst: rateBurst,
+				RelayStatus: func() any {
+					if rl != nil {
+						return rl.Status()
+					}
+					if st, _ := relay.Describe(j); st != nil {
+						return st
+					}
+					return nil
+				}}
 			if starting != nil {
 				cfg.Listener = starting.Handoff()
 			}
@@ -154,7 +189,24 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			fmt.Fprintf(g.errOut, "journalctl serve: data %s, %s (sync=%s, %s)\n", j.Dir(), listening(srv), p, access(token, metricsOpen))
+			relayDone := make(chan error, 1)
+			if rl != nil {
+				go func() {
+					err := rl.Run(ctx)
+					if err != nil {
+						slog.Error("relay stopped; the server goes on without it (see GET /v1/status, relay.last_error)", "err", err)
+					}
+					relayDone <- err
+				}()
+				fmt.Fprintf(g.errOut, "journalctl serve: relaying as host %s to stream %s on %s\n", rl.Status().Host, rcfg.Stream.Name, rcfg.URL)
+			} else {
+				relayDone <- nil
+			}
 			serr := srv.Serve(ctx)
+			// The relay stops with the server (same signal): it waits for
+			// its publishes in flight and persists its cursor first.
+			stop()
+			<-relayDone
 			cerr := j.Close()
 			if err := errors.Join(serr, cerr); err != nil {
 				return g.fail(exitProblems, err)
@@ -175,6 +227,7 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 	boolVar(fl, &noAuto, "no-auto-compact", "", false, "do not compact sealed hot segments in the background (retention then applies only on state-journal-compact)")
 	fl.StringVar(&segSz, "segment-size", envOr("STATE_JOURNAL_SEGMENT_SIZE", "4MiB"), "size of a hot segment, 64KiB to 1GiB, e.g. 64KiB, 4MiB; smaller segments compact sooner and bound the writer's memory (env STATE_JOURNAL_SEGMENT_SIZE)")
 	rf.bind(cmd)
+	rly.bind(fl, "relay-")
 	return cmd
 }
 

@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 
+	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/relay"
+
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +21,19 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			defer j.Close()
 			st := j.Status()
+			rst, rerr := relayStatus(j)
 			if g.json {
+				if rerr != nil || rst != nil {
+					out := struct {
+						engine.Status
+						Relay      *relay.Status `json:"relay,omitempty"`
+						RelayError string        `json:"relay_error,omitempty"`
+					}{Status: st, Relay: rst}
+					if rerr != nil {
+						out.RelayError = rerr.Error()
+					}
+					return g.printJSON(out)
+				}
 				return g.printJSON(st)
 			}
 			var rows [][2]string
@@ -55,6 +70,15 @@ func newStatusCmd(g *globals) *cobra.Command {
 				}
 			} else {
 				row("Last recovery", "none")
+			}
+			switch {
+			case rerr != nil:
+				row("Relay", "cursor not believed: "+rerr.Error())
+			case rst != nil:
+				row("Relay", fmt.Sprintf("host %s to stream %s: shipped through %d, lag %d records, %.1f s", rst.Host, rst.Stream, rst.Shipped, rst.LagRecords, rst.LagSeconds))
+				if d := rst.Dropped; d != nil {
+					row("  DROPPED UNSHIPPED", fmt.Sprintf("%d records removed by the byte budget before the relay shipped them (last: %s, %d..%d, %s)", d.Records, d.LastArchive, d.LastFirst, d.LastLast, humanTime(d.LastAt)))
+				}
 			}
 			if err := g.keyValues(rows); err != nil {
 				return err
