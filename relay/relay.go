@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +36,7 @@ const (
 	DefaultAckTimeout  = 5 * time.Second
 	DefaultTick        = time.Second
 	DefaultPersist     = 200 * time.Millisecond
+	DefaultLinger      = 5 * time.Millisecond
 	DefaultBackoffMin  = 100 * time.Millisecond
 	DefaultBackoffMax  = 10 * time.Second
 )
@@ -61,6 +61,12 @@ type Config struct {
 	// PersistEvery bounds how often the cursor file is rewritten while
 	// records flow (default 200 ms); it is always written at a stop.
 	PersistEvery time.Duration
+	// Linger is how long the relay waits, once it has read up to the
+	// journal's head, before it reads again (default 5 ms): a busy journal
+	// commits hundreds of small batches a second, and reading each alone
+	// would cost the writers CPU for nothing. It adds at most Linger to
+	// the lag.
+	Linger time.Duration
 	// BackoffMin and BackoffMax bound the wait between attempts while
 	// JetStream is slow or down: full jitter, doubling (defaults 100 ms, 10 s).
 	BackoffMin, BackoffMax time.Duration
@@ -196,6 +202,7 @@ func New(j *engine.Journal, cfg Config) (*Relay, error) {
 	def(&cfg.AckTimeout, DefaultAckTimeout)
 	def(&cfg.Tick, DefaultTick)
 	def(&cfg.PersistEvery, DefaultPersist)
+	def(&cfg.Linger, DefaultLinger)
 	def(&cfg.BackoffMin, DefaultBackoffMin)
 	def(&cfg.BackoffMax, DefaultBackoffMax)
 	if cfg.MaxInFlight <= 0 {
@@ -550,7 +557,9 @@ func (r *Relay) session(ctx context.Context, js jetstream.JetStream, reported *b
 				return &sessionError{err}
 			}
 		}
-		body, err := json.Marshal(c)
+		// AppendJSON is the record's one wire codec (json.Marshal would
+		// call it and then compact its output again).
+		body, err := c.AppendJSON(make([]byte, 0, 512), true)
 		if err != nil {
 			return err
 		}
@@ -574,6 +583,16 @@ func (r *Relay) session(ctx context.Context, js jetstream.JetStream, reported *b
 			return &sessionError{err}
 		}
 		_ = r.persist(false)
+		if c.Sequence == ev.Head {
+			// Caught up with what was committed when this batch was read:
+			// let the next commits gather before reading again.
+			t := time.NewTimer(r.cfg.Linger)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		return nil
 	})
 	var se *sessionError
