@@ -438,6 +438,7 @@ type pending struct {
 	msgID     string
 	fut       jetstream.PubAckFuture // nil when done
 	streamSeq uint64
+	failed    bool // its publish failed (its future's answer was taken)
 }
 
 // errStop ends a session from inside Follow's callback.
@@ -510,6 +511,7 @@ func (r *Relay) session(ctx context.Context, js jetstream.JetStream, reported *b
 			}
 			if perr != nil {
 				if !isWrongLastSeq(perr) {
+					p.failed = true
 					return fmt.Errorf("publish sequence %d: %w", p.seq, perr)
 				}
 				r.m.errors.WithLabelValues("wrong_last_sequence").Inc()
@@ -519,6 +521,7 @@ func (r *Relay) session(ctx context.Context, js jetstream.JetStream, reported *b
 				last, gerr := s.GetLastMsgForSubject(gctx, r.filter)
 				cancel()
 				if gerr != nil || last.Header.Get(jetstream.MsgIDHeader) != p.msgID {
+					p.failed = true
 					return fmt.Errorf("publish sequence %d: %w (this host's last message is not it: reconciling)", p.seq, perr)
 				}
 				ack = &jetstream.PubAck{Sequence: last.Sequence, Duplicate: true}
@@ -618,6 +621,10 @@ func (r *Relay) drain(q []*pending) {
 	defer deadline.Stop()
 	counting := true
 	for _, p := range q {
+		if p.failed {
+			counting = false
+			continue
+		}
 		if p.fut == nil {
 			if counting {
 				r.advance(p.seq, p.streamSeq)
