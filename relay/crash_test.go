@@ -3,11 +3,14 @@ package relay
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,7 +38,8 @@ func relayChild() int {
 		return 1
 	}
 	defer j.Close()
-	r, err := New(j, Config{URL: os.Getenv("RELAY_URL"), Host: os.Getenv("RELAY_HOST"), Logger: quietLogger(), Tick: 20 * time.Millisecond,
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r, err := New(j, Config{URL: os.Getenv("RELAY_URL"), Host: os.Getenv("RELAY_HOST"), Logger: log, Tick: 20 * time.Millisecond,
 		MaxInFlight: 64, Stream: StreamConfig{Duplicates: 100 * time.Millisecond, MaxAge: time.Hour}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -48,6 +52,26 @@ func relayChild() int {
 		return 1
 	}
 	return 0
+}
+
+var reconciled = regexp.MustCompile(`reconciled the cursor with the stream.* cursor_was=(\d+) cursor=(\d+)`)
+
+// lockedBuffer collects the children's stderr.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func crashKills() int {
@@ -87,10 +111,16 @@ func TestCrashKilledRelayLeavesNoLossAndNoDuplicate(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
+	var logs lockedBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the relay children's logs:\n%s", logs.String())
+		}
+	})
 	child := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "RELAY_CRASH_CHILD=1", "RELAY_DIR="+dir, "RELAY_URL="+ns.ClientURL(), "RELAY_HOST=crash")
-		cmd.Stderr = os.Stderr
+		cmd.Stderr = &logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -117,5 +147,13 @@ func TestCrashKilledRelayLeavesNoLossAndNoDuplicate(t *testing.T) {
 		t.Fatalf("the relay did not stop cleanly on SIGTERM: %v", err)
 	}
 	checkExactlyOnce(t, readStream(t, ns.ClientURL(), DefaultStream), "crash", total)
-	t.Logf("%d kills, %d records", kills, total)
+	// How often a restart found records stored that its cursor did not
+	// count yet (the case the reconciliation exists for).
+	caught := 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if m := reconciled.FindStringSubmatch(l); m != nil && m[1] != m[2] {
+			caught++
+		}
+	}
+	t.Logf("%d kills, %d records; %d restarts found records stored beyond their cursor", kills, total, caught)
 }
