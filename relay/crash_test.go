@@ -99,7 +99,7 @@ func TestCrashKilledRelayLeavesNoLossAndNoDuplicate(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
-			batch := make([]engine.Change, 1+i%20)
+			batch := make([]engine.Change, 1+i%10)
 			for k := range batch {
 				batch[k] = testChange(i + k)
 			}
@@ -108,7 +108,7 @@ func TestCrashKilledRelayLeavesNoLossAndNoDuplicate(t *testing.T) {
 				return
 			}
 			written.Add(uint64(len(batch)))
-			time.Sleep(time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 	var logs lockedBuffer
@@ -127,9 +127,17 @@ func TestCrashKilledRelayLeavesNoLossAndNoDuplicate(t *testing.T) {
 		return cmd
 	}
 	kills := crashKills()
+	shipped := func() uint64 {
+		c, _, _ := ReadCursor(dir, j.Status().JournalID)
+		return c.Sequence
+	}
 	for k := 0; k < kills; k++ {
 		cmd := child()
-		time.Sleep(time.Duration(30+rand.IntN(200)) * time.Millisecond)
+		// Mid-flight: once the child has persisted progress, at a random
+		// moment within its next cursor write.
+		was := shipped()
+		waitFor(t, "the child to ship", func() bool { return shipped() > was })
+		time.Sleep(time.Duration(rand.IntN(250)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		time.Sleep(time.Duration(100+rand.IntN(50)) * time.Millisecond) // past the dedupe window
