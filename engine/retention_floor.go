@@ -13,9 +13,11 @@ type RetentionFloor struct {
 	// Name says what holds retention back, for logs ("relay").
 	Name string
 	// Shipped returns the highest sequence the consumer has taken (every
-	// record up to it). An error holds every archive back (the safe
-	// side: nothing is known to be taken) and is logged.
-	Shipped func() (uint64, error)
+	// record up to it) in the journal journalID (state/identity.json, so
+	// a consumer's state file can be checked against it; "none" before
+	// the journal has an identity). An error holds every archive back
+	// (the safe side: nothing is known to be taken) and is logged.
+	Shipped func(journalID string) (uint64, error)
 	// Dropped, when set, is called after retention removed, because
 	// MaxBytes forced it, an archive holding records above the floor;
 	// a.Unshipped counts them. It runs on the compaction's goroutine.
@@ -33,7 +35,7 @@ func (j *Journal) retentionFloor() (shipped uint64, held bool) {
 	if f == nil || f.Shipped == nil {
 		return 0, false
 	}
-	s, err := f.Shipped()
+	s, err := f.Shipped(j.ident.idString())
 	if err != nil {
 		j.log.Warn("retention: the floor cannot be read; archives past the age and record limits are kept, only the byte budget removes them",
 			"floor", f.Name, "err", err)

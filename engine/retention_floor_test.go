@@ -18,7 +18,10 @@ type floorAt struct {
 }
 
 func (f *floorAt) floor() RetentionFloor {
-	return RetentionFloor{Name: "test", Shipped: func() (uint64, error) {
+	return RetentionFloor{Name: "test", Shipped: func(id string) (uint64, error) {
+		if id == "" || id == "none" {
+			return 0, errors.New("no journal id given")
+		}
 		if e := f.err.Load(); e != nil {
 			return 0, *e
 		}
