@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"sync"
@@ -30,9 +29,6 @@ type Guard struct {
 	log     *slog.Logger
 	reg     prometheus.Registerer
 	dropped prometheus.Counter
-
-	mu        sync.Mutex // guards journalID
-	journalID string
 }
 
 // NewGuard returns a guard for data directory dir, its counter
@@ -53,14 +49,6 @@ func NewGuard(dir string, reg prometheus.Registerer, log *slog.Logger) (*Guard, 
 	return g, nil
 }
 
-// SetJournal tells the guard which journal the directory holds (call it
-// right after Open). Until then the floor holds every archive back.
-func (g *Guard) SetJournal(j *engine.Journal) {
-	g.mu.Lock()
-	g.journalID = j.Status().JournalID
-	g.mu.Unlock()
-}
-
 // Close unregisters the counter.
 func (g *Guard) Close() {
 	if g.reg != nil {
@@ -68,22 +56,26 @@ func (g *Guard) Close() {
 	}
 }
 
-func (g *Guard) id() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.journalID
-}
-
 // Floor is the engine hook.
 func (g *Guard) Floor() engine.RetentionFloor {
-	return engine.RetentionFloor{Name: "relay", Shipped: g.shipped, Dropped: g.onDropped}
+	var last string // the journal id retention last named, for Dropped
+	var mu sync.Mutex
+	return engine.RetentionFloor{Name: "relay",
+		Shipped: func(id string) (uint64, error) {
+			mu.Lock()
+			last = id
+			mu.Unlock()
+			return g.shipped(id)
+		},
+		Dropped: func(a engine.RemovedArchive) {
+			mu.Lock()
+			id := last
+			mu.Unlock()
+			g.onDropped(id, a)
+		}}
 }
 
-func (g *Guard) shipped() (uint64, error) {
-	id := g.id()
-	if id == "" {
-		return 0, errors.New("the journal is not open yet")
-	}
+func (g *Guard) shipped(id string) (uint64, error) {
 	c, ok, err := ReadCursor(g.dir, id)
 	if err != nil {
 		return 0, err
@@ -94,9 +86,8 @@ func (g *Guard) shipped() (uint64, error) {
 	return c.Sequence, nil
 }
 
-func (g *Guard) onDropped(a engine.RemovedArchive) {
+func (g *Guard) onDropped(id string, a engine.RemovedArchive) {
 	g.dropped.Add(float64(a.Unshipped))
-	id := g.id()
 	d, _, err := ReadDropped(g.dir, id)
 	if err != nil {
 		g.log.Warn("relay: the drop record is not believed; starting it again", "err", err)

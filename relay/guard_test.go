@@ -25,7 +25,6 @@ func TestRetentionKeepsUnshippedRecordsUntilTheByteBudgetForcesThemOut(t *testin
 	defer g.Close()
 	seg := 64 << 10
 	j := openJournal(t, dir, engine.WithSegmentSize(seg), engine.WithRetention(engine.Retention{MaxRecords: 1000}), engine.WithRetentionFloor(g.Floor()))
-	g.SetJournal(j)
 	writeN(t, j, 500)
 	cfg := Config{URL: ns.ClientURL(), Host: "h", Logger: quietLogger(), Tick: 20 * time.Millisecond}
 	r, _ := New(j, cfg)

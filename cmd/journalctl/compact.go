@@ -97,7 +97,7 @@ func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, 
 	}
 	// Retention keeps what the NATS relay has not shipped (its cursor in
 	// state/relay.json), in the dry run too, so the dry run predicts it.
-	guard, floor, err := relayGuard(g, nil)
+	_, floor, err := relayGuard(g, nil)
 	if err != nil {
 		return engine.CompactReport{}, err
 	}
@@ -125,7 +125,6 @@ func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, 
 		return engine.CompactReport{}, err
 	}
 	defer j.Close()
-	guard.SetJournal(j)
 	o := engine.CompactOptions{DryRun: dryRun, SealActive: true, Coalesce: window}
 	var bar *progressBar
 	if f, ok := g.errOut.(*os.File); ok && !g.json && term.IsTerminal(int(f.Fd())) {

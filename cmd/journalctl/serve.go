@@ -154,7 +154,6 @@ last line or event and is disconnected, so it cannot grow the server's memory.`,
 				}
 				return g.fail(exitProblems, err)
 			}
-			guard.SetJournal(j)
 			var rl *relay.Relay
 			if rly.url != "" {
 				rcfg.Registerer = preg
