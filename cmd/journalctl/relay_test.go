@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -45,6 +46,32 @@ func relayShipped(t *testing.T, dir string) uint64 {
 	return st.Relay.Shipped
 }
 
+// readLines reads n lines of a child's output; a child that stops
+// printing fails the test (after a minute) instead of hanging it.
+func readLines(t *testing.T, r io.Reader, n int, child *exec.Cmd) []string {
+	t.Helper()
+	got := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		var lines []string
+		for len(lines) < n && sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		got <- lines
+	}()
+	select {
+	case lines := <-got:
+		if len(lines) != n {
+			t.Fatalf("%s printed %d lines and stopped, want %d: %q", child.Path, len(lines), n, lines)
+		}
+		return lines
+	case <-time.After(time.Minute):
+		child.Process.Kill()
+		t.Fatalf("%s printed fewer than %d lines in a minute", strings.Join(child.Args, " "), n)
+		return nil
+	}
+}
+
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -73,33 +100,37 @@ func TestRelayCommandShipsStopsOnSIGTERMAndTheNATSFollowerPrintsTheHost(t *testi
 	defer relay.Process.Kill()
 	until(t, "the relay to ship 20 records", func() bool { return relayShipped(t, dir) == 20 })
 
-	follow := exec.Command(binary, "--dir", dir, "state-journal", "-f", "--nats", url, "-o", "jsonl", "-n", "5")
+	// From stream sequence 15 on (--after), so the records written while
+	// it starts do not move where it begins.
+	follow := exec.Command(binary, "--dir", dir, "state-journal", "-f", "--nats", url, "-o", "jsonl", "--after", "15")
 	follow.Env = cleanEnv()
 	out, _ := follow.StdoutPipe()
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer follow.Process.Kill()
-	sc := bufio.NewScanner(out)
 	seed(t, dir, "late", 3) // relayed while the follower waits
 	var seqs []uint64
-	for len(seqs) < 8 && sc.Scan() {
+	for _, text := range readLines(t, out, 8, follow) {
 		var l struct {
 			Host     string `json:"host"`
 			Sequence uint64 `json:"sequence"`
 			Surface  string `json:"surface"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Host != "cli-a" || l.Surface != "runtime_work_session" {
-			t.Fatalf("follower line %q: want a record with host cli-a (%v)", sc.Text(), err)
+		if err := json.Unmarshal([]byte(text), &l); err != nil || l.Host != "cli-a" || l.Surface != "runtime_work_session" {
+			t.Fatalf("follower line %q: want a record with host cli-a (%v)", text, err)
 		}
 		seqs = append(seqs, l.Sequence)
 	}
 	follow.Process.Signal(syscall.SIGTERM)
-	follow.Wait()
-	if len(seqs) != 8 || seqs[0] != 16 || seqs[7] != 23 {
-		t.Fatalf("the follower printed sequences %v, want the last 5 of 20, then 21..23", seqs)
+	if err := follow.Wait(); err != nil {
+		t.Fatalf("the follower's exit on SIGTERM: %v", err)
 	}
-	// The table: a HOST column first.
+	if len(seqs) != 8 || seqs[0] != 16 || seqs[7] != 23 {
+		t.Fatalf("the follower printed sequences %v, want 16..23", seqs)
+	}
+	until(t, "the relay to ship 23 records", func() bool { return relayShipped(t, dir) == 23 })
+	// The table: a HOST column first; -n 2, the stream's last two.
 	table := exec.Command(binary, "--dir", dir, "state-journal", "-f", "--nats", url, "-n", "2", "--host", "cli-a")
 	table.Env = cleanEnv("COLUMNS=200")
 	tout, _ := table.StdoutPipe()
@@ -107,15 +138,11 @@ func TestRelayCommandShipsStopsOnSIGTERMAndTheNATSFollowerPrintsTheHost(t *testi
 		t.Fatal(err)
 	}
 	defer table.Process.Kill()
-	tsc := bufio.NewScanner(tout)
-	var lines []string
-	for len(lines) < 3 && tsc.Scan() {
-		lines = append(lines, tsc.Text())
-	}
+	lines := readLines(t, tout, 3, table)
 	table.Process.Signal(syscall.SIGTERM)
 	table.Wait()
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "HOST") || !strings.HasPrefix(lines[1], "cli-a") || !strings.Contains(lines[2], "runtime_work_session") {
-		t.Fatalf("the table follower printed %q", lines)
+	if !strings.HasPrefix(lines[0], "HOST") || !strings.HasPrefix(lines[1], "cli-a") || !strings.HasPrefix(strings.Fields(lines[2])[1], "23") {
+		t.Fatalf("the table follower printed %q, want a header and the records 22 and 23 of host cli-a", lines)
 	}
 	relay.Process.Signal(syscall.SIGTERM)
 	if err := relay.Wait(); err != nil {
