@@ -151,8 +151,16 @@ func TestCrashKilledRelayLeavesNoLossAndNoDuplicate(t *testing.T) {
 		return err == nil && ok && c.Sequence == total
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("the relay did not stop cleanly on SIGTERM: %v", err)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("the relay did not stop cleanly on SIGTERM: %v", err)
+		}
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("the relay did not stop within a minute of SIGTERM")
 	}
 	checkExactlyOnce(t, readStream(t, ns.ClientURL(), DefaultStream), "crash", total)
 	// How often a restart found records stored that its cursor did not
