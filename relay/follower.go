@@ -71,7 +71,8 @@ func (cfg FollowConfig) FilterSubjects() []string {
 }
 
 // FollowStream calls fn for each message of the stream that cfg
-// selects, in stream order (each host's records in its journal's order),
+// selects, in stream order (each host's records in its journal's order,
+// but for one republished after a leader change: see doc.go),
 // until ctx ends (nil), fn returns an error (returned), or the stream
 // cannot be read. An ordered consumer: nothing is acknowledged and no
 // state is left on the server.

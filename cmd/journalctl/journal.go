@@ -152,7 +152,8 @@ relay feeds (journalctl relay, docs/relay.md) instead of this journal: the
 same filters and output formats, with the host as a column (a "host" and a
 "stream_sequence" field in JSON); --host selects hosts, --stream the stream,
 -n the last N messages of the stream to start with, --after a stream
-sequence to start after. Each host's records arrive in its journal's order.
+sequence to start after. Each host's records arrive in its journal's order,
+but for a record republished after a JetStream leader change (docs/relay.md).
 
 Output (-o): table (aligned, fits the terminal; cut only on a terminal or
 with $COLUMNS), short (one line per record, like journalctl -o short), json
