@@ -138,17 +138,17 @@ func streamLeader(t *testing.T, url string) string {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := s.CachedInfo().Cluster; c != nil && c.Leader != "" {
-		return c.Leader
-	}
-	t.Fatal("the stream has no leader")
-	return ""
+	var leader string
+	waitFor(t, "the stream's leader", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, DefaultStream)
+		if err == nil && s.CachedInfo().Cluster != nil {
+			leader = s.CachedInfo().Cluster.Leader
+		}
+		return leader != ""
+	})
+	return leader
 }
 
 // checkEachOnce fails unless host's messages are records 1..n, each
