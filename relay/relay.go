@@ -441,7 +441,7 @@ type pending struct {
 	failed    bool // its publish failed (its future's answer was taken)
 }
 
-// errStop ends a session from inside Follow's callback.
+// sessionError ends a session from inside Follow's callback.
 type sessionError struct{ err error }
 
 func (e *sessionError) Error() string { return e.err.Error() }

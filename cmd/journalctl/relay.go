@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -207,11 +206,6 @@ func relayGuard(g *globals, reg prometheus.Registerer) (*relay.Guard, engine.Opt
 	return gd, engine.WithRetentionFloor(gd.Floor()), nil
 }
 
-// relayStatus is the relay part of state-journal-status, from the files.
-func relayStatus(j *engine.Journal) (*relay.Status, error) {
-	st, err := relay.Describe(j)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return nil, err
-	}
-	return st, nil
-}
+// relayStatus is the relay part of state-journal-status, from the files
+// (nil when the journal was never relayed).
+func relayStatus(j *engine.Journal) (*relay.Status, error) { return relay.Describe(j) }
