@@ -151,6 +151,9 @@ func TestRelayCommandShipsStopsOnSIGTERMAndTheNATSFollowerPrintsTheHost(t *testi
 	if got := relayShipped(t, dir); got != 23 {
 		t.Fatalf("cursor after SIGTERM: %d, want 23", got)
 	}
+	if r := mustOK(t, dir, "state-journal-status"); !strings.Contains(r.stdout, "host cli-a to stream STATE_JOURNAL: shipped through 23, lag 0 records") {
+		t.Fatalf("state-journal-status lacks the relay row:\n%s", r.stdout)
+	}
 	for _, want := range []string{"created stream STATE_JOURNAL", "max age 168h0m0s", "stopped; shipped through sequence 23"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Fatalf("relay stderr lacks %q:\n%s", want, stderr.String())
