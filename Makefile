@@ -42,12 +42,13 @@ test-node: build node-deps
 	  echo "npm test in $$p"; (cd $$p && JOURNALCTL_BIN=$(CURDIR)/$(BIN) $(NPM) test) || exit 1; \
 	done
 
-## bench: the write-path table against baselines, then the query table (several minutes)
+## bench: the write-path table against baselines, compaction, the query table, the coverage watcher's cost, then the NATS relay's throughput, lag and cost to the writers (several minutes)
 bench: bench-bridge
 	$(GO) run ./bench/cmd/loadgen
 	$(GO) run ./bench/cmd/compactbench
 	$(GO) run ./bench/cmd/querybench
 	$(GO) run ./bench/cmd/coveragebench
+	$(GO) run ./bench/cmd/relaybench
 
 ## bench-bridge: the Socket.IO bridge's fan-out: 1,000 admin clients under a 10,000-heartbeat storm
 bench-bridge: build node-deps
@@ -59,6 +60,7 @@ bench-smoke: build node-deps
 	$(GO) run ./bench/cmd/compactbench -smoke
 	$(GO) run ./bench/cmd/querybench -smoke
 	$(GO) run ./bench/cmd/coveragebench -smoke
+	$(GO) run ./bench/cmd/relaybench -smoke
 	cd bridges/socketio && JOURNALCTL_BIN=$(CURDIR)/$(BIN) $(NPM) run bench:smoke
 
 ## bench-queries: state-engine queries on 1M-10M-record journals (~2 min, <= 360 MiB temp disk)
@@ -69,9 +71,10 @@ bench-queries:
 bench-go:
 	$(GO) test -run XXX -bench . -benchmem -count 1 ./...
 
-## crash: the long crash campaigns (hundreds of SIGKILLs of a writer and of a loaded serve) and the full damage campaign
+## crash: the long crash campaigns (hundreds of SIGKILLs of a writer, of a loaded serve and of the NATS relay) and the full damage campaign
 crash:
 	CRASH_KILLS=$(or $(CRASH_KILLS),300) $(GO) test -run 'Crash' -timeout 60m -v ./engine/ ./cmd/journalctl/
+	RELAY_KILLS=$(or $(RELAY_KILLS),100) $(GO) test -run 'Crash' -timeout 30m -v ./relay/
 	SJ_CAMPAIGN_FULL=1 $(GO) test -run 'DamageCampaign' -timeout 30m -v ./engine/
 
 ## fuzz-smoke: each native fuzz target for a few seconds

@@ -164,6 +164,9 @@ type RemovedArchive struct {
 	Records       uint64 `json:"records"`
 	Bytes         int64  `json:"bytes"`
 	Reason        string `json:"reason"`
+	// Unshipped counts the records above the retention floor (see
+	// RetentionFloor) the archive held: only max_bytes removes them.
+	Unshipped uint64 `json:"unshipped,omitempty"`
 }
 
 // CompactionFailure describes the last failed compaction or checkpoint
@@ -916,6 +919,7 @@ func (j *Journal) planRetention(st retentionState, r Retention, cutoff int64) ([
 	if r.MaxBytes > 0 {
 		budget = r.MaxBytes - max(HotHeadroom(j.opts.segmentSize), diskBytes(st.hotBytes))
 	}
+	shipped, held := j.retentionFloor()
 	var removed []RemovedArchive
 	for _, a := range st.archives {
 		if !a.ok {
@@ -932,10 +936,11 @@ func (j *Journal) planRetention(st retentionState, r Retention, cutoff int64) ([
 		case cutoff != 0 && a.ok && a.maxTime < cutoff:
 			reason = "max_age"
 		}
-		if reason == "" {
-			break
+		unshipped := unshippedIn(a, shipped, held)
+		if reason == "" || (unshipped > 0 && reason != "max_bytes") {
+			break // within the limits, or held back by the floor
 		}
-		removed = append(removed, RemovedArchive{Name: a.name, FirstSequence: a.first, LastSequence: a.last, Records: a.records, Bytes: a.bytes, Reason: reason})
+		removed = append(removed, RemovedArchive{Name: a.name, FirstSequence: a.first, LastSequence: a.last, Records: a.records, Bytes: a.bytes, Reason: reason, Unshipped: unshipped})
 		archived -= diskBytes(a.bytes)
 		records -= a.records
 	}
@@ -981,6 +986,7 @@ func (j *Journal) applyRetention(r Retention, cutoff int64, pending int64) ([]Re
 		if j.metrics != nil {
 			j.metrics.retentionRemoved.WithLabelValues(removed[i].Reason).Inc()
 		}
+		j.reportUnshipped(removed[i])
 	}
 	if err := j.opts.fs.SyncDir(filepath.Join(j.dir, archiveDirName)); err != nil {
 		return removed, horizon, err

@@ -77,6 +77,7 @@ type options struct {
 	fs            fsx.FS // the journal's own files; fsx.OS unless a test injects faults
 	retention     Retention
 	auto          AutoCompact
+	floor         *RetentionFloor // retention keeps what it has not taken
 }
 
 // AutoCompact configures compaction in the background (the server turns

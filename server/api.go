@@ -34,6 +34,13 @@ type StatusBody struct {
 	// CoverageProblem says why persisted coverage figures could not be
 	// read (state-journal-status, which reads the file).
 	CoverageProblem string `json:"coverage_problem,omitempty"`
+	// Relay is the NATS relay's state (relay.Status) when the server runs
+	// one (serve --relay-nats) or, for state-journal-status, when the
+	// data directory has a relay cursor.
+	Relay any `json:"relay,omitempty"`
+	// RelayError says why the relay's cursor file was not believed
+	// (state-journal-status, which reads it).
+	RelayError string `json:"relay_error,omitempty"`
 }
 
 // CoverageReporter is what the server shows of a coverage watcher
@@ -89,6 +96,9 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Coverage != nil {
 		r := s.cfg.Coverage.Report()
 		body.Coverage = &r
+	}
+	if s.cfg.RelayStatus != nil {
+		body.Relay = s.cfg.RelayStatus()
 	}
 	writeJSON(w, http.StatusOK, body)
 }

@@ -119,6 +119,9 @@ type Config struct {
 	// Coverage, when set, adds the coverage proof to GET /v1/status and
 	// GET /v1/surfaces (cmd/journalctl passes its *coverage.Watcher).
 	Coverage CoverageReporter
+	// RelayStatus, when set, adds the NATS relay's state to GET
+	// /v1/status as "relay" (omitted when it returns nil).
+	RelayStatus func() any
 }
 
 // Server serves one open journal over HTTP. Create it with New and run it

@@ -95,6 +95,14 @@ var (
 	// server's per-source rate limit; the answer's Retry-After says when
 	// to send it again.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrRelayConflict marks a relay that would share what only one may
+	// own: a journal another relay already ships (state/relay.lock), or
+	// a host name whose subjects another journal already fills, or a
+	// cursor kept for another host or stream.
+	ErrRelayConflict = errors.New("relay conflict")
+	// ErrNATSUnavailable marks a NATS server or JetStream that cannot be
+	// reached or does not answer (the follower of the cluster stream).
+	ErrNATSUnavailable = errors.New("NATS JetStream unavailable")
 )
 
 // FieldError names the field of a change (or registry entry) that is
@@ -172,6 +180,8 @@ const (
 	CodeRateLimited          = "rate_limited"
 	CodeUnavailable          = "unavailable"
 	CodeStarting             = "starting"
+	CodeRelayConflict        = "relay_conflict"
+	CodeNATSUnavailable      = "nats_unavailable"
 	CodeInternal             = "internal"
 )
 
@@ -231,6 +241,8 @@ var codeTable = [...]CodeInfo{
 	{CodeDraining, ErrDraining, http.StatusServiceUnavailable, ExitFailure, false, "the server is shutting down"},
 	{CodeStarting, ErrStarting, http.StatusServiceUnavailable, ExitFailure, false, "the server is still opening the journal (recovery, index load); retry when /readyz answers 200"},
 	{CodeUnavailable, ErrUnavailable, http.StatusServiceUnavailable, ExitFailure, false, "the journal server could not be reached or stopped answering (client side)"},
+	{CodeRelayConflict, ErrRelayConflict, http.StatusConflict, ExitFailure, false, "the relay would share what only one may own: a journal another relay ships, a host name another journal's records fill in the stream, or a cursor kept for another host or stream"},
+	{CodeNATSUnavailable, ErrNATSUnavailable, http.StatusServiceUnavailable, ExitFailure, false, "the NATS server or its JetStream could not be reached or did not answer"},
 	{CodeInternal, nil, http.StatusInternalServerError, ExitFailure, false, "anything else; the server log or the message has the details"},
 }
 

@@ -95,7 +95,13 @@ func compact(g *globals, cmd *cobra.Command, dryRun bool, ret engine.Retention, 
 	if err != nil {
 		return engine.CompactReport{}, err
 	}
-	opts = append(opts, engine.WithRetention(ret), engine.WithHolder("journalctl state-journal-compact"))
+	// Retention keeps what the NATS relay has not shipped (its cursor in
+	// state/relay.json), in the dry run too, so the dry run predicts it.
+	_, floor, err := relayGuard(g, nil)
+	if err != nil {
+		return engine.CompactReport{}, err
+	}
+	opts = append(opts, engine.WithRetention(ret), engine.WithHolder("journalctl state-journal-compact"), floor)
 	var j *engine.Journal
 	if dryRun {
 		// A dry run changes nothing, so it needs no lock; a server that
@@ -153,7 +159,11 @@ func printCompactReport(g *globals, rep engine.CompactReport) {
 		}
 		fmt.Fprintf(tw, "%s\tSEQUENCES\tRECORDS\tBYTES\tREASON\n", verb)
 		for _, r := range rep.Removed {
-			fmt.Fprintf(tw, "%s\t%d..%d\t%d\t%s\t%s\n", r.Name, r.FirstSequence, r.LastSequence, r.Records, humanBytes(r.Bytes), r.Reason)
+			reason := r.Reason
+			if r.Unshipped > 0 {
+				reason += fmt.Sprintf(" (%d never relayed to NATS)", r.Unshipped)
+			}
+			fmt.Fprintf(tw, "%s\t%d..%d\t%d\t%s\t%s\n", r.Name, r.FirstSequence, r.LastSequence, r.Records, humanBytes(r.Bytes), reason)
 		}
 		tw.Flush()
 	}

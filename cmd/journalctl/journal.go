@@ -120,6 +120,7 @@ var outputFormats = []string{outTable, outShort, outJSON, outJSONL, outCloudEven
 func newJournalCmd(g *globals) *cobra.Command {
 	var (
 		qf     queryFlags
+		nf     natsFollowFlags
 		follow bool
 		output string
 	)
@@ -146,6 +147,14 @@ no record is missed or repeated across a switch. It exits 0 on SIGINT or
 SIGTERM and 1 only when it cannot go on (the cursor was compacted away, the
 journal cannot be read).
 
+-f --nats URL follows the cluster-wide NATS JetStream stream every host's
+relay feeds (journalctl relay, docs/relay.md) instead of this journal: the
+same filters and output formats, with the host as a column (a "host" and a
+"stream_sequence" field in JSON); --host selects hosts, --stream the stream,
+-n the last N messages of the stream to start with, --after a stream
+sequence to start after. Each host's records arrive in its journal's order,
+but for a record republished after a JetStream leader change (docs/relay.md).
+
 Output (-o): table (aligned, fits the terminal; cut only on a terminal or
 with $COLUMNS), short (one line per record, like journalctl -o short), json
 (the list object; with -f, jsonl), jsonl (one record per line), cloudevents
@@ -167,9 +176,21 @@ Times are RFC 3339 UTC: nine fractional digits in JSON, three in tables.`,
 			default:
 				return usageErr("-o %q is not an output format; allowed: %s", output, strings.Join(outputFormats, ", "))
 			}
+			if nf.url != "" && !follow {
+				return usageErr("--nats follows the cluster-wide stream: give -f with it")
+			}
+			if !follow && (cmd.Flags().Changed("host") || cmd.Flags().Changed("stream")) {
+				return usageErr("--host and --stream apply to -f --nats")
+			}
 			if follow {
 				if qf.reverse {
 					return usageErr("-f prints records as they commit, oldest first; --reverse does not apply")
+				}
+				if nf.url != "" {
+					return runNATSFollow(g, cmd, nf, lq, output, cmd.Flags().Changed("limit"))
+				}
+				if cmd.Flags().Changed("host") || cmd.Flags().Changed("stream") {
+					return usageErr("--host and --stream apply to -f --nats")
 				}
 				return runFollow(g, cmd, lq, output, cmd.Flags().Changed("limit"))
 			}
@@ -212,6 +233,7 @@ Times are RFC 3339 UTC: nine fractional digits in JSON, three in tables.`,
 		},
 	}
 	qf.bind(cmd)
+	nf.bind(cmd)
 	boolVar(cmd.Flags(), &follow, "follow", "f", false, "after the newest records, keep printing new ones as they commit (from the server when one runs, else by tailing the files; survives the server stopping)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: "+strings.Join(outputFormats, ", "))
 	completeJournalFlags(g, cmd)

@@ -121,7 +121,7 @@ func printJSONLine(w io.Writer, v any) {
 var errReported = errors.New("reported")
 
 // commandNames are the commands, for "a command is required" errors.
-var commandNames = []string{"state-surfaces", "state-journal", "state-journal-status", "state-journal-record", "state-journal-validate", "state-journal-compact", "serve"}
+var commandNames = []string{"state-surfaces", "state-journal", "state-journal-status", "state-journal-record", "state-journal-validate", "state-journal-compact", "serve", "relay"}
 
 func newRootCmd() (*cobra.Command, *globals) {
 	g := &globals{}
@@ -156,6 +156,7 @@ Under --json every error is one JSON object on standard output:
 			newCompactCmd(g),
 			newServeCmd(g),
 			newCoverageCmd(g),
+			newRelayCmd(g),
 		}
 	}
 	root.AddCommand(cmds()...)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/internal/parse"
+	"github.com/agentruntime/statejournal/relay"
 	"github.com/agentruntime/statejournal/server"
 )
 
@@ -31,6 +32,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		noAuto      bool
 		segSz       string
 		cov         coverageFlags
+		rly         relayFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -140,8 +142,19 @@ retired. --no-coverage turns it off.`,
 					return g.fail(exitProblems, err)
 				}
 			}
+			var rcfg relay.Config
+			if rly.url != "" {
+				if rcfg, err = rly.config(); err != nil {
+					return err
+				}
+			}
 			preg := prometheus.NewRegistry()
-			j, err := engine.Open(g.dir, append(opts, engine.WithSync(p), engine.WithRegisterer(preg), engine.WithSegmentSize(seg),
+			guard, floor, err := relayGuard(g, preg)
+			if err != nil {
+				return g.fail(exitProblems, err)
+			}
+			defer guard.Close()
+			j, err := engine.Open(g.dir, append(opts, floor, engine.WithSync(p), engine.WithRegisterer(preg), engine.WithSegmentSize(seg),
 				engine.WithHolder("journalctl serve"), engine.WithRetention(ret),
 				engine.WithAutoCompact(engine.AutoCompact{Enabled: !noAuto, Coalesce: window}))...)
 			if errors.Is(err, engine.ErrRetention) {
@@ -161,8 +174,30 @@ retired. --no-coverage turns it off.`,
 				j.Close()
 				return g.fail(exitProblems, err)
 			}
+			var rl *relay.Relay
+			if rly.url != "" {
+				rcfg.Registerer = preg
+				if rl, err = relay.New(j, rcfg); err != nil {
+					if starting != nil {
+						starting.Close()
+					}
+					closeCoverage(watcher)
+					j.Close()
+					return g.fail(exitProblems, err)
+				}
+				defer rl.Close()
+			}
 			cfg := server.Config{Listen: listen, Socket: socket, Token: token, MetricsOpen: metricsOpen, Logger: slog.Default(), Registry: preg,
-				RateLimit: rateLimit, RateBurst: rateBurst}
+				RateLimit: rateLimit, RateBurst: rateBurst,
+				RelayStatus: func() any {
+					if rl != nil {
+						return rl.Status()
+					}
+					if st, _ := relay.Describe(j); st != nil {
+						return st
+					}
+					return nil
+				}}
 			if starting != nil {
 				cfg.Listener = starting.Handoff()
 			}
@@ -178,7 +213,24 @@ retired. --no-coverage turns it off.`,
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			fmt.Fprintf(g.errOut, "journalctl serve: data %s, %s (sync=%s, %s)\n", j.Dir(), listening(srv), p, access(token, metricsOpen))
+			relayDone := make(chan error, 1)
+			if rl != nil {
+				go func() {
+					err := rl.Run(ctx)
+					if err != nil {
+						slog.Error("relay stopped; the server goes on without it (see GET /v1/status, relay.last_error)", "err", err)
+					}
+					relayDone <- err
+				}()
+				fmt.Fprintf(g.errOut, "journalctl serve: relaying as host %s to stream %s on %s\n", rl.Status().Host, rcfg.Stream.Name, rcfg.URL)
+			} else {
+				relayDone <- nil
+			}
 			serr := srv.Serve(ctx)
+			// The relay stops with the server (same signal): it waits for
+			// its publishes in flight and persists its cursor first.
+			stop()
+			<-relayDone
 			werr := closeCoverage(watcher)
 			cerr := errors.Join(werr, j.Close())
 			if err := errors.Join(serr, cerr); err != nil {
@@ -201,6 +253,7 @@ retired. --no-coverage turns it off.`,
 	fl.StringVar(&segSz, "segment-size", envOr("STATE_JOURNAL_SEGMENT_SIZE", "4MiB"), "size of a hot segment, 64KiB to 1GiB, e.g. 64KiB, 4MiB; smaller segments compact sooner and bound the writer's memory (env STATE_JOURNAL_SEGMENT_SIZE)")
 	rf.bind(cmd)
 	cov.bind(fl, true)
+	rly.bind(fl, "relay-")
 	return cmd
 }
 

@@ -21,8 +21,16 @@ func newStatusCmd(g *globals) *cobra.Command {
 			defer j.Close()
 			st := j.Status()
 			cov, covAt, covProblem := readCoverage(j)
+			rst, rerr := relayStatus(j)
 			if g.json {
-				return g.printJSON(server.StatusBody{Status: st, Coverage: cov, CoverageProblem: covProblem})
+				body := server.StatusBody{Status: st, Coverage: cov, CoverageProblem: covProblem}
+				if rst != nil {
+					body.Relay = rst
+				}
+				if rerr != nil {
+					body.RelayError = rerr.Error()
+				}
+				return g.printJSON(body)
 			}
 			var rows [][2]string
 			row := func(k string, v any) { rows = append(rows, [2]string{k, fmt.Sprint(v)}) }
@@ -58,6 +66,15 @@ func newStatusCmd(g *globals) *cobra.Command {
 				}
 			} else {
 				row("Last recovery", "none")
+			}
+			switch {
+			case rerr != nil:
+				row("Relay", "cursor not believed: "+rerr.Error())
+			case rst != nil:
+				row("Relay", fmt.Sprintf("host %s to stream %s: shipped through %d, lag %d records, %.1f s", rst.Host, rst.Stream, rst.Shipped, rst.LagRecords, rst.LagSeconds))
+				if d := rst.Dropped; d != nil {
+					row("  DROPPED UNSHIPPED", fmt.Sprintf("%d records removed by the byte budget before the relay shipped them (last: %s, %d..%d, %s)", d.Records, d.LastArchive, d.LastFirst, d.LastLast, humanTime(d.LastAt)))
+				}
 			}
 			if err := g.keyValues(rows); err != nil {
 				return err
