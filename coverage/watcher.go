@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // Surface and source of the records that journal verdict transitions.
@@ -146,7 +147,7 @@ func Open(j *engine.Journal, cfg Config) (*Watcher, error) {
 	for _, s := range reg.Surfaces() {
 		t := &target{s: s, files: map[string]Fingerprint{}, complete: true}
 		w.targets = append(w.targets, t)
-		if t.notWhy = notObservedWhy(s); t.notWhy != "" {
+		if t.notWhy = NotObservedWhy(s); t.notWhy != "" {
 			t.fig.Verdict = VerdictNotObserved
 			continue
 		}
@@ -489,8 +490,8 @@ func (w *Watcher) Report() Report {
 func (w *Watcher) reportLocked() Report {
 	r := Report{
 		Persisted: w.cfg.Persist, StateReset: w.stateReset, Root: w.root, Started: w.started.UTC(),
-		Window: w.cfg.Window.String(), SettleIdle: w.cfg.SettleIdle.String(), SettleCap: w.cfg.SettleCap.String(),
-		MinMatched: w.cfg.MinMatched, MinTime: w.cfg.MinObserved.String(), Rescan: w.cfg.Rescan.String(),
+		Window: types.FormatDuration(w.cfg.Window), SettleIdle: types.FormatDuration(w.cfg.SettleIdle), SettleCap: types.FormatDuration(w.cfg.SettleCap),
+		MinMatched: w.cfg.MinMatched, MinTime: types.FormatDuration(w.cfg.MinObserved), Rescan: types.FormatDuration(w.cfg.Rescan),
 		Limits: w.limits, Surfaces: make([]SurfaceReport, 0, len(w.targets)),
 	}
 	if w.cfg.Persist {
