@@ -394,7 +394,7 @@ func (w *Watcher) reverdictLocked(t *target) {
 	err := w.j.RecordAsync(engine.Change{
 		Source: StateEngineSource, Surface: StateEngineSurface, ChangeType: "transitioned",
 		AggregateType: "coverage_verdict", AggregateID: t.s.ID, Severity: sev,
-		Metadata: map[string]any{"surface": t.s.ID, "from": from, "to": v, "reason": truncate(why, 200), "declared_mode": t.s.Journal.Mode},
+		Metadata: map[string]any{"surface": t.s.ID, "from": from, "to": v, "reason": types.CutUTF8(why, 200), "declared_mode": t.s.Journal.Mode},
 	})
 	if err != nil {
 		w.log.Warn("coverage: verdict transition not journaled", "surface", t.s.ID, "to", v, "err", err)
@@ -574,13 +574,6 @@ func absDur(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // pauseReader stops the event reader (a test seam): the kernel's queue
