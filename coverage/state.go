@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,8 +18,6 @@ const StateFileName = "coverage.json"
 
 // stateVersion is the version of state/coverage.json (docs/coverage.md).
 const stateVersion = 1
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // stateFile is state/coverage.json: the last report (the figures of
 // every surface), the fingerprints of the files last seen (so a restart
@@ -40,14 +37,8 @@ type stateFile struct {
 	CRC        string   `json:"crc32c"`
 }
 
-// seal returns the file's bytes with its checksum set.
-func (s *stateFile) seal() []byte {
-	s.CRC = ""
-	b, _ := json.Marshal(s)
-	s.CRC = fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli))
-	out, _ := json.Marshal(s)
-	return append(out, '\n')
-}
+// seal returns the file's bytes with its checksum set (fsx.SealJSON).
+func (s *stateFile) seal() []byte { return fsx.SealJSON(s, &s.CRC) }
 
 // readState reads and verifies path for the journal journalID. A missing
 // file is (nil, "", nil). A file that is not believed (damaged, another
@@ -71,13 +62,9 @@ func readState(path, journalID string) (*stateFile, string, error) {
 	if s.Version != stateVersion {
 		return nil, fmt.Sprintf("%s has version %d, this build reads %d: its figures were not believed and start afresh", name, s.Version, stateVersion), nil
 	}
-	got := s.CRC
-	s.CRC = ""
-	cb, _ := json.Marshal(&s)
-	if want := fmt.Sprintf("%08x", crc32.Checksum(cb, castagnoli)); want != got {
-		return nil, fmt.Sprintf("%s fails its checksum (stored %q, computed %s): its figures were not believed and start afresh", name, got, want), nil
+	if err := fsx.CheckSealedJSON(&s, &s.CRC); err != nil {
+		return nil, fmt.Sprintf("%s fails its checksum (%v): its figures were not believed and start afresh", name, err), nil
 	}
-	s.CRC = got
 	if s.JournalID != journalID {
 		return nil, fmt.Sprintf("%s belongs to journal %q, this directory is journal %q: its figures were not believed and start afresh", name, s.JournalID, journalID), nil
 	}
