@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // StateFileName is the figures file inside the data directory's state/.
@@ -40,38 +41,53 @@ type stateFile struct {
 // seal returns the file's bytes with its checksum set (fsx.SealJSON).
 func (s *stateFile) seal() []byte { return fsx.SealJSON(s, &s.CRC) }
 
+// notBelieved is why a coverage file is not believed. Its text is for
+// people (Report.StateReset, the log); it matches the sentinel of its
+// kind (types.ErrForeign, types.ErrIntegrity), or none for a version
+// this build does not read.
+type notBelieved struct {
+	kind error
+	text string
+}
+
+func (n *notBelieved) Error() string { return n.text }
+func (n *notBelieved) Unwrap() error { return n.kind }
+
 // readState reads and verifies path for the journal journalID. A missing
-// file is (nil, "", nil). A file that is not believed (damaged, another
-// journal's, an unknown version) is (nil, reason, nil): the caller starts
+// file is (nil, nil, nil). A file that is not believed (damaged, another
+// journal's, an unknown version) is (nil, why, nil): the caller starts
 // afresh and says why. Only an I/O error is an error.
-func readState(path, journalID string) (*stateFile, string, error) {
+func readState(path, journalID string) (*stateFile, *notBelieved, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	name := filepath.Base(filepath.Dir(path)) + "/" + filepath.Base(path)
+	reject := func(kind error, format string, a ...any) (*stateFile, *notBelieved, error) {
+		return nil, &notBelieved{kind: kind, text: fmt.Sprintf(format, a...) + ": its figures were not believed and start afresh"}, nil
+	}
 	var s stateFile
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&s); err != nil {
-		return nil, fmt.Sprintf("%s is not a coverage file (%v): its figures were not believed and start afresh", name, err), nil
+		return reject(types.ErrIntegrity, "%s is not a coverage file (%v)", name, err)
 	}
 	if s.Version != stateVersion {
-		return nil, fmt.Sprintf("%s has version %d, this build reads %d: its figures were not believed and start afresh", name, s.Version, stateVersion), nil
+		return reject(nil, "%s has version %d, this build reads %d", name, s.Version, stateVersion)
 	}
 	if err := fsx.CheckSealedJSON(&s, &s.CRC); err != nil {
-		return nil, fmt.Sprintf("%s fails its checksum (%v): its figures were not believed and start afresh", name, err), nil
+		return reject(types.ErrIntegrity, "%s: %v", name, err)
 	}
 	if s.JournalID != journalID {
-		return nil, fmt.Sprintf("%s belongs to journal %q, this directory is journal %q: its figures were not believed and start afresh", name, s.JournalID, journalID), nil
+		return reject(types.ErrForeign, "%s belongs to journal %q, this directory is journal %q", name, s.JournalID, journalID)
 	}
 	if s.Files == nil {
 		s.Files = map[string]map[string]string{}
 	}
-	return &s, "", nil
+	return &s, nil, nil
 }
 
 // writeState replaces path atomically (temp file, fsync, rename,
@@ -96,8 +112,8 @@ func ReadPersisted(dataDir, journalID string) (*Persisted, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reason != "" {
-		return nil, errors.New(reason)
+	if reason != nil {
+		return nil, reason
 	}
 	if s == nil {
 		return nil, nil

@@ -407,9 +407,9 @@ func (w *Watcher) load() error {
 	if err != nil {
 		return fmt.Errorf("coverage: %w", err)
 	}
-	if reason != "" {
-		w.stateReset = reason
-		w.log.Warn("coverage: persisted figures reset", "file", w.statePath, "reason", reason)
+	if reason != nil {
+		w.stateReset = reason.text
+		w.log.Warn("coverage: persisted figures reset", "file", w.statePath, "reason", reason.text)
 		return nil
 	}
 	if s == nil {
