@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // Verdicts of a surface: what the evidence says.
@@ -219,11 +220,14 @@ func human(sec float64) string {
 	} else {
 		d = d.Round(time.Millisecond)
 	}
-	return d.String()
+	return types.FormatDuration(d)
 }
 
-// notObservedWhy says why a surface is not watched, or "" when it is.
-func notObservedWhy(s *registry.Surface) string {
+// NotObservedWhy says why the coverage watcher never watches s (its
+// journal mode is disabled, or its storage is memory, a database or has no
+// path), or "" when it does. A reader with no persisted figures uses it to
+// tell such a surface from one that simply has no figures yet.
+func NotObservedWhy(s *registry.Surface) string {
 	switch {
 	case s.Journal.Mode == registry.ModeDisabled:
 		return "journal mode disabled: records are rejected, so there is no coverage to prove; the file watcher stays"

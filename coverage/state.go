@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/agentruntime/statejournal/internal/fsx"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // StateFileName is the figures file inside the data directory's state/.
@@ -19,8 +19,6 @@ const StateFileName = "coverage.json"
 
 // stateVersion is the version of state/coverage.json (docs/coverage.md).
 const stateVersion = 1
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // stateFile is state/coverage.json: the last report (the figures of
 // every surface), the fingerprints of the files last seen (so a restart
@@ -40,51 +38,56 @@ type stateFile struct {
 	CRC        string   `json:"crc32c"`
 }
 
-// seal returns the file's bytes with its checksum set.
-func (s *stateFile) seal() []byte {
-	s.CRC = ""
-	b, _ := json.Marshal(s)
-	s.CRC = fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli))
-	out, _ := json.Marshal(s)
-	return append(out, '\n')
+// seal returns the file's bytes with its checksum set (fsx.SealJSON).
+func (s *stateFile) seal() []byte { return fsx.SealJSON(s, &s.CRC) }
+
+// notBelieved is why a coverage file is not believed. Its text is for
+// people (Report.StateReset, the log); it matches the sentinel of its
+// kind (types.ErrForeign, types.ErrIntegrity), or none for a version
+// this build does not read.
+type notBelieved struct {
+	kind error
+	text string
 }
 
+func (n *notBelieved) Error() string { return n.text }
+func (n *notBelieved) Unwrap() error { return n.kind }
+
 // readState reads and verifies path for the journal journalID. A missing
-// file is (nil, "", nil). A file that is not believed (damaged, another
-// journal's, an unknown version) is (nil, reason, nil): the caller starts
+// file is (nil, nil, nil). A file that is not believed (damaged, another
+// journal's, an unknown version) is (nil, why, nil): the caller starts
 // afresh and says why. Only an I/O error is an error.
-func readState(path, journalID string) (*stateFile, string, error) {
+func readState(path, journalID string) (*stateFile, *notBelieved, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	name := filepath.Base(filepath.Dir(path)) + "/" + filepath.Base(path)
+	reject := func(kind error, format string, a ...any) (*stateFile, *notBelieved, error) {
+		return nil, &notBelieved{kind: kind, text: fmt.Sprintf(format, a...) + ": its figures were not believed and start afresh"}, nil
+	}
 	var s stateFile
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&s); err != nil {
-		return nil, fmt.Sprintf("%s is not a coverage file (%v): its figures were not believed and start afresh", name, err), nil
+		return reject(types.ErrIntegrity, "%s is not a coverage file (%v)", name, err)
 	}
 	if s.Version != stateVersion {
-		return nil, fmt.Sprintf("%s has version %d, this build reads %d: its figures were not believed and start afresh", name, s.Version, stateVersion), nil
+		return reject(nil, "%s has version %d, this build reads %d", name, s.Version, stateVersion)
 	}
-	got := s.CRC
-	s.CRC = ""
-	cb, _ := json.Marshal(&s)
-	if want := fmt.Sprintf("%08x", crc32.Checksum(cb, castagnoli)); want != got {
-		return nil, fmt.Sprintf("%s fails its checksum (stored %q, computed %s): its figures were not believed and start afresh", name, got, want), nil
+	if err := fsx.CheckSealedJSON(&s, &s.CRC); err != nil {
+		return reject(types.ErrIntegrity, "%s: %v", name, err)
 	}
-	s.CRC = got
 	if s.JournalID != journalID {
-		return nil, fmt.Sprintf("%s belongs to journal %q, this directory is journal %q: its figures were not believed and start afresh", name, s.JournalID, journalID), nil
+		return reject(types.ErrForeign, "%s belongs to journal %q, this directory is journal %q", name, s.JournalID, journalID)
 	}
 	if s.Files == nil {
 		s.Files = map[string]map[string]string{}
 	}
-	return &s, "", nil
+	return &s, nil, nil
 }
 
 // writeState replaces path atomically (temp file, fsync, rename,
@@ -109,8 +112,8 @@ func ReadPersisted(dataDir, journalID string) (*Persisted, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reason != "" {
-		return nil, errors.New(reason)
+	if reason != nil {
+		return nil, reason
 	}
 	if s == nil {
 		return nil, nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // Surface and source of the records that journal verdict transitions.
@@ -146,7 +147,7 @@ func Open(j *engine.Journal, cfg Config) (*Watcher, error) {
 	for _, s := range reg.Surfaces() {
 		t := &target{s: s, files: map[string]Fingerprint{}, complete: true}
 		w.targets = append(w.targets, t)
-		if t.notWhy = notObservedWhy(s); t.notWhy != "" {
+		if t.notWhy = NotObservedWhy(s); t.notWhy != "" {
 			t.fig.Verdict = VerdictNotObserved
 			continue
 		}
@@ -393,7 +394,7 @@ func (w *Watcher) reverdictLocked(t *target) {
 	err := w.j.RecordAsync(engine.Change{
 		Source: StateEngineSource, Surface: StateEngineSurface, ChangeType: "transitioned",
 		AggregateType: "coverage_verdict", AggregateID: t.s.ID, Severity: sev,
-		Metadata: map[string]any{"surface": t.s.ID, "from": from, "to": v, "reason": truncate(why, 200), "declared_mode": t.s.Journal.Mode},
+		Metadata: map[string]any{"surface": t.s.ID, "from": from, "to": v, "reason": types.CutUTF8(why, 200), "declared_mode": t.s.Journal.Mode},
 	})
 	if err != nil {
 		w.log.Warn("coverage: verdict transition not journaled", "surface", t.s.ID, "to", v, "err", err)
@@ -406,9 +407,9 @@ func (w *Watcher) load() error {
 	if err != nil {
 		return fmt.Errorf("coverage: %w", err)
 	}
-	if reason != "" {
-		w.stateReset = reason
-		w.log.Warn("coverage: persisted figures reset", "file", w.statePath, "reason", reason)
+	if reason != nil {
+		w.stateReset = reason.text
+		w.log.Warn("coverage: persisted figures reset", "file", w.statePath, "reason", reason.text)
 		return nil
 	}
 	if s == nil {
@@ -489,8 +490,8 @@ func (w *Watcher) Report() Report {
 func (w *Watcher) reportLocked() Report {
 	r := Report{
 		Persisted: w.cfg.Persist, StateReset: w.stateReset, Root: w.root, Started: w.started.UTC(),
-		Window: w.cfg.Window.String(), SettleIdle: w.cfg.SettleIdle.String(), SettleCap: w.cfg.SettleCap.String(),
-		MinMatched: w.cfg.MinMatched, MinTime: w.cfg.MinObserved.String(), Rescan: w.cfg.Rescan.String(),
+		Window: types.FormatDuration(w.cfg.Window), SettleIdle: types.FormatDuration(w.cfg.SettleIdle), SettleCap: types.FormatDuration(w.cfg.SettleCap),
+		MinMatched: w.cfg.MinMatched, MinTime: types.FormatDuration(w.cfg.MinObserved), Rescan: types.FormatDuration(w.cfg.Rescan),
 		Limits: w.limits, Surfaces: make([]SurfaceReport, 0, len(w.targets)),
 	}
 	if w.cfg.Persist {
@@ -573,13 +574,6 @@ func absDur(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // pauseReader stops the event reader (a test seam): the kernel's queue

@@ -73,6 +73,7 @@ type env struct {
 	preg *prometheus.Registry
 	logs *syncBuf
 	cfg  Config
+	reg  string // the registry's YAML; testRegistry when empty
 }
 
 func testConfig() Config {
@@ -96,7 +97,11 @@ func newEnv(t *testing.T, cfg Config) *env {
 
 func (e *env) open() {
 	e.t.Helper()
-	reg, err := registry.Parse([]byte(testRegistry), "test", "yaml")
+	src := e.reg
+	if src == "" {
+		src = testRegistry
+	}
+	reg, err := registry.Parse([]byte(src), "test", "yaml")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -375,7 +375,7 @@ func parseHorizon(b []byte, id *journalIdentity) (horizonRead, error) {
 	default:
 		return horizonRead{}, &IntegrityError{File: rel, Err: segment.ErrUnsupportedVersion, Problem: fmt.Sprintf("horizon file version %d, this build reads 1 and %d", h.Version, horizonVersion)}
 	}
-	if err := checkSealed(&h, &h.CRC); err != nil {
+	if err := fsx.CheckSealedJSON(&h, &h.CRC); err != nil {
 		return horizonRead{}, bad("%v", err)
 	}
 	if id == nil {
@@ -398,7 +398,7 @@ func writeHorizonFile(fsys fsx.FS, dir string, id *journalIdentity, h uint64) er
 		return fmt.Errorf("write horizon %d: the journal has no identity", h)
 	}
 	st := horizonState{Version: horizonVersion, JournalID: id.JournalID, Horizon: h, UpdatedAt: time.Now().UTC()}
-	return fsx.WriteFileAtomicFS(fsys, filepath.Join(dir, stateDirName, horizonFileName), sealJSON(&st, &st.CRC), 0o644)
+	return fsx.WriteFileAtomicFS(fsys, filepath.Join(dir, stateDirName, horizonFileName), fsx.SealJSON(&st, &st.CRC), 0o644)
 }
 
 // writeHorizon persists the journal's new horizon h (retention calls it

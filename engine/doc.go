@@ -138,14 +138,17 @@
 //
 // # Where things live
 //
-// journal.go opens, recovers and closes; committer.go is the write path;
-// view.go holds the view, its transitions and publish; prepare.go
-// validates and redacts; index.go and query.go answer queries;
-// follow.go has Wait, Stale and the read-only follower; compact.go,
-// archive.go and auto.go compact and apply retention; identity.go and
-// archive.go verify the identity, horizon and archives; checkpoint.go saves
-// the index; validate.go and repair.go check and fix a directory without
-// opening it. None of them decodes a hot-log frame: package segment reads,
+// journal.go opens, recovers and closes; committer.go is the write path
+// (the committer, the syncer and mutateView); view.go holds the view, its
+// transitions and publish; prepare.go holds a change to the registry and
+// the migration policy and redacts it (the contract itself is
+// record.Validate); dedupe.go and eventid.go keep the event-id window and
+// the generated ids; index.go and query.go answer queries; follow.go has
+// Wait, Stale, Follow (the one follow loop) and the read-only Refresh;
+// compact.go, archive.go and auto.go compact and apply retention;
+// identity.go and archive.go verify the identity, horizon and archives;
+// checkpoint.go saves the index; status.go reports; validate.go and
+// repair.go check and fix a directory without opening it. None of them decodes a hot-log frame: package segment reads,
 // scans, recovers and repairs segments and returns entries and verdicts
 // (damage is a scan's error); package segment/archive reads and writes
 // archives.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -132,31 +131,6 @@ func (e *HoleError) Error() string {
 // Unwrap returns ErrHole.
 func (e *HoleError) Unwrap() error { return types.ErrHole }
 
-// sealJSON returns v's JSON with its CRC field set to the CRC32C of the
-// JSON encoded with that field empty. crc points at v's CRC field.
-func sealJSON(v any, crc *string) []byte {
-	*crc = ""
-	b, _ := json.Marshal(v)
-	*crc = fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli))
-	out, _ := json.Marshal(v)
-	return append(out, '\n')
-}
-
-// checkSealed verifies a value decoded from sealJSON output.
-func checkSealed(v any, crc *string) error {
-	got := *crc
-	defer func() { *crc = got }()
-	if len(got) != 8 {
-		return fmt.Errorf("crc32c %q is not 8 hex digits", got)
-	}
-	*crc = ""
-	b, _ := json.Marshal(v)
-	if want := fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli)); want != got {
-		return fmt.Errorf("checksum mismatch (stored %s, computed %s)", got, want)
-	}
-	return nil
-}
-
 func relPath(parts ...string) string { return filepath.ToSlash(filepath.Join(parts...)) }
 
 // readIdentity reads state/identity.json. It returns nil, nil when the
@@ -192,7 +166,7 @@ func parseIdentity(b []byte) (*journalIdentity, error) {
 	if id.Version != identityVersion {
 		return nil, &IntegrityError{File: rel, Problem: fmt.Sprintf("identity file version %d, this build reads version %d", id.Version, identityVersion), Err: segment.ErrUnsupportedVersion}
 	}
-	if err := checkSealed(&id, &id.CRC); err != nil {
+	if err := fsx.CheckSealedJSON(&id, &id.CRC); err != nil {
 		return nil, bad("%v", err)
 	}
 	u, err := uuid.Parse(id.JournalID)
@@ -215,7 +189,7 @@ func newIdentity(up *identityUpgrade) *journalIdentity {
 // writeIdentity writes the identity atomically (temp file, fsync, rename,
 // directory fsync). It is called once per directory.
 func writeIdentity(fsys fsx.FS, dir string, id *journalIdentity) error {
-	b := sealJSON(id, &id.CRC)
+	b := fsx.SealJSON(id, &id.CRC)
 	if err := fsx.WriteFileAtomicFS(fsys, filepath.Join(dir, stateDirName, identityFileName), b, 0o644); err != nil {
 		return fmt.Errorf("write journal identity: %w", err)
 	}

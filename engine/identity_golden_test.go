@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/internal/fsx"
 	"github.com/agentruntime/statejournal/segment"
 )
 
@@ -129,10 +130,10 @@ func TestGoldenDataDirV2IsReadable(t *testing.T) {
 	}
 	j.Close()
 	// Sealing is stable: the identity and horizon files are exactly what
-	// sealJSON writes for their contents.
+	// fsx.SealJSON writes for their contents.
 	for name, v := range map[string]any{identityFileName: id} {
 		b, _ := os.ReadFile(filepath.Join(dir, stateDirName, name))
-		if got := sealJSON(v, &id.CRC); string(got) != string(b) {
+		if got := fsx.SealJSON(v, &id.CRC); string(got) != string(b) {
 			t.Fatalf("%s: sealing its contents again gives\n%s\nwant\n%s", name, got, b)
 		}
 	}

@@ -796,7 +796,7 @@ func FuzzReadMetadataFiles(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, err := parseIdentity(b); err == nil {
-			if checkSealed(got, &got.CRC) != nil {
+			if fsx.CheckSealedJSON(got, &got.CRC) != nil {
 				t.Fatalf("accepted an identity that is not sealed: %q", b)
 			}
 		}

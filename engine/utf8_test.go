@@ -142,7 +142,7 @@ func TestErrorValuesAreClippedOnRuneBoundaries(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Field != "change_type" {
 		t.Fatalf("got %v", err)
 	}
-	if !utf8.ValidString(fe.Value) || !strings.HasSuffix(fe.Value, "...") {
+	if !utf8.ValidString(fe.Value) || !strings.HasSuffix(fe.Value, "…") {
 		t.Fatalf("clipped value %q is not valid UTF-8", fe.Value)
 	}
 }

@@ -212,10 +212,5 @@ func checkText(field, v string, max int, required bool) error {
 }
 
 // Clip shortens a value echoed in an error message to at most 80 bytes,
-// cut on a UTF-8 boundary and marked with "...".
-func Clip(s string) string {
-	if len(s) <= 80 {
-		return s
-	}
-	return types.CutUTF8(s, 77) + "..."
-}
+// cut on a UTF-8 boundary and marked with "…" (types.Clip).
+func Clip(s string) string { return types.Clip(s, 80) }

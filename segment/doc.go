@@ -61,6 +61,8 @@
 //	repair.go    the explicit repair of a damaged segment (RepairSegment:
 //	             quarantine and tombstones) and WriteSegment
 //	hot.go       the segment files of a hot log (ListHotSegments)
+//	errors.go    the sentinels and *CorruptionError (segment, offset,
+//	             sequence, cause)
 //
 // # What tidwall/wal does not do, and what this package adds
 //

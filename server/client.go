@@ -239,10 +239,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 func decodeError(status int, data []byte) error {
 	var eb ErrorBody
 	if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code == "" {
-		msg := strings.TrimSpace(string(data))
-		if len(msg) > 200 {
-			msg = types.CutUTF8(msg, 200) + "…"
-		}
+		msg := types.Clip(strings.TrimSpace(string(data)), 200)
 		return &Error{StatusCode: status, APIError: APIError{Message: msg}}
 	}
 	e := eb.Error

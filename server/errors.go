@@ -146,12 +146,7 @@ func queryError(field, value, problem string, allowed ...string) error {
 }
 
 // clip bounds an echoed value so an error never carries a huge input.
-func clip(s string) string {
-	if len(s) <= 128 {
-		return s
-	}
-	return types.CutUTF8(s, 128) + "…"
-}
+func clip(s string) string { return types.Clip(s, 128) }
 
 // writeError writes err as a JSON error answer and logs internal errors.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

@@ -72,6 +72,20 @@ func FormatDuration(d time.Duration) string {
 	return s
 }
 
+// Clip bounds a value echoed in a message to at most n bytes (n > 3): s
+// itself when it fits, else its longest prefix that ends on a rune
+// boundary (CutUTF8) and leaves room for the "…" that marks the cut.
+// Every layer that echoes a value (the record contract, the registry,
+// the server) clips with it.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return CutUTF8(s, n-len(ellipsis)) + ellipsis
+}
+
+const ellipsis = "…"
+
 // CutUTF8 returns the longest prefix of s of at most n bytes that does
 // not end inside a UTF-8 sequence (a plain cut at n where s is not UTF-8
 // there). Every helper that bounds a value echoed in a message cuts with

@@ -1,8 +1,10 @@
 package types
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestFormatDurationWritesWholeDaysInDaysAndDropsZeroUnits(t *testing.T) {
@@ -69,5 +71,25 @@ func BenchmarkAppendTime(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		buf = AppendTime(buf[:0], tm)
+	}
+}
+
+func TestClipKeepsAtMostNBytesCutOnARuneBoundaryAndMarksTheCut(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		n        int
+		want     string
+	}{
+		{"a value that fits is kept whole", "runtime_config", 80, "runtime_config"},
+		{"a value of exactly n bytes is kept whole", strings.Repeat("a", 80), 80, strings.Repeat("a", 80)},
+		{"a longer ASCII value keeps n-3 bytes and the mark", strings.Repeat("a", 81), 80, strings.Repeat("a", 77) + "…"},
+		{"a cut inside a rune moves back to its start", strings.Repeat("é", 60), 80, strings.Repeat("é", 38) + "…"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Clip(tc.in, tc.n)
+			if got != tc.want || len(got) > tc.n || !utf8.ValidString(got) {
+				t.Errorf("Clip(%q, %d) = %q (%d bytes), want %q", tc.in, tc.n, got, len(got), tc.want)
+			}
+		})
 	}
 }

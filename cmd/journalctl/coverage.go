@@ -181,8 +181,8 @@ func readCoverage(j *engine.Journal) (rep *coverage.Report, updated *time.Time, 
 // printCoverage prints the coverage table and, per surface, whether its
 // file watcher can be retired; details adds gaps and the misses.
 func (g *globals) printCoverage(r *coverage.Report, details bool) error {
-	fmt.Fprintf(g.out, "Proven: %d matched changes over %s watched, no miss, no gap\n", r.MinMatched, r.MinTime)
-	fmt.Fprintf(g.out, "Watcher: %d directories, window ±%s, rescan every %s\n", r.Watches, r.Window, r.Rescan)
+	fmt.Fprintf(g.out, "Proven needs: %d matched changes and %s of watched time, with no miss and no gap\n", r.MinMatched, r.MinTime)
+	fmt.Fprintf(g.out, "Watcher: %s, window ±%s, rescan every %s\n", plural(r.Watches, "directory", "directories"), r.Window, r.Rescan)
 	fmt.Fprintf(g.out, "inotify: max_user_watches %d, max_queued_events %d\n", r.Limits.MaxUserWatches, r.Limits.MaxQueuedEvents)
 	if r.StateReset != "" {
 		fmt.Fprintf(g.out, "Figures reset: %s\n", r.StateReset)

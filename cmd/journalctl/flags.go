@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/agentruntime/statejournal/internal/parse"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // durationFlag is a pflag.Value read by internal/parse, so duration flags
@@ -17,11 +18,14 @@ func newDurationFlag(d *time.Duration, def time.Duration) durationFlag {
 	return durationFlag{d}
 }
 
+// String writes the value as every duration is written
+// (types.FormatDuration: 1d, 5m, 10s), which is also what Set reads back;
+// zero is "0", which pflag leaves out of the help's defaults.
 func (f durationFlag) String() string {
-	if f.d == nil {
-		return ""
+	if f.d == nil || *f.d == 0 {
+		return "0"
 	}
-	return f.d.String()
+	return types.FormatDuration(*f.d)
 }
 
 func (f durationFlag) Set(s string) error {

@@ -152,6 +152,10 @@ func runFollow(g *globals, cmd *cobra.Command, lq server.ListQuery, format strin
 // failed reports why the follow cannot go on.
 func (f *tailer) failed(err error, horizon uint64) error {
 	f.w.Flush()
+	var fe *types.FieldError
+	if errors.As(err, &fe) {
+		return queryFlagErr(fe) // a bad filter: exit 2, as without -f
+	}
 	if ce, ok := server.AsCompacted(err, f.cursor, horizon); ok {
 		return f.g.fail(exitProblems, ce)
 	}

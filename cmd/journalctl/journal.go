@@ -93,6 +93,26 @@ func (f *queryFlags) query(cmd *cobra.Command, now time.Time) (server.ListQuery,
 	return lq, nil
 }
 
+// queryFlagOf names the flag a query filter comes from.
+var queryFlagOf = map[string]string{
+	"surface": "--surface", "change_type": "--change-type", "min_severity": "--min-severity",
+	"aggregate": "--aggregate-type and --aggregate-id",
+}
+
+// queryFlagErr is a filter the engine refused, given as a flag: a usage
+// error (exit 2) naming the flag, with the code GET /v1/changes gives the
+// same filter (invalid_query for a bad value; unknown_surface stays).
+func queryFlagErr(fe *types.FieldError) error {
+	if fe.Kind == types.ErrInvalid {
+		fe.Kind = types.ErrInvalidQuery
+	}
+	fe.Index = -1
+	if flag, ok := queryFlagOf[fe.Field]; ok {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", flag, fe)}
+	}
+	return &exitError{code: exitUsage, err: fe}
+}
+
 func splitList(in []string) []string {
 	var out []string
 	for _, s := range in {
@@ -203,7 +223,7 @@ Times are RFC 3339 UTC: nine fractional digits in JSON, three in tables.`,
 			if err != nil {
 				var fe *types.FieldError
 				if errors.As(err, &fe) {
-					return g.fail(exitUsage, err)
+					return queryFlagErr(fe)
 				}
 				if ce, ok := server.AsCompacted(err, lq.After, res.Horizon); ok {
 					return g.fail(exitProblems, ce)

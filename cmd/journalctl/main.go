@@ -120,8 +120,22 @@ func printJSONLine(w io.Writer, v any) {
 // errReported marks an error whose message was already printed.
 var errReported = errors.New("reported")
 
-// commandNames are the commands, for "a command is required" errors.
-var commandNames = []string{"state-surfaces", "state-journal", "state-journal-status", "state-journal-record", "state-journal-validate", "state-journal-compact", "serve", "relay"}
+// commandNames are the journal's commands under c (the root or runtime),
+// for "a command is required" and "unknown command" errors: read from
+// the commands registered, so a new command is never left out.
+func commandNames(c *cobra.Command) string {
+	var names []string
+	for _, sub := range c.Commands() {
+		switch sub.Name() {
+		case "help", "completion", "runtime":
+			continue
+		}
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	return strings.Join(names, ", ")
+}
 
 func newRootCmd() (*cobra.Command, *globals) {
 	g := &globals{}
@@ -188,7 +202,7 @@ func commandArgs(path string) cobra.PositionalArgs {
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
 		}
-		return usageErr("%s; commands: %s (see %s --help)", msg, strings.Join(commandNames, ", "), path)
+		return usageErr("%s; commands: %s (see %s --help)", msg, commandNames(cmd), path)
 	}
 }
 
@@ -198,7 +212,7 @@ func commandArgs(path string) cobra.PositionalArgs {
 func noCommand(cmd *cobra.Command, args []string) error {
 	cmd.SetOut(cmd.ErrOrStderr())
 	_ = cmd.Help()
-	return usageErr("a command is required: one of %s", strings.Join(commandNames, ", "))
+	return usageErr("a command is required: one of %s", commandNames(cmd))
 }
 
 // wrapRunE gives every command's error its exit code: an error a command

@@ -38,8 +38,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 			row("First sequence (horizon)", st.FirstSequence)
 			row("Last sequence", st.LastSequence)
 			row("Records", st.Records)
-			row("Hot log", fmt.Sprintf("%d records, %s in %d segments (segment size %s)", st.HotRecords, humanBytes(st.HotBytes), st.HotSegments, humanBytes(int64(st.SegmentSize))))
-			row("Archives", fmt.Sprintf("%d records, %s in %d segments, %d coalesced, compression %.1fx", st.ArchiveRecords, humanBytes(st.ArchiveBytes), st.ArchiveSegments, st.Coalesced, st.CompressionRatio))
+			row("Hot log", fmt.Sprintf("%d records, %s in %s (segment size %s)", st.HotRecords, humanBytes(st.HotBytes), plural(st.HotSegments, "segment", "segments"), humanBytes(int64(st.SegmentSize))))
+			if st.ArchiveSegments == 0 {
+				row("Archives", "none")
+			} else {
+				row("Archives", fmt.Sprintf("%d records, %s in %s, %d coalesced, compression %.1fx", st.ArchiveRecords, humanBytes(st.ArchiveBytes), plural(st.ArchiveSegments, "archive", "archives"), st.Coalesced, st.CompressionRatio))
+			}
 			for _, d := range st.DamagedArchives {
 				row("  DAMAGED", d)
 			}

@@ -92,7 +92,11 @@ func newSurfacesCmd(g *globals) *cobra.Command {
 				if v.Live.LastSequence > 0 {
 					lastSeq = fmt.Sprint(v.Live.LastSequence)
 				}
-				verdict, retire := "-", "no — no coverage figures (journalctl serve writes them)"
+				verdict, retire := "-", "no — no coverage figures yet (journalctl serve writes them)"
+				if why := coverage.NotObservedWhy(s); v.Coverage == nil && why != "" {
+					// Never watched: no server run would bring figures.
+					verdict, retire = coverage.VerdictNotObserved, "no — "+why
+				}
 				if v.Coverage != nil {
 					verdict, retire = v.Coverage.Verdict, v.Coverage.RetireText()
 					if v.Coverage.Verdict != coverage.VerdictNotObserved {

@@ -27,6 +27,15 @@ func humanTime(t time.Time) string { return t.UTC().Format(humanTimeLayout) }
 // "1h30m", "90s" as "1m30s").
 func humanDuration(d time.Duration) string { return types.FormatDuration(d) }
 
+// plural writes n with the noun's singular or plural form ("1 segment",
+// "2 segments").
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // column is one column of a table.
 type column struct {
 	title string

@@ -82,8 +82,8 @@ Exit codes: 0 clean, 1 problems found (or repaired), 2 usage error.`,
 				if !rep.Clean {
 					state = "PROBLEMS FOUND"
 				}
-				fmt.Fprintf(g.out, "%s: %s — sequences %d..%d; hot log: %d segments, %d records, %s; archives: %d, %d records (%d coalesced), %s\n",
-					rep.Dir, state, rep.FirstSequence, rep.LastSequence, rep.Segments, rep.Records, humanBytes(rep.Bytes),
+				fmt.Fprintf(g.out, "%s: %s — sequences %d..%d; hot log: %s, %d records, %s; archives: %d, %d records (%d coalesced), %s\n",
+					rep.Dir, state, rep.FirstSequence, rep.LastSequence, plural(rep.Segments, "segment", "segments"), rep.Records, humanBytes(rep.Bytes),
 					rep.ArchiveSegments, rep.ArchiveRecords, rep.Coalesced, humanBytes(rep.ArchiveBytes))
 				if len(rep.Problems) > 0 {
 					tw := g.table()

@@ -110,12 +110,7 @@ func (c *collector) lineOf(field string) int {
 	return c.lines[""]
 }
 
-func clip(s string) string {
-	if len(s) <= maxValueInMessage {
-		return s
-	}
-	return types.CutUTF8(s, maxValueInMessage) + "…"
-}
+func clip(s string) string { return types.Clip(s, maxValueInMessage) }
 
 // join appends key to a field path. A key that is not a plain word (empty,
 // or holding spaces, dots, quotes, ...) is written as ["key"] so the path

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
@@ -116,19 +117,7 @@ func (f Footer) CompressionRatio() float64 {
 // rejects its name, Open finds no trailer) and is removed by
 // fsx.SweepTemp.
 func Write(path string, next func() (Record, bool, error), opts WriterOptions) (Footer, error) {
-	if opts.BlockSize == 0 {
-		opts.BlockSize = DefaultBlockSize
-	}
-	if opts.BlockSize < MinBlockSize || opts.BlockSize > MaxBlockSize {
-		return Footer{}, fmt.Errorf("write archive %s: block size %d outside %d..%d", path, opts.BlockSize, MinBlockSize, MaxBlockSize)
-	}
-	if opts.Level == 0 {
-		opts.Level = archiveDefaultLevel
-	}
-	if opts.CreatedAt.IsZero() {
-		opts.CreatedAt = time.Now()
-	}
-	enc, err := archiveEncoder(opts.Level)
+	enc, err := opts.prepare()
 	if err != nil {
 		return Footer{}, fmt.Errorf("write archive %s: %w", path, err)
 	}
@@ -139,14 +128,7 @@ func Write(path string, next func() (Record, bool, error), opts WriterOptions) (
 	if err != nil {
 		return Footer{}, fmt.Errorf("write archive: %w", err)
 	}
-	w := &archiveWriter{
-		bw:         bufio.NewWriterSize(f, 256<<10),
-		enc:        enc,
-		blockSize:  opts.BlockSize,
-		labelIDs:   make(map[string]uint32),
-		blockLocal: make(map[string]uint32),
-	}
-	footer, err := w.write(next, opts)
+	footer, err := newArchiveWriter(f, enc, opts).write(next, opts)
 	if err == nil {
 		err = f.Sync()
 		if err != nil {
@@ -167,6 +149,36 @@ func Write(path string, next func() (Record, bool, error), opts WriterOptions) (
 		return Footer{}, fmt.Errorf("write archive %s: %w", path, err)
 	}
 	return footer, nil
+}
+
+// prepare fills the options' defaults and checks them, and returns the
+// zstd encoder of their level. Write and Measure both start here, so a
+// dry run encodes exactly as the real run does.
+func (opts *WriterOptions) prepare() (*zstd.Encoder, error) {
+	if opts.BlockSize == 0 {
+		opts.BlockSize = DefaultBlockSize
+	}
+	if opts.BlockSize < MinBlockSize || opts.BlockSize > MaxBlockSize {
+		return nil, fmt.Errorf("block size %d outside %d..%d", opts.BlockSize, MinBlockSize, MaxBlockSize)
+	}
+	if opts.Level == 0 {
+		opts.Level = archiveDefaultLevel
+	}
+	if opts.CreatedAt.IsZero() {
+		opts.CreatedAt = time.Now()
+	}
+	return archiveEncoder(opts.Level)
+}
+
+// newArchiveWriter returns a writer of prepared options into dst.
+func newArchiveWriter(dst io.Writer, enc *zstd.Encoder, opts WriterOptions) *archiveWriter {
+	return &archiveWriter{
+		bw:         bufio.NewWriterSize(dst, 256<<10),
+		enc:        enc,
+		blockSize:  opts.BlockSize,
+		labelIDs:   make(map[string]uint32),
+		blockLocal: make(map[string]uint32),
+	}
 }
 
 // archiveBeforeCommit, when set (by crash tests only), runs after the temp
