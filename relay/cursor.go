@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,8 +25,6 @@ const (
 	lockFileName    = "relay.lock"
 	cursorVersion   = 1
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Cursor is the relay's durable position, persisted in state/relay.json.
 // Every record of the journal up to Sequence is in the stream, exactly
@@ -64,27 +61,12 @@ func (e *CursorError) Unwrap() error { return e.Err }
 // does not read.
 var ErrUnsupportedVersion = errors.New("unsupported relay file version")
 
-// seal sets *crc to the CRC32C of v's JSON with *crc empty and returns
-// the JSON with a newline.
-func seal(v any, crc *string) []byte {
-	*crc = ""
-	b, _ := json.Marshal(v)
-	*crc = fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli))
-	out, _ := json.Marshal(v)
-	return append(out, '\n')
-}
+// seal and checkSeal are the journal's one sealed form of a small state
+// file (fsx.SealJSON): the relay's files are checksummed as identity.json
+// and horizon.json are.
+func seal(v any, crc *string) []byte { return fsx.SealJSON(v, crc) }
 
-// checkSeal verifies a value decoded from seal's output.
-func checkSeal(v any, crc *string) error {
-	got := *crc
-	defer func() { *crc = got }()
-	*crc = ""
-	b, _ := json.Marshal(v)
-	if want := fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli)); want != got {
-		return fmt.Errorf("checksum mismatch (stored %q, computed %s)", got, want)
-	}
-	return nil
-}
+func checkSeal(v any, crc *string) error { return fsx.CheckSealedJSON(v, crc) }
 
 // decodeStrict decodes one JSON object, refusing unknown fields and
 // trailing bytes.

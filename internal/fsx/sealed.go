@@ -13,7 +13,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // encoded with that field empty. crc points at v's checksum field (a
 // string tagged `json:"crc32c"`). It is the one sealed form of the
 // journal's small state files (state/identity.json, state/horizon.json,
-// state/coverage.json; docs/format/).
+// state/coverage.json, state/relay.json; docs/format/).
 func SealJSON(v any, crc *string) []byte {
 	*crc = ""
 	b, _ := json.Marshal(v)
