@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -53,7 +54,7 @@ type Watcher struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	once       sync.Once
-	pause      sync.Mutex // test seam: held while the reader is paused
+	pause      atomic.Pointer[chan struct{}] // test seam: while set, the reader waits for the channel to close
 	closed     error
 
 	mu sync.Mutex // guards every field below
@@ -259,8 +260,15 @@ func (w *Watcher) run(ctx context.Context) {
 	defer rescanT.Stop()
 	defer retryT.Stop()
 	for {
-		w.pause.Lock()
-		w.pause.Unlock() //nolint:staticcheck // an empty critical section: wait while a test pauses the reader
+		// Wait while a test pauses the reader (an overflow test lets the
+		// kernel's queue overflow).
+		if g := w.pause.Load(); g != nil {
+			select {
+			case <-*g:
+			case <-ctx.Done():
+				return
+			}
+		}
 		var events chan fsnotify.Event
 		var errs chan error
 		w.mu.Lock()
@@ -578,5 +586,13 @@ func absDur(d time.Duration) time.Duration {
 
 // pauseReader stops the event reader (a test seam): the kernel's queue
 // fills while it is paused. resumeReader lets it go on.
-func (w *Watcher) pauseReader()  { w.pause.Lock() }
-func (w *Watcher) resumeReader() { w.pause.Unlock() }
+func (w *Watcher) pauseReader() {
+	g := make(chan struct{})
+	w.pause.Store(&g)
+}
+
+func (w *Watcher) resumeReader() {
+	if g := w.pause.Swap(nil); g != nil {
+		close(*g)
+	}
+}

@@ -502,14 +502,6 @@ func archiveFiles(as []*archiveSeg) int {
 	return n
 }
 
-func archiveRecords(as []*archiveSeg) uint64 {
-	var n uint64
-	for _, a := range as {
-		n += a.footer.Records
-	}
-	return n
-}
-
 // archiveWriterOptions are the options compaction writes an archive of
 // sequences first..last with: this journal's id and the covered range in
 // the footer, so the footer, not the file name, says what the archive

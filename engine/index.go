@@ -2,7 +2,6 @@ package engine
 
 import (
 	"sync"
-	"time"
 )
 
 // hotEntry is the in-memory index entry of one record in the hot log. It
@@ -118,5 +117,3 @@ func corrHash(id string) uint32 {
 	}
 	return h
 }
-
-func unixOf(t time.Time) int64 { return t.UnixNano() }

@@ -3,7 +3,6 @@ package parse
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/big"
 	"strings"
 	"time"
@@ -162,7 +161,7 @@ func Size(s string) (int64, error) {
 	}
 	r.Mul(r, new(big.Rat).SetInt64(mult))
 	n := new(big.Int).Quo(r.Num(), r.Denom())
-	if !n.IsInt64() || n.Int64() > math.MaxInt64 {
+	if !n.IsInt64() {
 		return 0, &Error{Kind: "size", Input: in, Problem: "is larger than 8 EiB, the largest size accepted"}
 	}
 	return n.Int64(), nil
