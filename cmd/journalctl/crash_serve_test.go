@@ -40,10 +40,12 @@ import (
 )
 
 const (
-	// --max-records: about 50 segments of 64 KiB, more than the clients
-	// write between two kills, so every acknowledged record is checked
-	// readable at least once before retention removes it (asserted).
-	crashServeRetention = 10000
+	// --max-records: about 150 segments of 64 KiB, several times what the
+	// clients write between two kills (up to about 10,000 records in the
+	// 1.15 s of the longest load at the write path's present speed), so
+	// every acknowledged record is checked readable at least once before
+	// retention removes it (asserted).
+	crashServeRetention = 30000
 	crashServeClients   = 6
 )
 
