@@ -509,8 +509,11 @@ func natsChild(store string) {
 
 // pinTo sets the CPU affinity of every thread of this process to cpu;
 // threads started later inherit it from the thread that starts them.
-// Twice, for a thread started while the first pass ran.
+// Twice, for a thread started while the first pass ran. GOMAXPROCS
+// becomes 1, as the runtime sets it for a process started on one CPU
+// (taskset -c).
 func pinTo(cpu int) error {
+	runtime.GOMAXPROCS(1)
 	var set unix.CPUSet
 	set.Set(cpu)
 	for pass := 0; pass < 2; pass++ {
