@@ -2,10 +2,12 @@
 // throughput and lag while 64 writers load the journal (sync=always), and
 // the relay's cost to those writers as a ratio against the same load
 // without a relay, measured in the same run with the rounds interleaved;
-// then how fast the relay ships a backlog. The JetStream server runs in a
-// child process (this binary re-executed), as it would on another
-// machine; on a small machine it still shares the CPUs, so the cost
-// figure is an upper bound.
+// then how fast the relay ships a backlog. To say where the cost goes,
+// each round also runs the writers beside a read-only diagnostic (the
+// relay's reading and encoding, no publish) and reports the JetStream
+// server's CPU per shipped record. The server runs in a child process
+// (this binary re-executed), as it would on another machine; on a small
+// machine it still shares the CPUs (-pin pins it to its own).
 package main
 
 import (
