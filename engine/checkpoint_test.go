@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/internal/testproc"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/segment/archive"
 )
@@ -248,7 +249,7 @@ func TestACheckpointThatCannotBeUsedSaysWhyWithItsOwnErrorAndIsRebuilt(t *testin
 				}
 			}
 
-			var logs syncBuffer
+			var logs testproc.Buffer
 			j2, err := Open(dir, append([]Option{WithSegmentSize(64 << 10), WithLogger(slog.New(slog.NewJSONHandler(&logs, nil)))}, tc.opts...)...)
 			if err != nil {
 				t.Fatalf("open with a checkpoint it cannot use: %v", err)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -398,7 +397,7 @@ func checkAfterCompactKill(t *testing.T, dir, step string, run compactRun, acked
 	}
 
 	// The writer finishes the interrupted compaction.
-	var logBuf syncBuffer
+	var logBuf testproc.Buffer
 	logger := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	opened := time.Now()
 	j, err := Open(dir, append(compactCrashOptions(), WithLogger(logger))...)
@@ -500,24 +499,6 @@ func checkAfterCompactKill(t *testing.T, dir, step string, run compactRun, acked
 	}
 	validateClean(t, "validate after the further compaction", dir)
 	return h2
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestCompactionKilledAtEveryStepLeavesEveryPromisedRecordExactlyOnce(t *testing.T) {

@@ -615,7 +615,7 @@ func TestADamagedArchiveLeavesALoggedHoleInTheRebuiltWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(dir, stateDirName, checkpointFileName))
-	var logs syncBuffer
+	var logs testproc.Buffer
 	j = openT(t, dir, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if !strings.Contains(logs.String(), "dedupe window incomplete") || !strings.Contains(logs.String(), filepath.Base(older)) {
 		t.Fatalf("the hole is not logged with the archive's name:\n%s", logs.String())
@@ -637,7 +637,7 @@ func TestAStep4DirectoryOpensKeepsItsIdentitiesAndContinuesInVersion2(t *testing
 	copyDir(t, filepath.Join("testdata", "step4-dir"), dir)
 	base := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	clock := newFakeClock(base.Add(time.Hour))
-	var logs syncBuffer
+	var logs testproc.Buffer
 	j, err := Open(dir, WithSegmentSize(64<<10), WithClock(clock.Now), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)

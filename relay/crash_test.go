@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // TestMain lets the test binary run as a relay child (the crash test
@@ -56,24 +57,6 @@ func relayChild() int {
 
 var reconciled = regexp.MustCompile(`reconciled the cursor with the stream.* cursor_was=(\d+) cursor=(\d+)`)
 
-// lockedBuffer collects the children's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func crashKills() int {
 	if n, err := strconv.Atoi(os.Getenv("RELAY_KILLS")); err == nil && n > 0 {
 		return n
@@ -111,7 +94,7 @@ func TestCrashKilledRelayLeavesNoLossAndNoDuplicate(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
-	var logs lockedBuffer
+	var logs testproc.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("the relay children's logs:\n%s", logs.String())

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // liveFollower is `journalctl state-journal -f -o jsonl` with its stderr
@@ -16,14 +18,14 @@ import (
 type liveFollower struct {
 	cmd    *exec.Cmd
 	seqs   chan uint64
-	stderr *syncBuffer
+	stderr *testproc.Buffer
 	done   chan struct{}
 	code   int
 }
 
 func startLiveFollower(t *testing.T, dir string, args ...string) *liveFollower {
 	t.Helper()
-	f := &liveFollower{seqs: make(chan uint64, 1024), stderr: &syncBuffer{}, done: make(chan struct{})}
+	f := &liveFollower{seqs: make(chan uint64, 1024), stderr: &testproc.Buffer{}, done: make(chan struct{})}
 	f.cmd = exec.Command(binary, append([]string{"--dir", dir, "state-journal", "-f", "-o", "jsonl"}, args...)...)
 	f.cmd.Env = cleanEnv()
 	f.cmd.Stderr = f.stderr

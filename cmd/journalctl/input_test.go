@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // stdinLine is one output line of state-journal-record --stdin --json:
@@ -195,7 +197,7 @@ func TestStdinThroughAServerThatDiesMidStreamEndsWithOneJSONLineNamingTheFirstLi
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr testproc.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

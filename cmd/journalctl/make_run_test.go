@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentruntime/statejournal/internal/testproc"
 )
 
 // `make run`, then SIGTERM to make: the server must stop with it, not
@@ -26,7 +28,7 @@ func TestMakeRunStopsTheServerWhenMakeIsTerminated(t *testing.T) {
 	dir := shortDir(t)
 	mk := exec.Command("make", "-s", "-C", root, "run", "ARGS=--dir "+dir+" --listen 127.0.0.1:0")
 	mk.Env = cleanEnv()
-	stderr := &syncBuffer{}
+	stderr := &testproc.Buffer{}
 	mk.Stdout, mk.Stderr = stderr, stderr
 	if err := mk.Start(); err != nil {
 		t.Fatal(err)

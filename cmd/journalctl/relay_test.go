@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentruntime/statejournal/internal/testproc"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
@@ -92,7 +93,7 @@ func TestRelayCommandShipsStopsOnSIGTERMAndTheNATSFollowerPrintsTheHost(t *testi
 	seed(t, dir, "ws", 20)
 	relay := exec.Command(binary, "--dir", dir, "relay", "--nats", url, "--host", "cli-a", "--stream-max-age", "7d")
 	relay.Env = cleanEnv()
-	stderr := &syncBuffer{}
+	stderr := &testproc.Buffer{}
 	relay.Stderr = stderr
 	if err := relay.Start(); err != nil {
 		t.Fatal(err)

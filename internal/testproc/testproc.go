@@ -80,7 +80,7 @@ type Proc struct {
 	// Stdin is the child's standard input when Options.Stdin was set.
 	Stdin io.WriteCloser
 
-	stderr syncBuffer
+	stderr Buffer
 
 	mu    sync.Mutex
 	cond  *sync.Cond
@@ -366,18 +366,23 @@ func (r Result) String() string {
 	return fmt.Sprintf("exit %d (killed %t)\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Killed, strings.TrimSpace(string(r.Stdout)), strings.TrimSpace(r.Stderr))
 }
 
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe to read while a child process, or a
+// logger's goroutines, write it: a child's standard error, a test's log
+// handler.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
