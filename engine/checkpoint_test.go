@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/internal/testproc"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/segment/archive"
 )
@@ -88,7 +89,7 @@ func TestCheckpointGoldenFileIsVersion4AsDocumented(t *testing.T) {
 		entries[i] = e
 		seq := meta.First + uint64(i)
 		if int(e.surface) >= len(meta.Names) || int(e.hint) >= len(meta.Names) ||
-			(e.ctype != 255 && int(e.ctype) >= len(registry.ChangeTypes)) || int(e.sev) >= len(registry.Severities) || e.multi > 1 {
+			(e.ctype != 255 && int(e.ctype) >= len(record.ChangeTypes())) || int(e.sev) >= len(record.Severities()) || e.multi > 1 {
 			t.Fatalf("entry %d: %+v is outside the documented ranges", seq, e)
 		}
 		seg := ""

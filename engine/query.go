@@ -9,7 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/segment/archive"
 	"github.com/agentruntime/statejournal/types"
@@ -86,24 +85,11 @@ func (j *Journal) compile(q Query) (compiled, error) {
 	if len(q.Surfaces) > 0 && len(c.surfaces) == 0 {
 		c.anySurf = true
 	}
-	for _, t := range q.ChangeTypes {
-		i, err := record.ChangeTypeOf("change_type", t)
-		if err != nil {
-			return c, err
-		}
-		c.ctypes = append(c.ctypes, i)
+	var err error
+	if c.ctypes, c.minSev, err = filterTerms(q); err != nil {
+		return c, err
 	}
-	if q.MinSeverity != "" {
-		r, err := record.SeverityOf("min_severity", q.MinSeverity)
-		if err != nil {
-			return c, err
-		}
-		c.minSev = r
-	}
-	if q.AggregateID != "" || q.AggregateType != "" {
-		if q.AggregateID == "" || q.AggregateType == "" {
-			return c, &types.FieldError{Kind: types.ErrInvalid, Field: "aggregate", Problem: "needs both aggregate_type and aggregate_id", Index: -1}
-		}
+	if q.AggregateID != "" {
 		c.agg = aggHash(q.AggregateType, q.AggregateID)
 	}
 	c.corr = corrHash(q.CorrelationID)

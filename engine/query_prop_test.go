@@ -13,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/agentruntime/statejournal/engine/registry"
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/segment"
 	"github.com/agentruntime/statejournal/segment/archive"
 )
@@ -94,9 +95,9 @@ func fullScan(t fataler, dir string) []Change {
 // modelQuery applies q to records the naive way.
 func modelQuery(all []Change, q Query) []Change {
 	var out []Change
-	minSev, _ := registry.SeverityRank(q.MinSeverity)
+	minSev, _ := record.SeverityCode(q.MinSeverity)
 	for _, c := range all {
-		sev, _ := registry.SeverityRank(c.Severity)
+		sev, _ := record.SeverityCode(c.Severity)
 		switch {
 		case c.Sequence <= q.After,
 			len(q.Surfaces) > 0 && !slices.ContainsFunc(c.ChangedSurfaces, func(s string) bool { return slices.Contains(q.Surfaces, s) }),
@@ -153,7 +154,7 @@ func genChange(t *rapid.T, base time.Time, i int) Change {
 		ChangedSurfaces: changed,
 		Source:          src, Surface: s, ChangeType: ct, AggregateType: "agg",
 		AggregateID:   fmt.Sprintf("a-%d", rapid.IntRange(0, 5).Draw(t, "agg")),
-		Severity:      rapid.SampledFrom(registry.Severities).Draw(t, "sev"),
+		Severity:      rapid.SampledFrom(record.Severities()).Draw(t, "sev"),
 		CorrelationID: rapid.SampledFrom([]string{"", "", "corr-1", "corr-2"}).Draw(t, "corr"),
 		OccurredAt:    base.Add(time.Duration(rapid.IntRange(-400, 400).Draw(t, "skew")) * time.Second),
 	}
@@ -177,7 +178,7 @@ func genQuery(t *rapid.T, head uint64, base time.Time) Query {
 		q.CorrelationID = rapid.SampledFrom([]string{"corr-1", "corr-2"}).Draw(t, "corrid")
 	}
 	if rapid.IntRange(0, 3).Draw(t, "sev?") == 0 {
-		q.MinSeverity = rapid.SampledFrom(registry.Severities).Draw(t, "minsev")
+		q.MinSeverity = rapid.SampledFrom(record.Severities()).Draw(t, "minsev")
 	}
 	if rapid.IntRange(0, 3).Draw(t, "time?") == 0 {
 		q.Since = base.Add(time.Duration(rapid.IntRange(0, int(head)).Draw(t, "since")) * time.Second)
@@ -194,6 +195,27 @@ func checkQueries(t *rapid.T, j *Journal, all []Change, base time.Time, label st
 			t.Fatalf("%s: query %+v: %v", label, q, err)
 		}
 		want := modelQuery(all, q)
+		// A Filter (what a reader of the NATS stream applies) passes
+		// exactly the records the model does, cursor aside.
+		f, err := NewFilter(q)
+		if err != nil {
+			t.Fatalf("%s: NewFilter(%+v): %v", label, q, err)
+		}
+		unbounded := q
+		unbounded.Limit, unbounded.NewestFirst = 0, false
+		var passed []uint64
+		for i := range all {
+			if all[i].Sequence > q.After && f.Match(&all[i]) {
+				passed = append(passed, all[i].Sequence)
+			}
+		}
+		var modeled []uint64
+		for _, c := range modelQuery(all, unbounded) {
+			modeled = append(modeled, c.Sequence)
+		}
+		if !slices.Equal(passed, modeled) {
+			t.Fatalf("%s: query %+v: the Filter passes %v, the model %v", label, q, passed, modeled)
+		}
 		if len(got.Changes) != len(want) {
 			t.Fatalf("%s: query %+v: index gave %d records, full scan %d", label, q, len(got.Changes), len(want))
 		}

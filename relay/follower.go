@@ -27,9 +27,12 @@ type Message struct {
 type FollowConfig struct {
 	URL    string
 	Stream string // default DefaultStream
-	// Hosts, Surfaces and ChangeTypes filter by subject token (empty:
-	// all); the other filters are the caller's, on Message.Change.
-	Hosts, Surfaces, ChangeTypes []string
+	// Hosts and ChangeTypes filter by subject token (empty: all); the
+	// other filters are the caller's, on Message.Change (engine.Filter).
+	// Surfaces are not a subject filter: a subject names the record's own
+	// surface, and a record is also found under every surface it lists in
+	// changed_surfaces.
+	Hosts, ChangeTypes []string
 	// After, when set (HasAfter), starts after this stream sequence;
 	// otherwise the last Last messages of the stream (before filtering)
 	// come first, then the new ones.
@@ -52,19 +55,17 @@ func (cfg FollowConfig) FilterSubjects() []string {
 		}
 		return out
 	}
-	if len(cfg.Hosts) == 0 && len(cfg.Surfaces) == 0 && len(cfg.ChangeTypes) == 0 {
+	if len(cfg.Hosts) == 0 && len(cfg.ChangeTypes) == 0 {
 		return []string{"state.>"}
 	}
 	var subs []string
 	for _, h := range or(cfg.Hosts) {
-		if len(cfg.Surfaces) == 0 && len(cfg.ChangeTypes) == 0 {
+		if len(cfg.ChangeTypes) == 0 {
 			subs = append(subs, "state."+h+".>")
 			continue
 		}
-		for _, s := range or(cfg.Surfaces) {
-			for _, c := range or(cfg.ChangeTypes) {
-				subs = append(subs, "state."+h+"."+s+"."+c)
-			}
+		for _, c := range or(cfg.ChangeTypes) {
+			subs = append(subs, "state."+h+".*."+c)
 		}
 	}
 	return subs

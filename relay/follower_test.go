@@ -61,7 +61,7 @@ func TestTwoHostsFeedOneStreamAndAFollowerSeesBothInEachHostsOrder(t *testing.T)
 	if got["host-a"] != 100 || got["host-b"] != 150 {
 		t.Fatalf("the follower saw %v", got)
 	}
-	only := follow(FollowConfig{URL: ns.ClientURL(), HasAfter: true, Hosts: []string{"host-b"}, Surfaces: []string{"runtime_work_session"}})
+	only := follow(FollowConfig{URL: ns.ClientURL(), HasAfter: true, Hosts: []string{"host-b"}, ChangeTypes: []string{"heartbeat"}})
 	if len(only) != 1 || only["host-b"] != 150 {
 		t.Fatalf("the follower of host-b saw %v", only)
 	}

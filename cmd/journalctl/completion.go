@@ -3,9 +3,8 @@ package main
 import (
 	"strings"
 
+	"github.com/agentruntime/statejournal/record"
 	"github.com/spf13/cobra"
-
-	"github.com/agentruntime/statejournal/engine/registry"
 )
 
 // completeJournalFlags registers the value completions of state-journal's
@@ -32,9 +31,9 @@ func registerCompletions(g *globals, root *cobra.Command) {
 			}
 		}
 		reg("surface", g.completeSurfaces)
-		reg("change-type", listValues(registry.ChangeTypes...))
-		reg("severity", fixedValues(registry.Severities...))
-		reg("min-severity", fixedValues(registry.Severities...))
+		reg("change-type", listValues(record.ChangeTypes()...))
+		reg("severity", fixedValues(record.Severities()...))
+		reg("min-severity", fixedValues(record.Severities()...))
 		reg("sync", fixedValues("always", "interval", "none"))
 		reg("output", fixedValues(outputFormats...))
 		for _, sub := range c.Commands() {

@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentruntime/statejournal/engine"
-	"github.com/agentruntime/statejournal/engine/registry"
 	"github.com/agentruntime/statejournal/relay"
 	"github.com/agentruntime/statejournal/server"
+	"github.com/agentruntime/statejournal/types"
 )
 
 // natsFollowFlags are the flags of state-journal -f --nats.
@@ -46,20 +46,21 @@ func runNATSFollow(g *globals, cmd *cobra.Command, nf natsFollowFlags, lq server
 	if format == outJSON {
 		format = outJSONL
 	}
-	minRank := -1
-	if lq.MinSeverity != "" {
-		r, ok := registry.SeverityRank(lq.MinSeverity)
-		if !ok {
-			return usageErr("--min-severity %q is not one of: %v", lq.MinSeverity, registry.Severities)
-		}
-		minRank = r
+	// The stream's records are filtered as the local journal's are: the
+	// same checks, the same errors, a record found under every surface it
+	// lists.
+	filter, err := engine.NewFilter(lq.Query)
+	if fe := (*types.FieldError)(nil); errors.As(err, &fe) {
+		return queryFlagErr(fe)
+	} else if err != nil {
+		return usageErr("%v", err)
 	}
 	for _, h := range splitList(nf.hosts) {
 		if err := relay.CheckHost(h); err != nil {
 			return usageErr("--host %v", err)
 		}
 	}
-	cfg := relay.FollowConfig{URL: nf.url, Stream: nf.stream, Hosts: splitList(nf.hosts), Surfaces: lq.Surfaces, ChangeTypes: lq.ChangeTypes,
+	cfg := relay.FollowConfig{URL: nf.url, Stream: nf.stream, Hosts: splitList(nf.hosts), ChangeTypes: lq.ChangeTypes,
 		After: lq.After, HasAfter: lq.Cursor, Last: 10}
 	if limitSet && lq.Limit > 0 {
 		cfg.Last = uint64(lq.Limit)
@@ -81,9 +82,9 @@ func runNATSFollow(g *globals, cmd *cobra.Command, nf natsFollowFlags, lq server
 		w.Flush()
 	}
 	errClosed := errors.New("output closed")
-	err := relay.FollowStream(ctx, cfg, func(m relay.Message) error {
+	err = relay.FollowStream(ctx, cfg, func(m relay.Message) error {
 		c := m.Change
-		if !matches(c, lq, minRank) {
+		if !filter.Match(&c) {
 			return nil
 		}
 		switch format {
@@ -119,24 +120,4 @@ func runNATSFollow(g *globals, cmd *cobra.Command, nf natsFollowFlags, lq server
 		return nil
 	}
 	return g.fail(exitProblems, err) // types.ErrNATSUnavailable: code nats_unavailable
-}
-
-// matches applies the filters the subject cannot: aggregate, correlation,
-// severity, commit time.
-func matches(c engine.Change, lq server.ListQuery, minRank int) bool {
-	if lq.AggregateType != "" && c.AggregateType != lq.AggregateType || lq.AggregateID != "" && c.AggregateID != lq.AggregateID {
-		return false
-	}
-	if lq.CorrelationID != "" && c.CorrelationID != lq.CorrelationID {
-		return false
-	}
-	if minRank >= 0 {
-		if r, ok := registry.SeverityRank(c.Severity); !ok || r < minRank {
-			return false
-		}
-	}
-	if !lq.Since.IsZero() && c.CommittedAt.Before(lq.Since) || !lq.Until.IsZero() && !c.CommittedAt.Before(lq.Until) {
-		return false
-	}
-	return true
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentruntime/statejournal/record"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -94,11 +95,11 @@ surfaces:
 		},
 		{
 			name: "a surface that does not narrow change types still refuses unknown ones", surface: "runtime_config", source: "runtime.config", changeType: "renamed",
-			kind: types.ErrInvalid, field: "change_type", problem: "is not allowed", allowed: ChangeTypes,
+			kind: types.ErrInvalid, field: "change_type", problem: "is not allowed", allowed: record.ChangeTypes(),
 		},
 		{
 			name: "an empty change type is required", surface: "runtime_config", source: "runtime.config", changeType: "",
-			kind: types.ErrInvalid, field: "change_type", problem: "is required", allowed: ChangeTypes,
+			kind: types.ErrInvalid, field: "change_type", problem: "is required", allowed: record.ChangeTypes(),
 		},
 	}
 	for _, tt := range tests {

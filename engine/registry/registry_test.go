@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/agentruntime/statejournal/record"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -364,7 +365,7 @@ surfaces:
 			t.Errorf("%s snapshot hint = %q, want %q", id, s.SnapshotHint, hint)
 		}
 		want(t, s.Authority, AuthorityNone)
-		want(t, slices.Equal(s.ChangeTypes, ChangeTypes), true)
+		want(t, slices.Equal(s.ChangeTypes, record.ChangeTypes()), true)
 		if s.DerivedFrom == nil || s.Journal.OwnerSources == nil {
 			t.Errorf("%s has nil lists", id)
 		}
@@ -394,21 +395,6 @@ surfaces:
 	if !reflect.DeepEqual(got, wantCounts) {
 		t.Errorf("CountByMode = %v, want %v", got, wantCounts)
 	}
-}
-
-func TestSeverityRankOrdersSeverities(t *testing.T) {
-	for i, s := range Severities {
-		rank, ok := SeverityRank(s)
-		if !ok || rank != i {
-			t.Errorf("SeverityRank(%q) = %d, %v; want %d, true", s, rank, ok, i)
-		}
-	}
-	if _, ok := SeverityRank("fatal"); ok {
-		t.Error(`SeverityRank("fatal") reported a severity`)
-	}
-	low, _ := SeverityRank("debug")
-	high, _ := SeverityRank("critical")
-	want(t, low < high, true)
 }
 
 func TestRegistryIsSafeForConcurrentReaders(t *testing.T) {

@@ -79,25 +79,6 @@ var Modes = slices.Clone(modes)
 // StorageKinds lists the storage kinds. Callers must not modify it.
 var StorageKinds = slices.Clone(storageKinds)
 
-// ChangeTypes lists every change type of the record contract
-// (runtime-state-change-v1). A surface may narrow it. Validation uses a
-// private copy, so modifying this slice changes nothing but the caller's view.
-var ChangeTypes = slices.Clone(changeTypeList)
-
-// Severities lists the record severities from lowest to highest. Validation
-// uses a private copy.
-var Severities = slices.Clone(severityList)
-
-// SeverityRank returns the rank of s (its record.SeverityCode: debug = 0,
-// critical = 5) and whether s is a severity at all.
-func SeverityRank(s string) (int, bool) {
-	c, ok := record.SeverityCode(s)
-	if !ok {
-		return -1, false
-	}
-	return int(c), true
-}
-
 // Storage says where a surface is physically kept. The path is an
 // attribute for operators and for the coverage watcher, never the API.
 type Storage struct {
