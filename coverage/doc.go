@@ -57,7 +57,8 @@
 //
 // The figures and the fingerprints last seen are written to
 // <data dir>/state/coverage.json (temp file, fsync, rename, directory
-// fsync) at most every Flush and at Close, with the journal's id and a
+// fsync) at most every Flush when counts changed, at the next settle tick
+// after a miss, gap or verdict change, and at Close, with the journal's id and a
 // CRC32C; a file of another journal, damaged or of an unknown version is
 // not believed: the figures start afresh and the reason is logged and
 // reported. At start the files are compared with the fingerprints kept:

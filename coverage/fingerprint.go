@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -67,11 +68,22 @@ func ValidFingerprint(s string) bool {
 	return true
 }
 
-// fingerprintFile reads path and returns its fingerprint; a missing path
-// is Absent (no error). It reads at most maxBytes: a larger file is an
-// error, never a partial hash.
-func fingerprintFile(path string, maxBytes int64) (Fingerprint, error) {
-	f, err := os.Open(path)
+// hasher fingerprints files with one reused read buffer and digest. The
+// run loop hashes every settled change (a thousand a second on a busy
+// runtime); a fresh 32 KiB copy buffer for each would be garbage that the
+// writers pay for in collections and mark assists. Not safe for
+// concurrent use: the watcher's run loop owns it (under Watcher.mu).
+type hasher struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+}
+
+// file reads path and returns its fingerprint; a missing path is Absent
+// (no error). It reads at most maxBytes: a larger file is an error, never
+// a partial hash.
+func (x *hasher) file(path string, maxBytes int64) (Fingerprint, error) {
+	f, err := openForHash(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Fingerprint{Hash: Absent}, nil
 	}
@@ -92,15 +104,45 @@ func fingerprintFile(path string, maxBytes int64) (Fingerprint, error) {
 	if fi.Size() > maxBytes {
 		return Fingerprint{}, fmt.Errorf("%s is %d bytes, over the %d bytes the coverage watcher hashes", path, fi.Size(), maxBytes)
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(f, maxBytes+1))
-	if err != nil {
-		return Fingerprint{}, fmt.Errorf("read %s: %w", path, err)
+	if x.h == nil {
+		x.h, x.buf = sha256.New(), make([]byte, 32<<10)
 	}
-	if n > maxBytes {
-		return Fingerprint{}, fmt.Errorf("%s grew over the %d bytes the coverage watcher hashes", path, maxBytes)
+	x.h.Reset()
+	// Read to the end, not to the size Stat gave: a file still growing
+	// is hashed as read, or refused past the bound.
+	var n int64
+	for {
+		k, err := f.Read(x.buf)
+		x.h.Write(x.buf[:k])
+		if n += int64(k); n > maxBytes {
+			return Fingerprint{}, fmt.Errorf("%s grew over the %d bytes the coverage watcher hashes", path, maxBytes)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Fingerprint{}, fmt.Errorf("read %s: %w", path, err)
+		}
 	}
-	return Fingerprint{Size: n, Mtime: fi.ModTime().UTC(), Hash: FingerprintPrefix + hex.EncodeToString(h.Sum(nil))}, nil
+	x.h.Sum(x.sum[:0])
+	var hx [len(FingerprintPrefix) + 2*sha256.Size]byte
+	copy(hx[:], FingerprintPrefix)
+	hex.Encode(hx[len(FingerprintPrefix):], x.sum[:])
+	return Fingerprint{Size: n, Mtime: fi.ModTime().UTC(), Hash: string(hx[:])}, nil
+}
+
+// openForHash opens path to read it without touching its access time
+// where the system allows (oNoatime): the watcher observes the disk, it
+// does not add writes to it.
+func openForHash(path string) (*os.File, error) {
+	if oNoatime != 0 {
+		f, err := os.OpenFile(path, os.O_RDONLY|oNoatime, 0)
+		if !errors.Is(err, fs.ErrPermission) {
+			return f, err
+		}
+		// Not the file's owner: O_NOATIME is refused, a plain read is not.
+	}
+	return os.Open(path)
 }
 
 // Ignored reports whether a file name is a temporary file of a writer or

@@ -3,6 +3,7 @@ package coverage
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -44,19 +45,44 @@ func TestAFingerprintIsTheContentsHashAndOnlyTheDocumentedFormsAreValid(t *testi
 	if err := os.WriteFile(p, []byte("test"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fp, err := fingerprintFile(p, 1<<20)
+	var x hasher
+	fp, err := x.file(p, 1<<20)
 	// The SHA-256 of "test", as sha256sum prints it.
 	if err != nil || fp.Hash != "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" || fp.Size != 4 || fp.Hash != FingerprintOf([]byte("test")) {
 		t.Fatalf("fingerprint %+v, %v", fp, err)
 	}
-	if fp, err := fingerprintFile(filepath.Join(dir, "gone"), 1<<20); err != nil || fp.Hash != Absent {
+	if fp, err := x.file(filepath.Join(dir, "gone"), 1<<20); err != nil || fp.Hash != Absent {
 		t.Fatalf("a missing file: %+v, %v", fp, err)
 	}
-	if fp, err := fingerprintFile(dir, 1<<20); err != nil || fp.Hash != DirEntry {
+	if fp, err := x.file(dir, 1<<20); err != nil || fp.Hash != DirEntry {
 		t.Fatalf("a directory: %+v, %v", fp, err)
 	}
-	if _, err := fingerprintFile(p, 3); err == nil || !strings.Contains(err.Error(), "over the 3 bytes") {
+	if _, err := x.file(p, 3); err == nil || !strings.Contains(err.Error(), "over the 3 bytes") {
 		t.Fatalf("a file over the bound was hashed: %v", err)
+	}
+	// The reused digest and buffer start afresh for each file: a larger
+	// file, then the first again, hash as their contents alone.
+	big := filepath.Join(dir, "big.json")
+	bigContent := []byte(strings.Repeat("0123456789abcdef", 5000)) // over one read buffer
+	if err := os.WriteFile(big, bigContent, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fp, err := x.file(big, 1<<20); err != nil || fp.Hash != FingerprintOf(bigContent) || fp.Size != int64(len(bigContent)) {
+		t.Fatalf("a file over one read buffer: %+v, %v", fp, err)
+	}
+	if fp, err := x.file(p, 1<<20); err != nil || fp.Hash != FingerprintOf([]byte("test")) {
+		t.Fatalf("the first file again after a larger one: %+v, %v", fp, err)
+	}
+	// Hashing reuses its buffer and digest: a thousand settled changes a
+	// second must not make 32 KiB of garbage each.
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range 100 {
+		x.file(p, 1<<20)
+	}
+	runtime.ReadMemStats(&m1)
+	if per := (m1.TotalAlloc - m0.TotalAlloc) / 100; per > 2<<10 {
+		t.Errorf("fingerprinting a 4-byte file allocates %d bytes, want under 2 KiB (the open file, its name and the hex string)", per)
 	}
 	for s, ok := range map[string]bool{
 		FingerprintOf(nil): true, Absent: true, DirEntry: true,

@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"sort"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 )
 
 // Gap reasons, the label of state_journal_coverage_gaps_total.
@@ -35,7 +33,7 @@ func (w *Watcher) openGapLocked(ts []*target, reason, text string, now time.Time
 		t.fig.Streak = Streak{}
 		w.m.gaps.WithLabelValues(t.s.ID, reason).Inc()
 		w.log.Warn("coverage: gap opened", "surface", t.s.ID, "reason", reason, "detail", text)
-		w.dirty = true
+		w.dirty, w.urgent = true, true
 		w.reverdictLocked(t)
 	}
 }
@@ -55,7 +53,7 @@ func (w *Watcher) closeGapLocked(t *target, n int, now time.Time) {
 	t.fig.Streak = Streak{Since: now.UTC()}
 	t.lastAccrue = now
 	w.log.Info("coverage: gap closed by a rescan", "surface", t.s.ID, "unattributable", n, "from", g.From, "reason", g.Reason)
-	w.dirty = true
+	w.dirty, w.urgent = true, true
 	w.reverdictLocked(t)
 }
 
@@ -110,7 +108,7 @@ func (w *Watcher) rescanLocked(t *target, skip func(path string, fp Fingerprint)
 	seen := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		seen[p] = true
-		fp, err := fingerprintFile(p, w.cfg.MaxFileBytes)
+		fp, err := w.hash.file(p, w.cfg.MaxFileBytes)
 		if err != nil {
 			w.log.Warn("coverage: rescan cannot fingerprint a file", "surface", t.s.ID, "path", w.rel(p), "err", err)
 			continue
@@ -276,7 +274,7 @@ func (w *Watcher) restartLocked(why string) {
 		}
 	}
 	w.openGapLocked(ts, gapRestart, "watcher restart: "+why, now)
-	fsw, err := fsnotify.NewWatcher()
+	fsw, err := newFSWatcher()
 	if err != nil {
 		w.log.Warn("coverage: cannot create a file watcher; retrying", "err", err, "retry", w.cfg.RetryAdd)
 		w.setWatchesLocked()

@@ -51,7 +51,7 @@ func (w *Watcher) settleDueLocked(now time.Time, force bool) {
 // settledLocked fingerprints a settled path and, when its content
 // changed, decides the change or waits for its record.
 func (w *Watcher) settledLocked(t *target, path string, first, now time.Time) {
-	fp, err := fingerprintFile(path, w.cfg.MaxFileBytes)
+	fp, err := w.hash.file(path, w.cfg.MaxFileBytes)
 	if err != nil {
 		w.log.Warn("coverage: cannot fingerprint a changed file", "surface", t.s.ID, "path", w.rel(path), "err", err)
 		return
@@ -296,6 +296,6 @@ func (w *Watcher) unjournaledLocked(t *target, c *change, now time.Time) {
 	w.m.observed.WithLabelValues(t.s.ID).Inc()
 	w.m.unjournaled.WithLabelValues(t.s.ID).Inc()
 	w.log.Warn("coverage: unjournaled change", "surface", t.s.ID, "path", miss.Path, "at", at, "fingerprint", c.fp, "window", w.cfg.Window)
-	w.dirty = true
+	w.dirty, w.urgent = true, true
 	w.reverdictLocked(t)
 }

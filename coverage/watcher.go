@@ -64,6 +64,7 @@ type Watcher struct {
 	dirs       map[string][]*target // watched directory -> its targets
 	watched    map[string]bool      // directories with a watch in place
 	settling   map[settleKey]*settle
+	hash       hasher // fingerprints settled paths (one buffer, reused)
 	fsw        *fsnotify.Watcher
 	started    time.Time
 	stateAt    time.Time // when the loaded figures were written
@@ -71,6 +72,7 @@ type Watcher struct {
 	lastRescan time.Time
 	limits     InotifyLimits
 	dirty      bool
+	urgent     bool // a miss, gap or verdict change not yet persisted
 	flushErr   string
 	lastWrite  time.Time
 }
@@ -168,7 +170,7 @@ func Open(j *engine.Journal, cfg Config) (*Watcher, error) {
 			return nil, err
 		}
 	}
-	fsw, err := fsnotify.NewWatcher()
+	fsw, err := newFSWatcher()
 	if err != nil {
 		w.m.unregister()
 		return nil, fmt.Errorf("coverage: create a file watcher: %w", err)
@@ -284,7 +286,22 @@ func (w *Watcher) run(ctx context.Context) {
 			if !ok {
 				w.restartLocked("its event channel closed")
 			} else {
-				w.eventLocked(ev, time.Now())
+				// Take what else is buffered under the same lock and
+				// clock reading: one wake-up for a burst, not one each.
+				now := time.Now()
+				w.eventLocked(ev, now)
+			drain:
+				for range eventBuffer {
+					select {
+					case ev, ok := <-events:
+						if !ok {
+							break drain // the next select sees the close
+						}
+						w.eventLocked(ev, now)
+					default:
+						break drain
+					}
+				}
 			}
 			w.mu.Unlock()
 		case err, ok := <-errs:
@@ -309,14 +326,13 @@ func (w *Watcher) run(ctx context.Context) {
 			now := time.Now()
 			w.settleDueLocked(now, false)
 			w.expireLocked(now)
+			if w.urgent {
+				w.persistLocked(now)
+			}
 			w.mu.Unlock()
 		case <-flushT.C:
 			w.mu.Lock()
-			w.accrueLocked(time.Now())
-			if err := w.flushLocked(); err != nil && err.Error() != w.flushErr {
-				w.flushErr = err.Error()
-				w.log.Warn("coverage: figures not persisted", "file", w.statePath, "err", err)
-			}
+			w.persistLocked(time.Now())
 			w.mu.Unlock()
 		case <-rescanT.C:
 			w.mu.Lock()
@@ -330,6 +346,20 @@ func (w *Watcher) run(ctx context.Context) {
 				w.retryAddsLocked()
 			}
 			w.mu.Unlock()
+		}
+	}
+}
+
+// persistLocked accrues the watched time and writes the figures; a
+// failure is logged once per distinct error (and retried at the next
+// flush: the figures stay dirty).
+func (w *Watcher) persistLocked(now time.Time) {
+	w.accrueLocked(now)
+	if err := w.flushLocked(); err != nil {
+		w.urgent = false // retried at the next Flush, not every settle tick
+		if err.Error() != w.flushErr {
+			w.flushErr = err.Error()
+			w.log.Warn("coverage: figures not persisted", "file", w.statePath, "err", err)
 		}
 	}
 }
@@ -378,7 +408,7 @@ func (w *Watcher) reverdictLocked(t *target) {
 		return
 	}
 	t.fig.Verdict = v
-	w.dirty = true
+	w.dirty, w.urgent = true, true
 	if from == "" {
 		return // the first verdict of a new surface is no transition
 	}
@@ -453,7 +483,8 @@ func (w *Watcher) load() error {
 }
 
 // flushLocked persists the figures when a count or verdict changed, and
-// every accrueFlush when only the observed time grew.
+// every accrueFlush when only the observed time grew. The run loop calls
+// it every Flush, and at the next settle tick after an urgent change.
 func (w *Watcher) flushLocked() error {
 	if !w.cfg.Persist || !w.dirty && time.Since(w.lastWrite) < accrueFlush {
 		return nil
@@ -476,7 +507,7 @@ func (w *Watcher) flushLocked() error {
 	if err := writeState(w.statePath, s); err != nil {
 		return err
 	}
-	w.dirty = false
+	w.dirty, w.urgent = false, false
 	w.flushErr = ""
 	w.lastWrite = time.Now()
 	return nil
@@ -583,6 +614,13 @@ func absDur(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// eventBuffer is the capacity of the file watcher's event channel: the
+// kernel's events of one read are handed over without a goroutine switch
+// each, and the run loop takes them in one go.
+const eventBuffer = 1024
+
+func newFSWatcher() (*fsnotify.Watcher, error) { return fsnotify.NewBufferedWatcher(eventBuffer) }
 
 // pauseReader stops the event reader (a test seam): the kernel's queue
 // fills while it is paused. resumeReader lets it go on.

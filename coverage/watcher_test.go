@@ -310,7 +310,7 @@ func TestAnOverflowIsAGapThatARescanClosesWithUnattributableChangesAndBlocksProv
 	// could only come from calling a rescan's finding a miss.
 	// Each new file is two events (create, modify) that the kernel cannot
 	// merge, so half the queue's length in files fills it.
-	n := int(lim.MaxQueuedEvents)/2 + 2000
+	n := int(lim.MaxQueuedEvents)/2 + 2000 + eventBuffer // two events a file; the channel holds eventBuffer more
 	batch := make([]engine.Change, 0, 1000)
 	for i := 0; i < n; i++ {
 		batch = append(batch, engine.Change{Source: "runtime.test", Surface: "runtime_items", ChangeType: "created", AggregateType: "item",
@@ -571,5 +571,32 @@ func TestTheScheduledRescanFindsAChangeNoEventReportedAndCallsItAGap(t *testing.
 	}
 	if got := testutil.ToFloat64(e.w.m.gaps.WithLabelValues("runtime_sessions", gapRescan)); got != 1 {
 		t.Fatalf("state_journal_coverage_gaps_total{reason=rescan} = %v", got)
+	}
+}
+
+// Matched changes are persisted every Flush, but a miss is what an
+// operator must not lose to a crash: it is on disk within moments, even
+// when the next routine flush is an hour away.
+func TestAMissIsPersistedAtOnceNotAtTheNextFlush(t *testing.T) {
+	cfg := testConfig()
+	cfg.Flush = time.Hour
+	e := newEnv(t, cfg)
+	id := e.journalID(t)
+	e.writeAtomic(".tmp/runtime/sessions.json", map[string]any{"session": "ws-1", "beat": "forgotten"})
+	e.waitFor("the forgotten write unjournaled", func(r Report) bool { return surf(r, "runtime_sessions").Unjournaled == 1 })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// Read the file as a restart after a crash would (the watcher is
+		// still running: nothing was flushed by a Close).
+		r, err := ReadPersisted(e.dir, id)
+		if err == nil && r != nil {
+			if s := surf(r.Report, "runtime_sessions"); s.Unjournaled == 1 && len(s.Misses) == 1 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the miss, state/coverage.json does not hold it (flush interval %s): %+v, %v", cfg.Flush, r, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

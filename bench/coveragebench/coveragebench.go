@@ -13,9 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +45,9 @@ type Config struct {
 
 // Round is one measurement of one mode.
 type Round struct {
-	Watcher bool          `json:"watcher"`
+	Watcher bool `json:"watcher"`
+	// Control marks the second set of rounds without the watcher.
+	Control bool          `json:"control,omitempty"`
 	Records uint64        `json:"records"`
 	P50     time.Duration `json:"append_p50_ns"`
 	P99     time.Duration `json:"append_p99_ns"`
@@ -55,23 +59,53 @@ type Round struct {
 	Pending  int    `json:"pending"`
 	// Dropped counts change records RecordAsync dropped (queue full).
 	Dropped uint64 `json:"records_dropped"`
+	// CPU is the process's CPU time (user+system) over the round, in
+	// CPU-seconds per second of wall time: what the watcher costs shows
+	// as the difference between the modes.
+	CPU float64 `json:"cpu_per_second"`
+	// Alloc is the heap allocated over the round in MiB per second, GCs
+	// the garbage collections it took: garbage the watcher makes costs
+	// the writers in collections and mark assists.
+	Alloc float64 `json:"alloc_mib_per_second"`
+	GCs   uint32  `json:"gcs"`
+
+	hist *latency.Histogram
 }
 
 // Result is the run: every round, and the medians.
 type Result struct {
-	Config     Config        `json:"config"`
-	Rounds     []Round       `json:"rounds"`
-	P99Off     time.Duration `json:"append_p99_without_watcher_ns"`
-	P99On      time.Duration `json:"append_p99_with_watcher_ns"`
-	Ratio      float64       `json:"p99_ratio"`
-	ChangeRate float64       `json:"file_changes_per_second"`
+	Config Config  `json:"config"`
+	Rounds []Round `json:"rounds"`
+	// P99Off and P99On are the p99 of every append of every round of
+	// the mode (the rounds' histograms merged): one round's p99 rests on
+	// its slowest 1%, which a single compaction or fsync stall moves by
+	// tens of percent; the pooled p99 rests on every round's.
+	P99Off time.Duration `json:"append_p99_without_watcher_ns"`
+	P99On  time.Duration `json:"append_p99_with_watcher_ns"`
+	Ratio  float64       `json:"p99_ratio"`
+	// Noise is the control: the rounds without the watcher are two sets
+	// run alike (A and B, interleaved with the watcher's rounds), and
+	// Noise is B's pooled p99 ÷ A's, how far two identical modes differ
+	// in this run. A Ratio inside 1 ± (Noise-1) says nothing either way.
+	Noise float64 `json:"control_p99_ratio"`
+	// MedianRatio is the median of the rounds' own p99 ratios (round i
+	// with ÷ round i's two without), a second view of the same run.
+	MedianRatio float64 `json:"median_round_p99_ratio"`
+	// CPUOff and CPUOn are the mean CPU-seconds per second of each mode.
+	CPUOff     float64 `json:"cpu_per_second_without_watcher"`
+	CPUOn      float64 `json:"cpu_per_second_with_watcher"`
+	ChangeRate float64 `json:"file_changes_per_second"`
 }
 
-// Run measures cfg.Rounds rounds of each mode, interleaved (off, on, off,
-// on, ...), and reports the median p99 of each and their ratio.
+// Run measures cfg.Rounds rounds of three modes (without the watcher,
+// with it, and without it again as the control), the order rotating from
+// round to round so neither mode always follows the other, and reports
+// the pooled p99 of each and their ratios.
 func Run(cfg Config) (Result, error) {
 	res := Result{Config: cfg}
-	var off, on []time.Duration
+	var offA, offB, on latency.Histogram
+	var ratios []float64
+	var cpuOff, cpuOn float64
 	var changes uint64
 	var wall time.Duration
 	if cfg.Warmup {
@@ -83,24 +117,44 @@ func Run(cfg Config) (Result, error) {
 			}
 		}
 	}
+	const modeA, modeOn, modeB = 0, 1, 2
 	for i := 0; i < cfg.Rounds; i++ {
-		for _, w := range []bool{false, true} {
-			r, d, err := round(filepath.Join(cfg.Dir, fmt.Sprintf("r%d-%v", i, w)), cfg, w)
+		var p99 [3]time.Duration
+		for k := range 3 {
+			mode := (i + k) % 3
+			r, d, err := round(filepath.Join(cfg.Dir, fmt.Sprintf("r%d-%d", i, mode)), cfg, mode == modeOn)
 			if err != nil {
 				return res, err
 			}
+			r.Control = mode == modeB
 			res.Rounds = append(res.Rounds, r)
 			changes += r.Changes
 			wall += d
-			if w {
-				on = append(on, r.P99)
-			} else {
-				off = append(off, r.P99)
+			p99[mode] = r.P99
+			switch mode {
+			case modeOn:
+				on.Merge(r.hist)
+				cpuOn += r.CPU
+			case modeA:
+				offA.Merge(r.hist)
+				cpuOff += r.CPU / 2
+			case modeB:
+				offB.Merge(r.hist)
+				cpuOff += r.CPU / 2
 			}
 		}
+		ratios = append(ratios, 2*float64(p99[modeOn])/float64(max(p99[modeA]+p99[modeB], 1)))
 	}
-	res.P99Off, res.P99On = median(off), median(on)
+	off := offA
+	off.Merge(&offB)
+	res.P99Off, res.P99On = off.Quantile(0.99), on.Quantile(0.99)
 	res.Ratio = float64(res.P99On) / float64(max(res.P99Off, 1))
+	res.Noise = float64(offB.Quantile(0.99)) / float64(max(offA.Quantile(0.99), 1))
+	sort.Float64s(ratios)
+	if len(ratios) > 0 {
+		res.MedianRatio = ratios[len(ratios)/2]
+		res.CPUOff, res.CPUOn = cpuOff/float64(cfg.Rounds), cpuOn/float64(cfg.Rounds)
+	}
 	res.ChangeRate = float64(changes) / wall.Seconds()
 	return res, nil
 }
@@ -114,13 +168,13 @@ func (r Result) Check() string {
 	return fmt.Sprintf("append p99 with the coverage watcher %s, without %s: %.3fx (target < %.2fx): %s", r.P99On, r.P99Off, r.Ratio, TargetP99Ratio, v)
 }
 
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // round runs the writers for cfg.Duration on a fresh journal while a
@@ -197,7 +251,9 @@ func round(dir string, cfg Config, watcher bool) (Round, time.Duration, error) {
 	hs := make([]latency.Histogram, cfg.Writers)
 	var wg sync.WaitGroup
 	var errOnce atomic.Value
-	start := time.Now()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	start, cpu0 := time.Now(), cpuTime()
 	deadline := start.Add(cfg.Duration)
 	for i := 0; i < cfg.Writers; i++ {
 		wg.Add(1)
@@ -214,7 +270,9 @@ func round(dir string, cfg Config, watcher bool) (Round, time.Duration, error) {
 		}(i)
 	}
 	wg.Wait()
-	wall := time.Since(start)
+	wall, cpu := time.Since(start), cpuTime()-cpu0
+	runtime.ReadMemStats(&ms1)
+	r.Alloc, r.GCs = float64(ms1.TotalAlloc-ms0.TotalAlloc)/(1<<20)/wall.Seconds(), ms1.NumGC-ms0.NumGC
 	close(stop)
 	cwg.Wait()
 	if e := errOnce.Load(); e != nil {
@@ -223,10 +281,11 @@ func round(dir string, cfg Config, watcher bool) (Round, time.Duration, error) {
 	if e := changeErr.Load(); e != nil {
 		return r, 0, e.(error)
 	}
-	var all latency.Histogram
+	all := new(latency.Histogram)
 	for i := range hs {
 		all.Merge(&hs[i])
 	}
+	r.hist, r.CPU = all, cpu.Seconds()/wall.Seconds()
 	r.Records, r.P50, r.P99, r.Changes, r.Dropped = all.Count(), all.Quantile(0.5), all.Quantile(0.99), changes.Load(), dropped.Load()
 	if w != nil {
 		rep := w.Report()
