@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/bench/coveragebench"
+	"github.com/agentruntime/statejournal/engine"
 )
 
 func main() {
@@ -49,7 +50,7 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	load0 := loadAvg()
-	r, err := coveragebench.Run(coveragebench.Config{Writers: *writers, Rate: *rate, Duration: *dur, Rounds: *rounds, Warmup: !*smoke, Dir: dir})
+	r, err := coveragebench.Run(coveragebench.Config{Writers: *writers, Rate: *rate, Duration: *dur, Rounds: *rounds, Warmup: !*smoke, Dir: dir, Sync: engine.SyncPolicy(os.Getenv("COVB_SYNC"))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coveragebench:", err)
 		os.Exit(1)
