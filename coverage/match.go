@@ -3,6 +3,7 @@ package coverage
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"time"
@@ -38,12 +39,15 @@ func (w *Watcher) eventLocked(ev fsnotify.Event, now time.Time) {
 }
 
 // settleDueLocked fingerprints the paths that settled (all of them with
-// force).
+// force). It yields the processor after each file: whatever else is
+// runnable — the journal's committer back from an fsync — goes first,
+// so hashing a burst of changes never holds a CPU for long.
 func (w *Watcher) settleDueLocked(now time.Time, force bool) {
 	for k, s := range w.settling {
 		if force || now.Sub(s.last) >= w.cfg.SettleIdle || now.Sub(s.first) >= w.cfg.SettleCap {
 			delete(w.settling, k)
 			w.settledLocked(s.t, k.path, s.first, now)
+			runtime.Gosched()
 		}
 	}
 }
@@ -102,7 +106,7 @@ func (w *Watcher) activateLocked(t *target, c *change, now time.Time) {
 	}
 	t.active = true
 	t.backfillFrom = c.at.Add(-w.cfg.Window - w.cfg.SettleCap)
-	t.records = t.records[:0] // the backfill brings them again
+	t.forgetRecords() // the backfill brings them again
 	select {
 	case w.followWake <- struct{}{}:
 	default:
@@ -119,16 +123,78 @@ func (t *target) insertPending(c *change) {
 // exactRecord returns an unused record in c's window that carries c's
 // fingerprint: an exact match, decided at once.
 func (t *target) exactRecord(c *change, window time.Duration) *rec {
-	lo := sort.Search(len(t.records), func(i int) bool { return !t.records[i].at.Before(c.at.Add(-window)) })
-	for _, r := range t.records[lo:] {
-		if r.at.After(c.at.Add(window)) {
-			break
-		}
-		if !r.used && r.fp != "" && r.fp == c.fp {
+	for _, r := range t.exact[c.fp] {
+		if !r.used && absDur(r.at.Sub(c.at)) <= window {
 			return r
 		}
 	}
 	return nil
+}
+
+// addRecord keeps a followed record for matching: by fingerprint when it
+// carries one, else in commit-time order.
+func (t *target) addRecord(r *rec) {
+	if r.fp != "" {
+		if t.exact == nil {
+			t.exact = map[string][]*rec{}
+		}
+		t.exact[r.fp] = append(t.exact[r.fp], r)
+		t.exactOrder = append(t.exactOrder, r)
+		if len(t.exactOrder) > maxRecordsPerSurface {
+			t.forgetExact(len(t.exactOrder) - maxRecordsPerSurface*3/4) // the oldest quarter at once
+		}
+		return
+	}
+	// Records come in commit order, so this is nearly always an append.
+	if n := len(t.records); n == 0 || !t.records[n-1].at.After(r.at) {
+		t.records = append(t.records, r)
+	} else {
+		k := sort.Search(n, func(k int) bool { return t.records[k].at.After(r.at) })
+		t.records = slices.Insert(t.records, k, r)
+	}
+	if len(t.records) > maxRecordsPerSurface {
+		// Forget the oldest quarter at once, not one per record.
+		t.records = slices.Delete(t.records, 0, len(t.records)-maxRecordsPerSurface*3/4)
+	}
+}
+
+// forgetExact forgets the n oldest records with a fingerprint.
+func (t *target) forgetExact(n int) {
+	for _, r := range t.exactOrder[:n] {
+		rs := t.exact[r.fp]
+		if i := slices.Index(rs, r); i >= 0 {
+			rs = slices.Delete(rs, i, i+1)
+		}
+		if len(rs) == 0 {
+			delete(t.exact, r.fp)
+		} else {
+			t.exact[r.fp] = rs
+		}
+	}
+	t.exactOrder = slices.Delete(t.exactOrder, 0, n)
+}
+
+// expireRecords forgets the records committed before keep.
+func (t *target) expireRecords(keep time.Time) {
+	n := 0
+	for n < len(t.records) && t.records[n].at.Before(keep) {
+		n++
+	}
+	if n > 0 {
+		t.records = slices.Delete(t.records, 0, n)
+	}
+	n = 0
+	for n < len(t.exactOrder) && t.exactOrder[n].at.Before(keep) {
+		n++
+	}
+	if n > 0 {
+		t.forgetExact(n)
+	}
+}
+
+// forgetRecords drops every followed record.
+func (t *target) forgetRecords() {
+	t.records, t.exact, t.exactOrder = nil, nil, nil
 }
 
 // nearestRecord returns the record that accounts for c once c's window
@@ -142,10 +208,10 @@ func (t *target) nearestRecord(c *change, window time.Duration) *rec {
 	i := sort.Search(len(t.records), func(i int) bool { return !t.records[i].at.Before(c.at) })
 	l, r := i-1, i
 	for {
-		for l >= 0 && (t.records[l].used || t.records[l].fp != "") {
+		for l >= 0 && t.records[l].used {
 			l--
 		}
-		for r < len(t.records) && (t.records[r].used || t.records[r].fp != "") {
+		for r < len(t.records) && t.records[r].used {
 			r++
 		}
 		var cand *rec
@@ -203,7 +269,6 @@ func (w *Watcher) recordLocked(c engine.Change) {
 		if t == nil || slices.Index(ids, id) != i {
 			continue // not observed, or listed twice
 		}
-		r := &rec{at: at, fp: fp}
 		if fp != "" {
 			if k := slices.IndexFunc(t.pending, func(pc *change) bool { return pc.fp == fp && absDur(pc.at.Sub(at)) <= w.cfg.Window }); k >= 0 {
 				pc := t.pending[k]
@@ -212,18 +277,7 @@ func (w *Watcher) recordLocked(c engine.Change) {
 				continue
 			}
 		}
-		// Kept in commit-time order for the binary searches; records come
-		// in commit order, so this is nearly always an append.
-		if n := len(t.records); n == 0 || !t.records[n-1].at.After(at) {
-			t.records = append(t.records, r)
-		} else {
-			k := sort.Search(n, func(k int) bool { return t.records[k].at.After(at) })
-			t.records = slices.Insert(t.records, k, r)
-		}
-		if len(t.records) > maxRecordsPerSurface {
-			// Forget the oldest quarter at once, not one per record.
-			t.records = slices.Delete(t.records, 0, len(t.records)-maxRecordsPerSurface*3/4)
-		}
+		t.addRecord(&rec{at: at, fp: fp})
 	}
 }
 
@@ -245,15 +299,10 @@ func (w *Watcher) expireLocked(now time.Time) {
 				w.unjournaledLocked(t, c, now)
 			}
 		}
-		n := 0
-		for n < len(t.records) && (t.records[n].at.Before(keep)) {
-			n++
-		}
-		if n > 0 {
-			t.records = slices.Delete(t.records, 0, n)
-		}
+		t.expireRecords(keep)
 		if t.active && len(t.pending) == 0 && now.After(t.activeUntil) {
-			t.active, t.records = false, nil
+			t.active = false
+			t.forgetRecords()
 			select {
 			case w.followWake <- struct{}{}:
 			default:

@@ -92,7 +92,14 @@ type target struct {
 	baseline   bool // files came from the state file
 	gap        *Gap
 	pending    []*change
+	// The followed records: those without a fingerprint in commit-time
+	// order (matched by nearness once a change's window closes), those
+	// with one by fingerprint (an exact match is one map look-up, not a
+	// walk over the window's thousands of records), and the latter in
+	// arrival order too, for forgetting the oldest.
 	records    []*rec
+	exact      map[string][]*rec
+	exactOrder []*rec
 	lastAccrue time.Time
 	untracked  int
 	// active: a change of the surface is inside the matching window, so

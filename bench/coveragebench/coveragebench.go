@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agentruntime/statejournal/bench/benchfs"
 	"github.com/agentruntime/statejournal/bench/compactbench"
 	"github.com/agentruntime/statejournal/bench/latency"
 	"github.com/agentruntime/statejournal/coverage"
@@ -250,6 +251,12 @@ func round(dir string, cfg Config, watcher bool) (Round, time.Duration, error) {
 			return r, 0, err
 		}
 		defer w.Close()
+	}
+	// Commit the file system first: the previous round's writeback and
+	// the discards of its deleted journal would otherwise stall this
+	// round's fsyncs, whichever mode it is.
+	if err := benchfs.Settle(dir); err != nil {
+		return r, 0, err
 	}
 	ctx := context.Background()
 	stop := make(chan struct{})

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/agentruntime/statejournal/bench/benchfs"
 )
 
 // config is the parsed command line.
@@ -216,7 +218,7 @@ func runPair(cfg config, self, runDir string, s scenario, t targetInfo, round in
 	// Start from a quiet file system: what earlier runs left dirty or
 	// queued for discard must not stall this run's fsyncs.
 	if cfg.settle {
-		if err := settleFS(runDir); err != nil {
+		if err := benchfs.Settle(runDir); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen: settle file system:", err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentruntime/statejournal/bench/benchfs"
 )
 
 // reportSchema names the JSON document's layout; bump it when a field changes
@@ -499,7 +501,7 @@ func loadAvg(into []float64) []float64 {
 // filesystemName names the file system holding dir, so a run on tmpfs (where
 // fsync costs nothing) is visible in its report.
 func filesystemName(dir string) string {
-	name, err := statfsName(dir)
+	name, err := benchfs.Name(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: file system of", dir+":", err)
 		return "unknown"

@@ -1,4 +1,7 @@
-package main
+// Package benchfs holds what the benchmarks ask of the file system they
+// run on: its name (an fsync on tmpfs is free, and the figures say so) and
+// a settle between runs, so one run's writeback does not land on the next.
+package benchfs
 
 import (
 	"os"
@@ -7,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// statfsName names dir's file system from its statfs magic number.
-func statfsName(dir string) (string, error) {
+// Name names dir's file system from its statfs magic number.
+func Name(dir string) (string, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return "", err
@@ -34,11 +37,11 @@ func statfsName(dir string) (string, error) {
 	return "0x" + strconv.FormatUint(uint64(st.Type), 16), nil
 }
 
-// settleFS commits dir's file system (syncfs): the previous run's dirty pages
+// Settle commits dir's file system (syncfs): the previous run's dirty pages
 // and the discards its deleted files queued (ext4 mounted with -o discard
 // trims at journal commit) are done before the next run starts, instead of
 // stalling its fsyncs.
-func settleFS(dir string) error {
+func Settle(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err
