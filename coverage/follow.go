@@ -75,7 +75,10 @@ func (w *Watcher) follow(ctx context.Context) {
 			cursor = seen
 			return nil
 		}
-		err := w.j.Follow(fctx, engine.Query{After: cursor, Surfaces: set}, engine.FollowOptions{Tick: time.Second}, func(ev engine.FollowEvent) error {
+		// Paced: one read every followPace, not one per group commit —
+		// matching works in seconds, and a heartbeat storm on other
+		// surfaces would otherwise wake the follower at every commit.
+		err := w.j.Follow(fctx, engine.Query{After: cursor, Surfaces: set}, engine.FollowOptions{Tick: time.Second, Pace: followPace}, func(ev engine.FollowEvent) error {
 			if ev.Change != nil {
 				batch = append(batch, *ev.Change)
 			}
@@ -84,22 +87,7 @@ func (w *Watcher) follow(ctx context.Context) {
 			if len(batch) < followBatch && !caughtUp {
 				return nil
 			}
-			if err := flush(fctx); err != nil {
-				return err
-			}
-			if caughtUp {
-				// Let commits gather: one look every followPace instead of
-				// one per group commit keeps the follower off the write
-				// path's CPU; matching works in seconds.
-				t := time.NewTimer(followPace)
-				defer t.Stop()
-				select {
-				case <-t.C:
-				case <-fctx.Done():
-					return fctx.Err()
-				}
-			}
-			return nil
+			return flush(fctx)
 		})
 		cancel()
 		if flush(ctx) != nil || ctx.Err() != nil {
@@ -156,7 +144,7 @@ func (w *Watcher) backfill(ctx context.Context, id string, from time.Time, upTo 
 }
 
 // followBatch bounds the records handed to the run loop at once, and
-// followPace is how long the follower rests once it has caught up.
+// followPace spaces the follower's reads of the journal.
 const (
 	followBatch = 1024
 	followPace  = 50 * time.Millisecond

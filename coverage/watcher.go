@@ -415,10 +415,11 @@ func (w *Watcher) reverdictLocked(t *target) {
 		return
 	}
 	t.fig.Verdict = v
-	w.dirty, w.urgent = true, true
+	w.dirty = true
 	if from == "" {
 		return // the first verdict of a new surface is no transition
 	}
+	w.urgent = true
 	if t.s.Journal.Mode == registry.ModeProven && from == VerdictProven {
 		w.log.Warn("coverage: declared proven without the evidence", "surface", t.s.ID, "verdict", v, "reason", why)
 	}

@@ -405,6 +405,13 @@ type FollowOptions struct {
 	Tick time.Duration
 	// Batch is how many records one read fetches (default 1000).
 	Batch int
+	// Pace, when set, spaces the reads at least this far apart: once
+	// caught up, Follow sleeps until Pace after its last read and reads
+	// what committed meanwhile, instead of waking at every group commit.
+	// For a follower that needs records within a fraction of a second,
+	// not within a commit: under a heartbeat storm an unpaced follower of
+	// a quiet surface reads once per commit and finds nothing each time.
+	Pace time.Duration
 }
 
 // Follow calls fn for every record after q.After (a cursor even when 0)
@@ -429,6 +436,7 @@ func (j *Journal) Follow(ctx context.Context, q Query, opt FollowOptions, fn fun
 	lastSent := time.Now()
 	for {
 		q.After = cursor
+		readAt := time.Now()
 		res, err := j.Query(ctx, q)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -454,6 +462,16 @@ func (j *Journal) Follow(ctx context.Context, q Query, opt FollowOptions, fn fun
 				return err
 			}
 			lastSent = time.Now()
+		}
+		if opt.Pace > 0 {
+			t := time.NewTimer(opt.Pace - time.Since(readAt))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			continue
 		}
 		wait := time.Duration(0)
 		if opt.Tick > 0 {

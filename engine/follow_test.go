@@ -82,3 +82,49 @@ func TestFollowEndsWithTheContext(t *testing.T) {
 		t.Fatalf("follow ended with %v", err)
 	}
 }
+
+// A paced follower reads on its own schedule, not at every commit, and
+// still passes on every record in order, once, including the ones that
+// commit while it sleeps.
+func TestAPacedFollowerSeesEveryRecordOnceInOrder(t *testing.T) {
+	j := openT(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 300
+	go func() {
+		for i := range n {
+			// One commit each, other surfaces' records between them.
+			if _, err := j.Record(ctx, heartbeat(fmt.Sprintf("ws-%d", i))); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := j.Record(ctx, Change{Source: "runtime.test", Surface: "runtime_agent_registry", ChangeType: "heartbeat", AggregateType: "agent", AggregateID: "a"}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	errStop := errors.New("stop")
+	var seqs []uint64
+	err := j.Follow(ctx, Query{Surfaces: []string{"runtime_work_session"}}, FollowOptions{Pace: 5 * time.Millisecond, Batch: 7}, func(ev FollowEvent) error {
+		if ev.Change == nil {
+			return nil
+		}
+		if ev.Change.Surface != "runtime_work_session" || len(seqs) > 0 && ev.Change.Sequence <= seqs[len(seqs)-1] {
+			t.Errorf("record %d of %s after %v", ev.Change.Sequence, ev.Change.Surface, seqs[max(0, len(seqs)-3):])
+		}
+		seqs = append(seqs, ev.Change.Sequence)
+		if len(seqs) == n {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("follow ended with %v after %d records, want all %d", err, len(seqs), n)
+	}
+	for i, s := range seqs {
+		if s != uint64(1+2*i) {
+			t.Fatalf("record %d is sequence %d, want %d: every work-session record, in order", i, s, 1+2*i)
+		}
+	}
+}
