@@ -416,6 +416,20 @@ func DecodeStrict(data []byte, seq uint64) (Change, error) {
 }
 
 func decode(data []byte, seq uint64, strict bool) (Change, error) {
+	// What Append writes, read directly; the rest (and every refusal)
+	// by encoding/json. The fast path knows no unknown field, so strict
+	// and lenient agree on what it takes.
+	if c, ok := decodeFast(data); ok {
+		if seq != 0 {
+			c.Sequence = seq
+		}
+		return c, nil
+	}
+	return decodeJSON(data, seq, strict)
+}
+
+// decodeJSON is decode's encoding/json path.
+func decodeJSON(data []byte, seq uint64, strict bool) (Change, error) {
 	var c Change
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
