@@ -39,8 +39,7 @@
 // unjournaled and kept (the last KeepMisses) with its path and time.
 // Records come from the journal's one Follow, restricted to the surfaces
 // with a change inside the window (backfilled from a window before the
-// change when a surface becomes active), read in batches at most every
-// 50 ms.
+// change when a surface becomes active), read twice a second.
 //
 // # Gaps
 //

@@ -88,12 +88,19 @@ type Figures struct {
 // Ratio is Matched / (Matched + Unjournaled), or nil before any change
 // was decided.
 func (f *Figures) Ratio() *float64 {
-	n := f.Matched + f.Unjournaled
-	if n == 0 {
+	r, ok := f.ratio()
+	if !ok {
 		return nil
 	}
-	r := float64(f.Matched) / float64(n)
 	return &r
+}
+
+func (f *Figures) ratio() (float64, bool) {
+	n := f.Matched + f.Unjournaled
+	if n == 0 {
+		return 0, false
+	}
+	return float64(f.Matched) / float64(n), true
 }
 
 // SurfaceReport is the coverage of one surface as status shows it.
@@ -175,23 +182,37 @@ func (s *SurfaceReport) RetireText() string {
 
 // judge computes the verdict of a watched surface and its reason.
 func judge(f *Figures, gap *Gap, watching bool, minMatched int, minTime time.Duration) (string, string) {
+	v := verdictOf(f, gap, watching, minMatched, minTime)
 	switch {
 	case gap != nil:
-		return VerdictGap, fmt.Sprintf("coverage gap open since %s: %s", f.LastGapFrom(), gap.Reason)
+		return v, fmt.Sprintf("coverage gap open since %s: %s", f.LastGapFrom(), gap.Reason)
 	case !watching:
-		return VerdictGap, "not watching"
+		return v, "not watching"
 	}
 	need := minTime.Seconds()
 	switch {
-	case f.Streak.Matched >= uint64(minMatched) && f.Streak.ObservedSeconds >= need:
-		return VerdictProven, fmt.Sprintf("%d matched changes over %s of watched time with no miss and no gap", f.Streak.Matched, human(f.Streak.ObservedSeconds))
+	case v == VerdictProven:
+		return v, fmt.Sprintf("%d matched changes over %s of watched time with no miss and no gap", f.Streak.Matched, human(f.Streak.ObservedSeconds))
 	case f.Streak.Matched < uint64(minMatched) && f.Streak.ObservedSeconds < need:
-		return VerdictObserving, fmt.Sprintf("%d of %d matched changes and %s of %s watched since %s", f.Streak.Matched, minMatched,
+		return v, fmt.Sprintf("%d of %d matched changes and %s of %s watched since %s", f.Streak.Matched, minMatched,
 			human(f.Streak.ObservedSeconds), human(need), sinceWhat(f))
 	case f.Streak.Matched < uint64(minMatched):
-		return VerdictObserving, fmt.Sprintf("%d of %d matched changes since %s", f.Streak.Matched, minMatched, sinceWhat(f))
+		return v, fmt.Sprintf("%d of %d matched changes since %s", f.Streak.Matched, minMatched, sinceWhat(f))
 	}
-	return VerdictObserving, fmt.Sprintf("%s of %s watched since %s", human(f.Streak.ObservedSeconds), human(need), sinceWhat(f))
+	return v, fmt.Sprintf("%s of %s watched since %s", human(f.Streak.ObservedSeconds), human(need), sinceWhat(f))
+}
+
+// verdictOf is judge's verdict without its reason: what the matcher
+// computes for every matched change (the reason is written only when a
+// report or a transition needs it).
+func verdictOf(f *Figures, gap *Gap, watching bool, minMatched int, minTime time.Duration) string {
+	switch {
+	case gap != nil || !watching:
+		return VerdictGap
+	case f.Streak.Matched >= uint64(minMatched) && f.Streak.ObservedSeconds >= minTime.Seconds():
+		return VerdictProven
+	}
+	return VerdictObserving
 }
 
 // LastGapFrom says when the last gap opened.

@@ -259,26 +259,29 @@ func (w *Watcher) recordLocked(c engine.Change) {
 	if !ValidFingerprint(fp) {
 		fp = ""
 	}
-	at := c.CommittedAt
-	ids := c.ChangedSurfaces
-	if !slices.Contains(ids, c.Surface) {
-		ids = append(slices.Clone(ids), c.Surface)
-	}
-	for i, id := range ids {
-		t := w.byID[id]
-		if t == nil || slices.Index(ids, id) != i {
-			continue // not observed, or listed twice
+	w.recordOfLocked(c.Surface, fp, c.CommittedAt)
+	for i, id := range c.ChangedSurfaces {
+		if id != c.Surface && slices.Index(c.ChangedSurfaces, id) == i { // each surface once
+			w.recordOfLocked(id, fp, c.CommittedAt)
 		}
-		if fp != "" {
-			if k := slices.IndexFunc(t.pending, func(pc *change) bool { return pc.fp == fp && absDur(pc.at.Sub(at)) <= w.cfg.Window }); k >= 0 {
-				pc := t.pending[k]
-				t.pending = slices.Delete(t.pending, k, k+1)
-				w.matchedLocked(t, pc, true)
-				continue
-			}
-		}
-		t.addRecord(&rec{at: at, fp: fp})
 	}
+}
+
+// recordOfLocked takes a record for surface id, when it is observed.
+func (w *Watcher) recordOfLocked(id, fp string, at time.Time) {
+	t := w.byID[id]
+	if t == nil {
+		return
+	}
+	if fp != "" {
+		if k := slices.IndexFunc(t.pending, func(pc *change) bool { return pc.fp == fp && absDur(pc.at.Sub(at)) <= w.cfg.Window }); k >= 0 {
+			pc := t.pending[k]
+			t.pending = slices.Delete(t.pending, k, k+1)
+			w.matchedLocked(t, pc, true)
+			return
+		}
+	}
+	t.addRecord(&rec{at: at, fp: fp})
 }
 
 // expireLocked decides the changes whose window closed, oldest first:
@@ -324,8 +327,8 @@ func (w *Watcher) matchedLocked(t *target, c *change, exact bool) {
 	f.Streak.Matched++
 	at := c.at.UTC()
 	f.LastChange = &at
-	w.m.observed.WithLabelValues(t.s.ID).Inc()
-	w.m.matched.WithLabelValues(t.s.ID).Inc()
+	t.mx.observed.Inc()
+	t.mx.matched.Inc()
 	w.dirty = true
 	w.reverdictLocked(t)
 }
@@ -342,8 +345,8 @@ func (w *Watcher) unjournaledLocked(t *target, c *change, now time.Time) {
 		f.Misses = slices.Delete(f.Misses, 0, len(f.Misses)-w.cfg.KeepMisses)
 	}
 	f.Streak = Streak{Since: now.UTC()}
-	w.m.observed.WithLabelValues(t.s.ID).Inc()
-	w.m.unjournaled.WithLabelValues(t.s.ID).Inc()
+	t.mx.observed.Inc()
+	t.mx.unjournaled.Inc()
 	w.log.Warn("coverage: unjournaled change", "surface", t.s.ID, "path", miss.Path, "at", at, "fingerprint", c.fp, "window", w.cfg.Window)
 	w.dirty, w.urgent = true, true
 	w.reverdictLocked(t)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/engine/registry"
@@ -86,7 +87,7 @@ type target struct {
 	dir        string // the watched directory
 	base       string // file surfaces: the file's name in dir; "" for dir surfaces
 	fig        Figures
-	why        string
+	mx         surfaceMetrics
 	files      map[string]Fingerprint
 	complete   bool
 	baseline   bool // files came from the state file
@@ -247,13 +248,19 @@ func (w *Watcher) Close() error {
 
 func (w *Watcher) initMetrics(t *target) {
 	id := t.s.ID
-	w.m.unjournaled.WithLabelValues(id)
 	w.m.overflows.WithLabelValues(id)
-	w.m.observed.WithLabelValues(id)
-	w.m.matched.WithLabelValues(id)
 	w.m.unattributable.WithLabelValues(id)
-	w.m.proven.WithLabelValues(id).Set(0)
-	w.m.ratio.WithLabelValues(id).Set(math.NaN())
+	t.mx = surfaceMetrics{observed: w.m.observed.WithLabelValues(id), matched: w.m.matched.WithLabelValues(id),
+		unjournaled: w.m.unjournaled.WithLabelValues(id), ratio: w.m.ratio.WithLabelValues(id), proven: w.m.proven.WithLabelValues(id)}
+	t.mx.proven.Set(0)
+	t.mx.ratio.Set(math.NaN())
+}
+
+// surfaceMetrics are a surface's series the matcher moves at every
+// change, looked up once.
+type surfaceMetrics struct {
+	observed, matched, unjournaled prometheus.Counter
+	ratio, proven                  prometheus.Gauge
 }
 
 // run is the watcher's one owner loop: events, records, settling,
@@ -400,20 +407,20 @@ func (w *Watcher) reverdictLocked(t *target) {
 	if !t.observable {
 		return
 	}
-	v, why := judge(&t.fig, t.gap, w.watched[t.dir], w.cfg.MinMatched, w.cfg.MinObserved)
-	t.why = why
-	if r := t.fig.Ratio(); r != nil {
-		w.m.ratio.WithLabelValues(t.s.ID).Set(*r)
+	v := verdictOf(&t.fig, t.gap, w.watched[t.dir], w.cfg.MinMatched, w.cfg.MinObserved)
+	if r, ok := t.fig.ratio(); ok {
+		t.mx.ratio.Set(r)
 	}
 	proven := 0.0
 	if v == VerdictProven {
 		proven = 1
 	}
-	w.m.proven.WithLabelValues(t.s.ID).Set(proven)
+	t.mx.proven.Set(proven)
 	from := t.fig.Verdict
 	if v == from {
 		return
 	}
+	_, why := judge(&t.fig, t.gap, w.watched[t.dir], w.cfg.MinMatched, w.cfg.MinObserved)
 	t.fig.Verdict = v
 	w.dirty = true
 	if from == "" {
@@ -572,7 +579,7 @@ func (w *Watcher) reportLocked() Report {
 			sr.Pending = len(t.pending)
 			sr.Untracked = t.untracked
 			sr.Retire = t.fig.Verdict == VerdictProven
-			sr.Why = t.why
+			_, sr.Why = judge(&t.fig, t.gap, w.watched[t.dir], w.cfg.MinMatched, w.cfg.MinObserved)
 			if sr.Retire && t.s.Journal.Mode != registry.ModeProven {
 				sr.Why += fmt.Sprintf("; the registry still declares %s: journal.mode can move to proven", t.s.Journal.Mode)
 			}

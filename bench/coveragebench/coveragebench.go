@@ -87,6 +87,14 @@ type Result struct {
 	P99Off time.Duration `json:"append_p99_without_watcher_ns"`
 	P99On  time.Duration `json:"append_p99_with_watcher_ns"`
 	Ratio  float64       `json:"p99_ratio"`
+	// The rest of each mode's pooled distribution, to read the p99's
+	// ratio against: p50, p90 and p99.9.
+	P50Off  time.Duration `json:"append_p50_without_watcher_ns"`
+	P50On   time.Duration `json:"append_p50_with_watcher_ns"`
+	P90Off  time.Duration `json:"append_p90_without_watcher_ns"`
+	P90On   time.Duration `json:"append_p90_with_watcher_ns"`
+	P999Off time.Duration `json:"append_p999_without_watcher_ns"`
+	P999On  time.Duration `json:"append_p999_with_watcher_ns"`
 	// Low and High bound the 90% confidence interval of Ratio: the
 	// ratio recomputed over resamples of the run's rounds (a bootstrap,
 	// each resample drawing whole rounds, with replacement).
@@ -159,6 +167,9 @@ func Run(cfg Config) (Result, error) {
 	off := offA
 	off.Merge(&offB)
 	res.P99Off, res.P99On = off.Quantile(0.99), on.Quantile(0.99)
+	res.P50Off, res.P50On = off.Quantile(0.5), on.Quantile(0.5)
+	res.P90Off, res.P90On = off.Quantile(0.9), on.Quantile(0.9)
+	res.P999Off, res.P999On = off.Quantile(0.999), on.Quantile(0.999)
 	res.Ratio = float64(res.P99On) / float64(max(res.P99Off, 1))
 	res.Noise = float64(offB.Quantile(0.99)) / float64(max(offA.Quantile(0.99), 1))
 	res.Low, res.High = bootstrap(hists, modeOn)
