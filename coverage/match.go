@@ -3,7 +3,6 @@ package coverage
 import (
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"time"
@@ -39,15 +38,12 @@ func (w *Watcher) eventLocked(ev fsnotify.Event, now time.Time) {
 }
 
 // settleDueLocked fingerprints the paths that settled (all of them with
-// force). It yields the processor after each file: whatever else is
-// runnable — the journal's committer back from an fsync — goes first,
-// so hashing a burst of changes never holds a CPU for long.
+// force).
 func (w *Watcher) settleDueLocked(now time.Time, force bool) {
 	for k, s := range w.settling {
 		if force || now.Sub(s.last) >= w.cfg.SettleIdle || now.Sub(s.first) >= w.cfg.SettleCap {
 			delete(w.settling, k)
 			w.settledLocked(s.t, k.path, s.first, now)
-			runtime.Gosched()
 		}
 	}
 }
