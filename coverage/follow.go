@@ -84,7 +84,9 @@ func (w *Watcher) follow(ctx context.Context) {
 				batch = append(batch, *ev.Change)
 			}
 			seen = ev.Cursor
-			caughtUp := ev.Cursor >= ev.Head
+			// Flush at the end of each read: under a heartbeat storm on
+			// other surfaces the last record of ours is seldom the head.
+			caughtUp := ev.Drained || ev.Change == nil
 			if len(batch) < followBatch && !caughtUp {
 				return nil
 			}

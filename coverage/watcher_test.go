@@ -600,3 +600,31 @@ func TestAMissIsPersistedAtOnceNotAtTheNextFlush(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A surface whose records are never the newest in the journal — other
+// surfaces commit after each — is still matched as it changes: the
+// follower hands each read's records over at its end, not when the last
+// one happens to be the head (which under a busy journal never came, and
+// changes recorded more often than once a second waited for 1,024
+// records: past their windows, they were called unjournaled).
+func TestRecordsFollowedByOtherSurfacesReachTheMatcherEachRead(t *testing.T) {
+	e := newEnv(t, testConfig())
+	const n = 20
+	ctx := context.Background()
+	for i := range n {
+		e.writeAtomic(".tmp/runtime/sessions.json", map[string]any{"session": "ws-1", "beat": i})
+		e.record("runtime_sessions", "ws-1", nil)
+		if _, err := e.j.Record(ctx, engine.Change{Source: StateEngineSource, Surface: StateEngineSurface, ChangeType: "transitioned",
+			AggregateType: "test", AggregateID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * e.cfg.SettleIdle) // each write its own change; the surface's records under a second apart
+	}
+	r := e.waitFor("every change decided", func(r Report) bool {
+		s := surf(r, "runtime_sessions")
+		return s.Matched+s.Unjournaled >= n
+	})
+	if s := surf(r, "runtime_sessions"); s.Matched != n || s.Unjournaled != 0 {
+		t.Fatalf("%d recorded changes, each followed by another surface's record: matched %d, unjournaled %d (misses %+v)", n, s.Matched, s.Unjournaled, s.Misses)
+	}
+}

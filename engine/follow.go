@@ -395,6 +395,11 @@ type FollowEvent struct {
 	Head uint64
 	// Horizon is the oldest readable sequence at that moment.
 	Horizon uint64
+	// Drained marks the last record of a read that reached the head as
+	// it stood: nothing more matched when it was read. A follower that
+	// batches flushes here. (Cursor == Head says the same only when the
+	// newest record matched; under a filter it seldom does.)
+	Drained bool
 }
 
 // FollowOptions tunes Follow.
@@ -446,7 +451,8 @@ func (j *Journal) Follow(ctx context.Context, q Query, opt FollowOptions, fn fun
 		}
 		for i := range res.Changes {
 			cursor = res.Changes[i].Sequence
-			if err := fn(FollowEvent{Change: &res.Changes[i], Cursor: cursor, Head: res.Head, Horizon: res.Horizon}); err != nil {
+			drained := !res.More && i == len(res.Changes)-1
+			if err := fn(FollowEvent{Change: &res.Changes[i], Cursor: cursor, Head: res.Head, Horizon: res.Horizon, Drained: drained}); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -126,5 +127,46 @@ func TestAPacedFollowerSeesEveryRecordOnceInOrder(t *testing.T) {
 		if s != uint64(1+2*i) {
 			t.Fatalf("record %d is sequence %d, want %d: every work-session record, in order", i, s, 1+2*i)
 		}
+	}
+}
+
+// Under a filter the newest record is seldom one that matched, so a
+// batching follower cannot tell the end of a read by Cursor == Head:
+// Drained marks it, on the last matching record of every read that
+// reached the head, and on no other.
+func TestDrainedMarksTheEndOfEachReadUnderAFilter(t *testing.T) {
+	j := openT(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	agent := Change{Source: "runtime.test", Surface: "runtime_agent_registry", ChangeType: "heartbeat", AggregateType: "agent", AggregateID: "a"}
+	for i := range 5 { // each agent record followed by a record of another surface
+		if _, err := j.Record(ctx, agent); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Record(ctx, heartbeat(fmt.Sprintf("ws-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errStop := errors.New("stop")
+	var drained []bool
+	err := j.Follow(ctx, Query{Surfaces: []string{"runtime_agent_registry"}}, FollowOptions{Batch: 2}, func(ev FollowEvent) error {
+		if ev.Change == nil {
+			return nil
+		}
+		if ev.Cursor == ev.Head {
+			t.Errorf("record %d is the head; the test wants the head to be another surface's", ev.Cursor)
+		}
+		drained = append(drained, ev.Drained)
+		if len(drained) == 5 {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("follow ended with %v", err)
+	}
+	// Reads of two: [1 3] more, [5 7] more, [9] the last, drained.
+	if want := []bool{false, false, false, false, true}; !slices.Equal(drained, want) {
+		t.Fatalf("Drained %v, want %v", drained, want)
 	}
 }
