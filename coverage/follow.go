@@ -149,9 +149,9 @@ func (w *Watcher) backfill(ctx context.Context, id string, from time.Time, upTo 
 // followBatch bounds the records handed to the run loop at once, and
 // followPace spaces the follower's reads of the journal. Matching works
 // on a window of seconds, so the records may come half a second late;
-// read ten times as often, in ten times as many small batches, the
-// matcher measurably added to the writers' append p99 under 64 writers
-// and a thousand changes a second (bench/README.md), for nothing.
+// reading ten times as often measurably added to the writers' append p99
+// under 64 writers and a thousand changes a second (bench/README.md),
+// for nothing.
 const (
 	followBatch = 1024
 	followPace  = 500 * time.Millisecond
