@@ -37,8 +37,8 @@ const (
 	// loses at most that much of them, from a proof that takes a day.
 	// What an operator must not lose — a miss, a gap, a verdict change —
 	// is written at once (within half the settle idle time). Each write
-	// is an fsync on the disk the journal fsyncs: a write a second was a
-	// measurable share of the append p99 (bench/README.md).
+	// is two fsyncs on the disk the journal fsyncs, which a write a
+	// second would spend for nothing.
 	DefaultFlush = 10 * time.Second
 	// DefaultMaxFileBytes: files over 64 MiB are not hashed (an error of
 	// that path, reported, never a partial hash).

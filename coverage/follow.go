@@ -148,10 +148,8 @@ func (w *Watcher) backfill(ctx context.Context, id string, from time.Time, upTo 
 
 // followBatch bounds the records handed to the run loop at once, and
 // followPace spaces the follower's reads of the journal. Matching works
-// on a window of seconds, so the records may come half a second late;
-// reading ten times as often measurably added to the writers' append p99
-// under 64 writers and a thousand changes a second (bench/README.md),
-// for nothing.
+// on a window of seconds, so the records may come half a second late:
+// reading more often would cost the journal for nothing.
 const (
 	followBatch = 1024
 	followPace  = 500 * time.Millisecond
