@@ -69,7 +69,6 @@ var (
 	storageKinds   = []string{StorageFile, StorageDir, StorageMemory, StorageDB}
 	builtinSnaps   = []string{SnapshotHealth, SnapshotActionPanel}
 	changeTypeList = record.ChangeTypes() // the contract's, in its order
-	severityList   = record.Severities()
 )
 
 // Modes lists the journal modes in order of increasing coverage. Callers
