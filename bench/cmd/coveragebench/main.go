@@ -27,7 +27,13 @@ func main() {
 	asJSON := flag.Bool("json", false, "print JSON")
 	strict := flag.Bool("strict", false, "exit 1 when the target is missed")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	syncFlag := flag.String("sync", "always", "the journal's sync policy: always, interval or none (the watcher's cost where fsync does not dominate)")
 	flag.Parse()
+	sync, err := engine.ParseSyncPolicy(*syncFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coveragebench: -sync:", err)
+		os.Exit(2)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -50,7 +56,7 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	load0 := loadAvg()
-	r, err := coveragebench.Run(coveragebench.Config{Writers: *writers, Rate: *rate, Duration: *dur, Rounds: *rounds, Warmup: !*smoke, Dir: dir, Sync: engine.SyncPolicy(os.Getenv("COVB_SYNC"))})
+	r, err := coveragebench.Run(coveragebench.Config{Writers: *writers, Rate: *rate, Duration: *dur, Rounds: *rounds, Warmup: !*smoke, Dir: dir, Sync: sync})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coveragebench:", err)
 		os.Exit(1)
@@ -58,8 +64,8 @@ func main() {
 	if *asJSON {
 		json.NewEncoder(os.Stdout).Encode(map[string]any{"result": r, "check": r.Check()})
 	} else {
-		fmt.Printf("append latency, %d writers, sync=always, files changing at %.0f/s (each recorded), %d round(s) of %s each:\n",
-			*writers, r.ChangeRate, *rounds, *dur)
+		fmt.Printf("append latency, %d writers, sync=%s, files changing at %.0f/s (each recorded), %d round(s) of %s each:\n",
+			*writers, sync, r.ChangeRate, *rounds, *dur)
 		for _, x := range r.Rounds {
 			mode := "without watcher"
 			if x.Control {
