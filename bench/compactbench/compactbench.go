@@ -12,9 +12,9 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/agentruntime/statejournal/bench/host"
 	"github.com/agentruntime/statejournal/bench/latency"
 	"github.com/agentruntime/statejournal/engine"
 )
@@ -59,12 +59,6 @@ func Heartbeat(i int) engine.Change {
 	return c
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // MeasureCompaction writes n heartbeat-heavy records and compacts them
@@ -87,12 +81,12 @@ func MeasureCompaction(dir string, n int) (Result, error) {
 			batch = batch[:0]
 		}
 	}
-	cpu0, t0 := cpuTime(), time.Now()
+	cpu0, t0 := host.CPUTime(), time.Now()
 	rep, err := j.Compact(ctx, engine.CompactOptions{SealActive: true, Retention: &engine.Retention{}})
 	if err != nil {
 		return r, err
 	}
-	r.CompactWall, r.CompactCPU = time.Since(t0), cpuTime()-cpu0
+	r.CompactWall, r.CompactCPU = time.Since(t0), host.CPUTime()-cpu0
 	r.InputBytes, r.OutputBytes, r.Ratio = rep.InputBytes, rep.OutputBytes, rep.Ratio
 	r.MBPerSecond = float64(rep.InputBytes) / 1e6 / r.CompactWall.Seconds()
 	r.MBPerCPUSecond = float64(rep.InputBytes) / 1e6 / r.CompactCPU.Seconds()

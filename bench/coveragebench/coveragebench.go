@@ -18,13 +18,12 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/agentruntime/statejournal/bench/benchfs"
 	"github.com/agentruntime/statejournal/bench/compactbench"
+	"github.com/agentruntime/statejournal/bench/host"
 	"github.com/agentruntime/statejournal/bench/latency"
 	"github.com/agentruntime/statejournal/coverage"
 	"github.com/agentruntime/statejournal/engine"
@@ -226,15 +225,6 @@ func (r Result) Check() string {
 	return fmt.Sprintf("append p99 with the coverage watcher %s, without %s: %.3fx%s (target < %.2fx): %s", r.P99On, r.P99Off, r.Ratio, ci, TargetP99Ratio, v)
 }
 
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // round runs the writers for cfg.Duration on a fresh journal while a
 // changer rewrites agent files (the runtime_agent_registry directory, one
 // file per agent, atomic rename) and records each change, as the runtime
@@ -266,7 +256,7 @@ func round(dir string, cfg Config, watcher bool) (Round, time.Duration, error) {
 	// Commit the file system first: the previous round's writeback and
 	// the discards of its deleted journal would otherwise stall this
 	// round's fsyncs, whichever mode it is.
-	if err := benchfs.Settle(dir); err != nil {
+	if err := host.Settle(dir); err != nil {
 		return r, 0, err
 	}
 	ctx := context.Background()
@@ -321,7 +311,7 @@ func round(dir string, cfg Config, watcher bool) (Round, time.Duration, error) {
 	var errOnce atomic.Value
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), host.CPUTime()
 	deadline := start.Add(cfg.Duration)
 	for i := 0; i < cfg.Writers; i++ {
 		wg.Add(1)
@@ -338,7 +328,7 @@ func round(dir string, cfg Config, watcher bool) (Round, time.Duration, error) {
 		}(i)
 	}
 	wg.Wait()
-	wall, cpu := time.Since(start), cpuTime()-cpu0
+	wall, cpu := time.Since(start), host.CPUTime()-cpu0
 	runtime.ReadMemStats(&ms1)
 	r.Alloc, r.GCs = float64(ms1.TotalAlloc-ms0.TotalAlloc)/(1<<20)/wall.Seconds(), ms1.NumGC-ms0.NumGC
 	close(stop)

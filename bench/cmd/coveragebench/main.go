@@ -11,10 +11,11 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/agentruntime/statejournal/bench/coveragebench"
+	"github.com/agentruntime/statejournal/bench/host"
 	"github.com/agentruntime/statejournal/engine"
 )
 
@@ -91,12 +92,8 @@ func main() {
 
 // loadAvg is the 1-minute load average, or "?".
 func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
+	if v, ok := host.LoadAvg(); ok {
+		return strconv.FormatFloat(v, 'f', 2, 64)
 	}
 	return "?"
 }

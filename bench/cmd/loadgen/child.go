@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentruntime/statejournal/bench/baseline"
+	"github.com/agentruntime/statejournal/bench/host"
 	"github.com/agentruntime/statejournal/bench/latency"
 	"github.com/agentruntime/statejournal/bench/workload"
 )
@@ -145,9 +146,9 @@ func measureProfiled(scenarioName, targetName, dir, prof string, d time.Duration
 		}
 		profFile = f
 	}
-	cpu0 := cpuTime()
+	cpu0 := host.CPUTime()
 	run, runErr := workload.Run(context.Background(), t, workload.Spec{Writers: s.Writers, Batch: s.Batch, Duration: d})
-	res.CPUNS = int64(cpuTime() - cpu0)
+	res.CPUNS = int64(host.CPUTime() - cpu0)
 	if profFile != nil {
 		pprof.StopCPUProfile()
 		profErr = profFile.Close()
@@ -161,15 +162,6 @@ func measureProfiled(scenarioName, targetName, dir, prof string, d time.Duration
 	var duErr error
 	res.BytesOnDisk, res.BytesApparent, duErr = diskUsage(t.Dir())
 	return res, errors.Join(runErr, closeErr, duErr, profErr)
-}
-
-// cpuTime returns this process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // diskUsage returns the bytes allocated on disk (as du counts them) and the

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agentruntime/statejournal/bench/benchfs"
+	"github.com/agentruntime/statejournal/bench/host"
 )
 
 // config is the parsed command line.
@@ -218,7 +218,7 @@ func runPair(cfg config, self, runDir string, s scenario, t targetInfo, round in
 	// Start from a quiet file system: what earlier runs left dirty or
 	// queued for discard must not stall this run's fsyncs.
 	if cfg.settle {
-		if err := benchfs.Settle(runDir); err != nil {
+		if err := host.Settle(runDir); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen: settle file system:", err)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentruntime/statejournal/bench/benchfs"
+	"github.com/agentruntime/statejournal/bench/host"
 )
 
 // reportSchema names the JSON document's layout; bump it when a field changes
@@ -483,16 +483,8 @@ func fmtRatio(v float64) string {
 // loadAvg appends the 1-minute load average to into, or returns nil when
 // it cannot be read.
 func loadAvg(into []float64) []float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return nil
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return nil
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
+	v, ok := host.LoadAvg()
+	if !ok {
 		return nil
 	}
 	return append(into, v)
@@ -501,7 +493,7 @@ func loadAvg(into []float64) []float64 {
 // filesystemName names the file system holding dir, so a run on tmpfs (where
 // fsync costs nothing) is visible in its report.
 func filesystemName(dir string) string {
-	name, err := benchfs.Name(dir)
+	name, err := host.FSName(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: file system of", dir+":", err)
 		return "unknown"

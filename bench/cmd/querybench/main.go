@@ -10,9 +10,9 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"time"
 
+	"github.com/agentruntime/statejournal/bench/host"
 	"github.com/agentruntime/statejournal/bench/querybench"
 )
 
@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "querybench:", err)
 		}
 	}()
-	load0 := loadAvg()
+	load0, _ := host.LoadAvg()
 	fmt.Fprintf(stderr, "querybench: %s, GOMAXPROCS %d, data in %s\n", runtime.Version(), runtime.GOMAXPROCS(0), cache.Root())
 	if querybench.InMemoryFS(cache.Root()) {
 		fmt.Fprintln(stderr, "querybench: warning: the data directory is on tmpfs; cold opens read memory (use -dir on a real disk)")
@@ -118,8 +118,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	targets := querybench.DefaultTargets()
+	load1, _ := host.LoadAvg()
 	doc := report{
-		Go: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvg: [2]float64{load0, loadAvg()},
+		Go: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvg: [2]float64{load0, load1},
 		Smoke: *smoke, Results: results, Checks: targets.Checks(results),
 	}
 	if *outFile != "" {
@@ -161,15 +162,4 @@ type report struct {
 	Smoke      bool                `json:"smoke"`
 	Results    []querybench.Result `json:"results"`
 	Checks     []querybench.Check  `json:"checks"`
-}
-
-// loadAvg returns the 1-minute load average, or 0 when it cannot be read.
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	var v float64
-	fmt.Sscan(strings.Fields(string(b) + " 0")[0], &v)
-	return v
 }

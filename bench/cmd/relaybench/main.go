@@ -29,7 +29,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -38,6 +37,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentruntime/statejournal/bench/enginetarget"
+	"github.com/agentruntime/statejournal/bench/host"
 	"github.com/agentruntime/statejournal/bench/workload"
 	"github.com/agentruntime/statejournal/engine"
 	"github.com/agentruntime/statejournal/relay"
@@ -146,7 +146,8 @@ func main() {
 		fail(err)
 	}
 	defer srv.stop()
-	res := Result{Writers: *writers, BacklogRecords: *backlog, Pinned: *pin, LoadAvgStart: loadAvg()}
+	res := Result{Writers: *writers, BacklogRecords: *backlog, Pinned: *pin}
+	res.LoadAvgStart, _ = host.LoadAvg()
 	for i := 0; i < *count; i++ {
 		var rd Round
 		for _, m := range []mode{alone, readOnly, relayed} {
@@ -169,7 +170,7 @@ func main() {
 	if res.BacklogPerSec, err = backlogRun(filepath.Join(dir, "backlog"), srv.url, *backlog); err != nil {
 		fail(err)
 	}
-	res.LoadAvgEnd = loadAvg()
+	res.LoadAvgEnd, _ = host.LoadAvg()
 	checks := []string{check("relay costs the writers < 10% of their records/s (relay ÷ base >= 0.90)", res.CostRatio >= 0.90, fmt.Sprintf("%.3f", res.CostRatio)),
 		check("the relay keeps up with the writers (largest lag < 1 s, caught up < 1 s after the load, every round)", keptUp(res.Rounds), fmt.Sprintf("%.0f shipped/s for %.0f written/s in the median round", res.Median.ShippedPerSec, res.Median.RelayRecordsPerSec))}
 	if *asJSON {
@@ -233,7 +234,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // loadRun runs the writers on a fresh journal for dur with m beside
 // them, and fills m's figures in rd.
-func loadRun(dir string, writers int, dur time.Duration, m mode, srv *natsServer, host string, rd *Round) error {
+func loadRun(dir string, writers int, dur time.Duration, m mode, srv *natsServer, hostName string, rd *Round) error {
 	t, err := enginetarget.Open(filepath.Join(dir, "data"), filepath.Join(dir, "root"), workload.SyncAlways)
 	if err != nil {
 		return err
@@ -257,7 +258,7 @@ func loadRun(dir string, writers int, dur time.Duration, m mode, srv *natsServer
 	var read atomic.Uint64 // the read-only reader's last record
 	switch m {
 	case relayed:
-		if r, err = relay.New(j, relay.Config{URL: srv.url, Host: host, Logger: quiet, Tick: 20 * time.Millisecond}); err != nil {
+		if r, err = relay.New(j, relay.Config{URL: srv.url, Host: hostName, Logger: quiet, Tick: 20 * time.Millisecond}); err != nil {
 			return err
 		}
 		defer r.Close()
@@ -266,7 +267,7 @@ func loadRun(dir string, writers int, dur time.Duration, m mode, srv *natsServer
 			time.Sleep(5 * time.Millisecond)
 		}
 	case readOnly:
-		go func() { done <- readEncode(ctx, j, host, &read) }()
+		go func() { done <- readEncode(ctx, j, hostName, &read) }()
 	}
 	sampleDone := make(chan struct{})
 	stopSample := make(chan struct{})
@@ -292,9 +293,9 @@ func loadRun(dir string, writers int, dur time.Duration, m mode, srv *natsServer
 	if err != nil {
 		return err
 	}
-	cpu0 := cpuTime()
+	cpu0 := host.CPUTime()
 	res, err := workload.Run(context.Background(), t, workload.Spec{Writers: writers, Duration: dur})
-	cpu := cpuTime() - cpu0
+	cpu := host.CPUTime() - cpu0
 	srv1, serr := srv.cpu()
 	close(stopSample)
 	<-sampleDone
@@ -374,13 +375,6 @@ func readEncode(ctx context.Context, j *engine.Journal, host string, last *atomi
 		panic("unreachable")
 	}
 	return err
-}
-
-// cpuTime is this process's user + system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // backlogRun writes n records, then measures how fast a relay ships them.
@@ -504,7 +498,7 @@ func natsChild(store string) {
 	fmt.Println(s.ClientURL())
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
-		fmt.Println(cpuTime().Nanoseconds())
+		fmt.Println(host.CPUTime().Nanoseconds())
 	}
 	s.Shutdown()
 }
@@ -534,18 +528,4 @@ func pinTo(cpu int) error {
 		}
 	}
 	return nil
-}
-
-// loadAvg is the machine's 1-minute load average (0 when unreadable).
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
 }

@@ -1,7 +1,4 @@
-// Package benchfs holds what the benchmarks ask of the file system they
-// run on: its name (an fsync on tmpfs is free, and the figures say so) and
-// a settle between runs, so one run's writeback does not land on the next.
-package benchfs
+package host
 
 import (
 	"os"
@@ -10,8 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Name names dir's file system from its statfs magic number.
-func Name(dir string) (string, error) {
+// FSName names dir's file system from its statfs magic number.
+func FSName(dir string) (string, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return "", err
