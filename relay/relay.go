@@ -61,11 +61,11 @@ type Config struct {
 	// PersistEvery bounds how often the cursor file is rewritten while
 	// records flow (default 200 ms); it is always written at a stop.
 	PersistEvery time.Duration
-	// Linger is how long the relay waits, once it has read up to the
-	// journal's head, before it reads again (default 5 ms): a busy journal
-	// commits hundreds of small batches a second, and reading each alone
-	// would cost the writers CPU for nothing. It adds at most Linger to
-	// the lag.
+	// Linger spaces the relay's reads once it has read up to the
+	// journal's head (default 5 ms; engine.FollowOptions.Pace): a busy
+	// journal commits hundreds of small batches a second, and reading
+	// each alone would cost the writers CPU for nothing. It adds at most
+	// Linger to the lag.
 	Linger time.Duration
 	// BackoffMin and BackoffMax bound the wait between attempts while
 	// JetStream is slow or down: full jitter, doubling (defaults 100 ms, 10 s).
@@ -541,7 +541,7 @@ func (r *Relay) session(ctx context.Context, js jetstream.JetStream, reported *b
 		}
 		return false
 	}
-	err = r.j.Follow(ctx, engine.Query{After: r.shipped.Load(), HasAfter: true}, engine.FollowOptions{Tick: r.cfg.Tick, Batch: 512}, func(ev engine.FollowEvent) error {
+	err = r.j.Follow(ctx, engine.Query{After: r.shipped.Load(), HasAfter: true}, engine.FollowOptions{Tick: r.cfg.Tick, Batch: 512, Pace: r.cfg.Linger}, func(ev engine.FollowEvent) error {
 		if ev.Change == nil {
 			if err := settle(false); err != nil {
 				return &sessionError{err}
@@ -586,16 +586,6 @@ func (r *Relay) session(ctx context.Context, js jetstream.JetStream, reported *b
 			return &sessionError{err}
 		}
 		_ = r.persist(false)
-		if c.Sequence == ev.Head {
-			// Caught up with what was committed when this batch was read:
-			// let the next commits gather before reading again.
-			t := time.NewTimer(r.cfg.Linger)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-		}
 		return nil
 	})
 	var se *sessionError

@@ -345,7 +345,7 @@ func loadRun(dir string, writers int, dur time.Duration, m mode, srv *natsServer
 func readEncode(ctx context.Context, j *engine.Journal, host string, last *atomic.Uint64) error {
 	journalID := j.Status().JournalID
 	var sink int
-	err := j.Follow(ctx, engine.Query{}, engine.FollowOptions{Tick: 20 * time.Millisecond, Batch: 512}, func(ev engine.FollowEvent) error {
+	err := j.Follow(ctx, engine.Query{}, engine.FollowOptions{Tick: 20 * time.Millisecond, Batch: 512, Pace: relay.DefaultLinger}, func(ev engine.FollowEvent) error {
 		c := ev.Change
 		if c == nil {
 			return nil
@@ -361,14 +361,6 @@ func readEncode(ctx context.Context, j *engine.Journal, host string, last *atomi
 		msg.Header.Set(relay.HeaderJournal, journalID)
 		sink += len(msg.Data) + len(msg.Header)
 		last.Store(c.Sequence)
-		if c.Sequence == ev.Head {
-			t := time.NewTimer(relay.DefaultLinger)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-		}
 		return nil
 	})
 	if sink < 0 {
