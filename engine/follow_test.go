@@ -92,9 +92,13 @@ func TestAPacedFollowerSeesEveryRecordOnceInOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const n = 300
+	const pace = 100 * time.Millisecond
+	began := time.Now()
 	go func() {
 		for i := range n {
-			// One commit each, other surfaces' records between them.
+			// One commit each, other surfaces' records between them, a
+			// millisecond apart: an unpaced follower reads about once each.
+			time.Sleep(time.Millisecond)
 			if _, err := j.Record(ctx, heartbeat(fmt.Sprintf("ws-%d", i))); err != nil {
 				t.Error(err)
 				return
@@ -107,9 +111,13 @@ func TestAPacedFollowerSeesEveryRecordOnceInOrder(t *testing.T) {
 	}()
 	errStop := errors.New("stop")
 	var seqs []uint64
-	err := j.Follow(ctx, Query{Surfaces: []string{"runtime_work_session"}}, FollowOptions{Pace: 5 * time.Millisecond, Batch: 7}, func(ev FollowEvent) error {
+	reads := 0 // reads that reached the head (Drained): at most one a pace
+	err := j.Follow(ctx, Query{Surfaces: []string{"runtime_work_session"}}, FollowOptions{Pace: pace, Batch: 7}, func(ev FollowEvent) error {
 		if ev.Change == nil {
 			return nil
+		}
+		if ev.Drained {
+			reads++
 		}
 		if ev.Change.Surface != "runtime_work_session" || len(seqs) > 0 && ev.Change.Sequence <= seqs[len(seqs)-1] {
 			t.Errorf("record %d of %s after %v", ev.Change.Sequence, ev.Change.Surface, seqs[max(0, len(seqs)-3):])
@@ -127,6 +135,12 @@ func TestAPacedFollowerSeesEveryRecordOnceInOrder(t *testing.T) {
 		if s != uint64(1+2*i) {
 			t.Fatalf("record %d is sequence %d, want %d: every work-session record, in order", i, s, 1+2*i)
 		}
+	}
+	// Not a timing claim: whatever the machine's speed, a paced follower
+	// cannot have read to the head more often than once a pace (plus the
+	// first read), and the writer's n commits gave it n chances.
+	if most := int(time.Since(began)/pace) + 2; reads > most {
+		t.Fatalf("%d reads to the head in %s at a pace of %s (at most %d): the follower read per commit", reads, time.Since(began).Round(time.Millisecond), pace, most)
 	}
 }
 
