@@ -75,25 +75,18 @@ type Round struct {
 	hist *latency.Histogram
 }
 
-// Result is the run: every round, and the medians.
+// Result is the run: every round, each mode pooled, and their ratios.
 type Result struct {
 	Config Config  `json:"config"`
 	Rounds []Round `json:"rounds"`
-	// P99Off and P99On are the p99 of every append of every round of
-	// the mode (the rounds' histograms merged): one round's p99 rests on
-	// its slowest 1%, which a single compaction or fsync stall moves by
-	// tens of percent; the pooled p99 rests on every round's.
-	P99Off time.Duration `json:"append_p99_without_watcher_ns"`
-	P99On  time.Duration `json:"append_p99_with_watcher_ns"`
-	Ratio  float64       `json:"p99_ratio"`
-	// The rest of each mode's pooled distribution, to read the p99's
-	// ratio against: p50, p90 and p99.9.
-	P50Off  time.Duration `json:"append_p50_without_watcher_ns"`
-	P50On   time.Duration `json:"append_p50_with_watcher_ns"`
-	P90Off  time.Duration `json:"append_p90_without_watcher_ns"`
-	P90On   time.Duration `json:"append_p90_with_watcher_ns"`
-	P999Off time.Duration `json:"append_p999_without_watcher_ns"`
-	P999On  time.Duration `json:"append_p999_with_watcher_ns"`
+	// Off and On are the append latency of every round of each mode (the
+	// rounds' histograms merged): one round's p99 rests on its slowest
+	// 1%, which a single compaction or fsync stall moves by tens of
+	// percent; the pooled p99 rests on every round's. Ratio is On.P99 ÷
+	// Off.P99; the other quantiles are there to read it against.
+	Off   Quantiles `json:"without_watcher"`
+	On    Quantiles `json:"with_watcher"`
+	Ratio float64   `json:"p99_ratio"`
 	// Low and High bound the 90% confidence interval of Ratio: the
 	// ratio recomputed over resamples of the run's rounds (a bootstrap,
 	// each resample drawing whole rounds, with replacement).
@@ -111,6 +104,18 @@ type Result struct {
 	CPUOff     float64 `json:"cpu_per_second_without_watcher"`
 	CPUOn      float64 `json:"cpu_per_second_with_watcher"`
 	ChangeRate float64 `json:"file_changes_per_second"`
+}
+
+// Quantiles are one mode's pooled append latency.
+type Quantiles struct {
+	P50  time.Duration `json:"append_p50_ns"`
+	P90  time.Duration `json:"append_p90_ns"`
+	P99  time.Duration `json:"append_p99_ns"`
+	P999 time.Duration `json:"append_p999_ns"`
+}
+
+func quantilesOf(h *latency.Histogram) Quantiles {
+	return Quantiles{P50: h.Quantile(0.5), P90: h.Quantile(0.9), P99: h.Quantile(0.99), P999: h.Quantile(0.999)}
 }
 
 // Run measures cfg.Rounds rounds of three modes (without the watcher,
@@ -165,11 +170,8 @@ func Run(cfg Config) (Result, error) {
 	}
 	off := offA
 	off.Merge(&offB)
-	res.P99Off, res.P99On = off.Quantile(0.99), on.Quantile(0.99)
-	res.P50Off, res.P50On = off.Quantile(0.5), on.Quantile(0.5)
-	res.P90Off, res.P90On = off.Quantile(0.9), on.Quantile(0.9)
-	res.P999Off, res.P999On = off.Quantile(0.999), on.Quantile(0.999)
-	res.Ratio = float64(res.P99On) / float64(max(res.P99Off, 1))
+	res.Off, res.On = quantilesOf(&off), quantilesOf(&on)
+	res.Ratio = float64(res.On.P99) / float64(max(res.Off.P99, 1))
 	res.Noise = float64(offB.Quantile(0.99)) / float64(max(offA.Quantile(0.99), 1))
 	res.Low, res.High = bootstrap(hists, modeOn)
 	sort.Float64s(ratios)
@@ -222,7 +224,7 @@ func (r Result) Check() string {
 	if r.High > 0 {
 		ci = fmt.Sprintf(", 90%% interval %.3f–%.3f", r.Low, r.High)
 	}
-	return fmt.Sprintf("append p99 with the coverage watcher %s, without %s: %.3fx%s (target < %.2fx): %s", r.P99On, r.P99Off, r.Ratio, ci, TargetP99Ratio, v)
+	return fmt.Sprintf("append p99 with the coverage watcher %s, without %s: %.3fx%s (target < %.2fx): %s", r.On.P99, r.Off.P99, r.Ratio, ci, TargetP99Ratio, v)
 }
 
 // round runs the writers for cfg.Duration on a fresh journal while a

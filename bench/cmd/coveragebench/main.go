@@ -79,7 +79,7 @@ func main() {
 		}
 		fmt.Println("  " + r.Check())
 		fmt.Printf("  the rest of the distribution, with ÷ without: p50 %s ÷ %s, p90 %s ÷ %s, p99.9 %s ÷ %s\n",
-			r.P50On, r.P50Off, r.P90On, r.P90Off, r.P999On, r.P999Off)
+			r.On.P50, r.Off.P50, r.On.P90, r.Off.P90, r.On.P999, r.Off.P999)
 		fmt.Printf("  noise: the two sets of rounds without the watcher differ by %.3fx; median of the rounds' own ratios %.3fx\n", r.Noise, r.MedianRatio)
 		fmt.Printf("  process CPU %.2f/s with the watcher, %.2f/s without\n", r.CPUOn, r.CPUOff)
 		fmt.Printf("  load average %s at start, %s at end (%d CPUs): above half the CPUs, other work skewed the figures (the interleaved ratio less so)\n", load0, loadAvg(), runtime.NumCPU())
