@@ -600,10 +600,10 @@ func (j *Journal) commit() {
 		return
 	}
 	nv := c.tip.next() // the appended transition: this batch's records
-	segsCopied := false
+	newSegs := false
 	newSeg := func(first uint64) {
 		nv.addSegment(hotSegInfo{first: first, path: filepath.Join(j.hotDir, segment.HotSegmentName(first))})
-		segsCopied = true
+		newSegs = true
 	}
 	c.batch.Clear()
 	clear(c.inBatch)
@@ -698,7 +698,7 @@ func (j *Journal) commit() {
 		}
 		c.dirty = true
 		c.last = seq
-		if segsCopied {
+		if newSegs {
 			// tidwall/wal created the new segments during the write.
 			nv.openSegments()
 			c.openTail(j, nv) // the new tail, not the view before this batch
