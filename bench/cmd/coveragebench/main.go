@@ -23,6 +23,7 @@ func main() {
 	writers := flag.Int("writers", 64, "concurrent writers")
 	rate := flag.Int("rate", 1000, "file changes per second (each recorded)")
 	dur := flag.Duration("duration", time.Second, "length of each round")
+	lead := flag.Duration("lead", 500*time.Millisecond, "how long the files change before each round's writers start, in every mode (the watcher past its start)")
 	rounds := flag.Int("rounds", 24, "rounds of each mode (without, with, and the control without), interleaved after a warm-up round; the p99 of all rounds of a mode is reported")
 	smoke := flag.Bool("smoke", false, "one short round of each mode, for CI")
 	asJSON := flag.Bool("json", false, "print JSON")
@@ -48,7 +49,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	if *smoke {
-		*dur, *rounds = 500*time.Millisecond, 1
+		*dur, *rounds, *lead = 500*time.Millisecond, 1, 200*time.Millisecond
 	}
 	dir, err := os.MkdirTemp("", "coveragebench")
 	if err != nil {
@@ -57,7 +58,7 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	load0 := loadAvg()
-	r, err := coveragebench.Run(coveragebench.Config{Writers: *writers, Rate: *rate, Duration: *dur, Rounds: *rounds, Warmup: !*smoke, Dir: dir, Sync: sync})
+	r, err := coveragebench.Run(coveragebench.Config{Writers: *writers, Rate: *rate, Duration: *dur, Rounds: *rounds, Lead: *lead, Warmup: !*smoke, Dir: dir, Sync: sync})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coveragebench:", err)
 		os.Exit(1)
