@@ -69,6 +69,7 @@
 // One goroutine owns the watcher's state (events, records, settling,
 // rescans, persistence); a second follows the journal and hands it the
 // records in batches (it reads the set of active surfaces under the same
-// lock, and is woken when the set changes). Report takes the same lock for a consistent view. Close stops
-// both.
+// lock, and is woken when the set changes). Report takes the same lock
+// for a consistent view. Close stops both. Both yield to the journal's
+// writers before each unit of work (see yield in watcher.go).
 package coverage

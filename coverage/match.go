@@ -38,11 +38,12 @@ func (w *Watcher) eventLocked(ev fsnotify.Event, now time.Time) {
 }
 
 // settleDueLocked fingerprints the paths that settled (all of them with
-// force).
+// force), yielding before each (see yield).
 func (w *Watcher) settleDueLocked(now time.Time, force bool) {
 	for k, s := range w.settling {
 		if force || now.Sub(s.last) >= w.cfg.SettleIdle || now.Sub(s.first) >= w.cfg.SettleCap {
 			delete(w.settling, k)
+			yield()
 			w.settledLocked(s.t, k.path, s.first, now)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -263,8 +264,24 @@ type surfaceMetrics struct {
 	ratio, proven                  prometheus.Gauge
 }
 
+// yield lets the goroutines that are ready to run go first. The watcher
+// shares the process with the journal's writers, and they run in bursts:
+// a group commit wakes all of its writers at once, and on a machine of
+// two cores their burst is most of the time between two fsyncs. A CPU
+// the watcher holds during a burst is one the writers wait for, and a
+// writer that misses the next commit waits a whole fsync more. So the
+// watcher yields before each unit of work (a wake-up, a file it hashes, a
+// handful of events or records) and does its work between the bursts,
+// where the CPUs wait on the disk. Measured at 64 writers and 1,000
+// changes a second (bench/README.md): without the yields the writers
+// made 7–9% fewer records with the watcher than without it, and its
+// append p99 was 1.18×; with them 3–6% and 1.07–1.18×. It loses nothing
+// by waiting: its events are buffered and its windows are seconds long.
+func yield() { runtime.Gosched() }
+
 // run is the watcher's one owner loop: events, records, settling,
-// expiry, rescans and persistence all happen here.
+// expiry, rescans and persistence all happen here. It yields before each
+// unit of work (see yield).
 func (w *Watcher) run(ctx context.Context) {
 	settleEvery := max(w.cfg.SettleIdle/2, 5*time.Millisecond)
 	settleT := time.NewTicker(settleEvery)
@@ -296,6 +313,7 @@ func (w *Watcher) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev, ok := <-events:
+			yield()
 			w.mu.Lock()
 			if !ok {
 				w.restartLocked("its event channel closed")
@@ -305,7 +323,10 @@ func (w *Watcher) run(ctx context.Context) {
 				now := time.Now()
 				w.eventLocked(ev, now)
 			drain:
-				for range eventBuffer {
+				for k := range eventBuffer {
+					if k%eventsPerYield == eventsPerYield-1 {
+						yield()
+					}
 					select {
 					case ev, ok := <-events:
 						if !ok {
@@ -330,12 +351,17 @@ func (w *Watcher) run(ctx context.Context) {
 			}
 			w.mu.Unlock()
 		case cs := <-w.recs:
+			yield()
 			w.mu.Lock()
 			for i := range cs {
+				if i%recordsPerYield == recordsPerYield-1 {
+					yield()
+				}
 				w.recordLocked(cs[i])
 			}
 			w.mu.Unlock()
 		case <-settleT.C:
+			yield()
 			w.mu.Lock()
 			now := time.Now()
 			w.settleDueLocked(now, false)
@@ -634,6 +660,13 @@ func absDur(d time.Duration) time.Duration {
 // kernel's events of one read are handed over without a goroutine switch
 // each, and the run loop takes them in one go.
 const eventBuffer = 1024
+
+// eventsPerYield and recordsPerYield are the units of work between two
+// yields (see yield): tens of microseconds each.
+const (
+	eventsPerYield  = 16
+	recordsPerYield = 64
+)
 
 func newFSWatcher() (*fsnotify.Watcher, error) { return fsnotify.NewBufferedWatcher(eventBuffer) }
 
