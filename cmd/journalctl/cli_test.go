@@ -86,7 +86,7 @@ type invocation struct {
 	args  []string
 }
 
-func (in invocation) run(t *testing.T) result {
+func (in invocation) run(t testing.TB) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -112,19 +112,19 @@ func (in invocation) run(t *testing.T) result {
 }
 
 // jc runs journalctl --dir dir args... with empty standard input.
-func jc(t *testing.T, dir string, args ...string) result {
+func jc(t testing.TB, dir string, args ...string) result {
 	t.Helper()
 	return invocation{dir: dir, args: args}.run(t)
 }
 
 // jcIn runs journalctl --dir dir args... with stdin as standard input.
-func jcIn(t *testing.T, dir, stdin string, args ...string) result {
+func jcIn(t testing.TB, dir, stdin string, args ...string) result {
 	t.Helper()
 	return invocation{dir: dir, stdin: stdin, args: args}.run(t)
 }
 
 // mustOK runs journalctl and fails the test unless it exits 0.
-func mustOK(t *testing.T, dir string, args ...string) result {
+func mustOK(t testing.TB, dir string, args ...string) result {
 	t.Helper()
 	r := jc(t, dir, args...)
 	if r.code != 0 {
@@ -155,7 +155,7 @@ type receipt struct {
 }
 
 // receiptLines decodes NDJSON receipts, requiring every receipt field.
-func receiptLines(t *testing.T, r result) []receipt {
+func receiptLines(t testing.TB, r result) []receipt {
 	t.Helper()
 	var out []receipt
 	for i, line := range strings.Split(strings.TrimRight(r.stdout, "\n"), "\n") {
@@ -271,7 +271,7 @@ func heartbeats(prefix string, n int) string {
 }
 
 // seed records n heartbeats through --stdin and returns their receipts.
-func seed(t *testing.T, dir, prefix string, n int) []receipt {
+func seed(t testing.TB, dir, prefix string, n int) []receipt {
 	t.Helper()
 	r := jcIn(t, dir, heartbeats(prefix, n), "state-journal-record", "--stdin", "--json")
 	if r.code != 0 {

@@ -22,7 +22,7 @@ import (
 // shortDir returns a fresh data directory with a short path: the server
 // binds its Unix socket inside it, and socket paths are limited to about
 // 100 bytes, which t.TempDir's names (built from the test name) can pass.
-func shortDir(t *testing.T) string {
+func shortDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "jc")
 	if err != nil {
@@ -62,7 +62,7 @@ type lockHolder struct {
 // the lock file, where the server records its resolved address (serve
 // itself prints the --listen value, port 0). The server is stopped at
 // cleanup if the test did not stop it.
-func startServer(t *testing.T, dir string, extra ...string) *serverProc {
+func startServer(t testing.TB, dir string, extra ...string) *serverProc {
 	t.Helper()
 	args := append([]string{"--dir", dir, "serve", "--listen", "127.0.0.1:0"}, extra...)
 	p := testproc.Start(t, testproc.Options{Path: binary, Args: args, BaseEnv: cleanEnv()})
@@ -125,7 +125,7 @@ func (s *serverProc) get(t *testing.T, path string) (int, []byte) {
 }
 
 // stop sends SIGTERM and returns the exit code.
-func (s *serverProc) stop(t *testing.T) int {
+func (s *serverProc) stop(t testing.TB) int {
 	t.Helper()
 	if err := s.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM the server: %v", err)
