@@ -82,25 +82,24 @@ func runFollow(g *globals, cmd *cobra.Command, lq server.ListQuery, format strin
 	defer stop()
 	f := &tailer{g: g, q: lq.Query, w: bufio.NewWriter(g.out), format: format}
 	defer f.w.Flush()
-	if format == outTable {
-		f.keep, f.widths = layout(changeColumns, followWidths, g.width())
-		f.fitted = g.width() > 0
-		titles := make([]string, len(changeColumns))
-		for i, c := range changeColumns {
-			titles[i] = c.title
-		}
-		f.w.WriteString(line(pick(titles, f.keep), f.widths))
-		f.w.WriteByte('\n')
-	}
 	j, err := g.openRead()
 	if err != nil {
 		return g.fail(exitProblems, err)
 	}
 	defer j.Close()
 	// The backlog: the newest n, printed oldest first; or, from a cursor,
-	// everything after it (the loops below page through it).
+	// everything after it (the loops below page through it, and one
+	// record is read here). Either read checks the query — an unknown
+	// surface, a cursor below the horizon — before the header is printed,
+	// so a refused follow prints nothing but its error.
+	var backlog []engine.Change
+	head := lq.After // where following starts once the backlog is out
 	if lq.Cursor {
-		f.cursor = lq.After
+		probe := lq
+		probe.Limit = 1
+		if res, err := j.Query(ctx, probe.Engine()); err != nil {
+			return f.failed(err, res.Horizon)
+		}
 	} else {
 		first := lq
 		first.OldestFirst = true
@@ -111,13 +110,26 @@ func runFollow(g *globals, cmd *cobra.Command, lq server.ListQuery, format strin
 		if err != nil {
 			return f.failed(err, res.Horizon)
 		}
-		for _, c := range server.NewList(first, res).Changes {
-			if !f.emit(c) {
-				return nil
-			}
-		}
-		f.cursor = res.Head
+		backlog = server.NewList(first, res).Changes
+		head = res.Head
 	}
+	if format == outTable {
+		f.keep, f.widths = layout(changeColumns, followWidths, g.width())
+		f.fitted = g.width() > 0
+		titles := make([]string, len(changeColumns))
+		for i, c := range changeColumns {
+			titles[i] = c.title
+		}
+		f.w.WriteString(line(pick(titles, f.keep), f.widths))
+		f.w.WriteByte('\n')
+	}
+	f.cursor = lq.After // emit prints what is above it
+	for _, c := range backlog {
+		if !f.emit(c) {
+			return nil
+		}
+	}
+	f.cursor = max(f.cursor, head)
 	f.w.Flush()
 	tailed := false // the files were tailed: a server found now is news
 	for {

@@ -162,3 +162,23 @@ func BenchmarkFollowLatency(b *testing.B) {
 		report(b, followLatency(b, dir, f, b.N))
 	})
 }
+
+// A follow whose query is refused prints its error and nothing else: no
+// table header on stdout before it (a script reading stdout sees no
+// output, not a header with no rows).
+func TestARefusedFollowPrintsOnlyItsError(t *testing.T) {
+	dir := t.TempDir()
+	seed(t, dir, "ws", 3)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--surface", "nope"}, `surface "nope" is not a registered surface`},
+		{[]string{"--after", "0", "--change-type", "bogus"}, `change_type "bogus" is not a change type`},
+	} {
+		r := jc(t, dir, append([]string{"state-journal", "-f"}, tc.args...)...)
+		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("state-journal -f %s: want exit 2, nothing on stdout and %q on stderr, got %s", strings.Join(tc.args, " "), tc.want, r)
+		}
+	}
+}
