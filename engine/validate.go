@@ -29,6 +29,7 @@ const (
 	ProblemIntegrity  = "integrity" // identity, horizon or archive name that fails its check or disagrees with the files
 	ProblemForeign    = "foreign"   // a file of another journal or another incarnation of this directory
 	ProblemHole       = "hole"      // sequences between the horizon and the head that no file holds
+	ProblemState      = "state"     // a state file of a package above the engine (relay cursor, coverage figures) its reader does not believe; added by journalctl's validate
 	SeverityError     = "error"
 	SeverityWarning   = "warning"
 	SeverityInfo      = "info"
@@ -67,6 +68,10 @@ type ValidationReport struct {
 	// Repair is what state-journal-validate --repair did, when it ran.
 	Repair *RepairReport `json:"repair,omitempty"`
 }
+
+// Add records p: an error or a warning makes the report not clean. For
+// the checks of packages above the engine (ProblemState).
+func (r *ValidationReport) Add(p Problem) { r.add(p) }
 
 func (r *ValidationReport) add(p Problem) {
 	if p.Severity == SeverityError || p.Severity == SeverityWarning {

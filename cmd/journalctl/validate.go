@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentruntime/statejournal/coverage"
 	"github.com/agentruntime/statejournal/engine"
+	"github.com/agentruntime/statejournal/relay"
 	"github.com/agentruntime/statejournal/types"
 )
 
@@ -20,9 +22,11 @@ func newValidateCmd(g *globals) *cobra.Command {
 		Use:   "state-journal-validate",
 		Short: "Check frames, checksums, sequences, schema and registry conformance (exit 0 clean, 1 problems, 2 usage)",
 		Long: `Check every hot-log frame and CRC, sequence continuity inside and across
-segments, every record against runtime-state-change-v1, and every record
-against the surface registry and migration policy. Each problem is reported
-with its segment, offset and sequence. Validation takes no lock and changes no
+segments, every record against runtime-state-change-v1, every record
+against the surface registry and migration policy, and the relay's and the
+coverage watcher's state files (state/relay.json, state/relay-dropped.json,
+state/coverage.json). Each problem is reported with its segment (or file),
+offset and sequence. Validation takes no lock and changes no
 file, so it runs beside a live server.
 
 --repair (needs the writer lock: stop the server first) quarantines what open
@@ -68,6 +72,11 @@ Exit codes: 0 clean, 1 problems found (or repaired), 2 usage error.`,
 			if repaired != nil {
 				rep.Repaired = repaired.Cuts
 				rep.Repair = repaired
+			}
+			if rep.JournalID != "" {
+				for _, p := range stateFileProblems(g.dir, rep.JournalID) {
+					rep.Add(p)
+				}
 			}
 			code := exitOK
 			if !rep.Clean || (repaired != nil && (len(repaired.Cuts) > 0 || len(repaired.Missing) > 0 || len(repaired.Rewritten) > 0 || len(repaired.Unrepaired) > 0)) {
@@ -125,4 +134,28 @@ Exit codes: 0 clean, 1 problems found (or repaired), 2 usage error.`,
 	boolVar(cmd.Flags(), &repair, "repair", "", false, "quarantine damaged entries (needs the writer lock)")
 	cmd.Flags().Var(newDurationFlag(&wait, DefaultLockWait), "wait", "with --repair: how long to wait for the writer lock another journalctl holds (0 fails at once)")
 	return cmd
+}
+
+// stateFileProblems verifies the state files of the packages above the
+// engine, with their own readers: the relay's cursor and its record of
+// drops decide what is shipped and what retention may remove (the relay
+// does not start on one it does not believe: an error); the coverage
+// figures are what a restarted watcher believes of each surface's proof
+// (one not believed starts afresh: a warning). A missing file is no
+// problem.
+func stateFileProblems(dir, journalID string) []engine.Problem {
+	var ps []engine.Problem
+	add := func(sev, file string, err error) {
+		ps = append(ps, engine.Problem{Severity: sev, Kind: engine.ProblemState, Segment: file, Message: err.Error()})
+	}
+	if _, _, err := relay.ReadCursor(dir, journalID); err != nil {
+		add(engine.SeverityError, "state/"+relay.CursorFileName, err)
+	}
+	if _, _, err := relay.ReadDropped(dir, journalID); err != nil {
+		add(engine.SeverityError, "state/"+relay.DroppedFileName, err)
+	}
+	if _, err := coverage.ReadPersisted(dir, journalID); err != nil {
+		add(engine.SeverityWarning, "state/"+coverage.StateFileName, err)
+	}
+	return ps
 }
