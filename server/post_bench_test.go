@@ -5,23 +5,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agentruntime/statejournal/bench/host"
 	"github.com/agentruntime/statejournal/engine"
 )
-
-// cpuTime is this process's user+system CPU so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkPostChanges measures the HTTP write path's own CPU: a real
 // server on loopback TCP and its Go client in this process, the journal
@@ -71,7 +61,7 @@ func BenchmarkPostChanges(b *testing.B) {
 			b.SetParallelism(8) // 16 writers on 2 CPUs
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := host.CPUTime()
 			b.RunParallel(func(pb *testing.PB) {
 				c := Dial("", srv.Addr(), "")
 				defer c.Close()
@@ -89,7 +79,7 @@ func BenchmarkPostChanges(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tc.batch), "ns/record")
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*tc.batch), "cpu-µs/record")
+			b.ReportMetric(float64((host.CPUTime()-cpu0).Microseconds())/float64(b.N*tc.batch), "cpu-µs/record")
 		})
 	}
 	// The floor: the same client and connections against a bare net/http
@@ -114,7 +104,7 @@ func BenchmarkPostChanges(b *testing.B) {
 		b.SetParallelism(8)
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := host.CPUTime()
 		b.RunParallel(func(pb *testing.PB) {
 			c := Dial("", ln.Addr().String(), "")
 			defer c.Close()
@@ -125,6 +115,6 @@ func BenchmarkPostChanges(b *testing.B) {
 				}
 			}
 		})
-		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
+		b.ReportMetric(float64((host.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
 	})
 }
