@@ -69,11 +69,10 @@ type ValidationReport struct {
 	Repair *RepairReport `json:"repair,omitempty"`
 }
 
-// Add records p: an error or a warning makes the report not clean. For
-// the checks of packages above the engine (ProblemState).
-func (r *ValidationReport) Add(p Problem) { r.add(p) }
-
-func (r *ValidationReport) add(p Problem) {
+// Add records p: an error or a warning makes the report not clean.
+// Validation adds its own; journalctl adds the checks of the packages
+// above the engine (ProblemState).
+func (r *ValidationReport) Add(p Problem) {
 	if p.Severity == SeverityError || p.Severity == SeverityWarning {
 		r.Clean = false
 	}
@@ -121,11 +120,11 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 	hot := filepath.Join(abs, hotDirName)
 	segs, fix, err := segment.ListHotSegments(hot)
 	if err != nil {
-		rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: hot, Message: err.Error()})
+		rep.Add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: hot, Message: err.Error()})
 		return rep, nil
 	}
 	if len(fix) > 0 {
-		rep.add(Problem{Severity: SeverityInfo, Kind: ProblemSequence, Segment: hot,
+		rep.Add(Problem{Severity: SeverityInfo, Kind: ProblemSequence, Segment: hot,
 			Message: fmt.Sprintf("an interrupted front/back truncation is pending (%d file steps); the next writer open completes it", len(fix))})
 	}
 	rep.Segments = len(segs)
@@ -145,7 +144,7 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 			}
 			expect = s.FirstSeq
 		} else if s.FirstSeq != expect {
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: name, Sequence: expect,
+			rep.Add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: name, Sequence: expect,
 				Message: fmt.Sprintf("segment starts at sequence %d but the previous segment ends at %d", s.FirstSeq, expect-1)})
 		}
 		var foreign *segment.CorruptionError
@@ -167,11 +166,11 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 		})
 		var p *segment.CorruptionError
 		if err != nil && !errors.As(err, &p) {
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: name, Message: err.Error()})
+			rep.Add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: name, Message: err.Error()})
 			continue
 		}
 		if foreign != nil {
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemForeign, Segment: name, Offset: foreign.Offset, Sequence: foreign.Sequence,
+			rep.Add(Problem{Severity: SeverityError, Kind: ProblemForeign, Segment: name, Offset: foreign.Offset, Sequence: foreign.Sequence,
 				Message: fmt.Sprintf("%d of the segment's %d entries, the first at offset %d (sequence %d), were not written by this journal: %v; open refuses the directory, and --repair does not cut them",
 					foreignN, res.Entries, foreign.Offset, foreign.Sequence, foreign.Err)})
 		}
@@ -189,7 +188,7 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 					sev = SeverityInfo
 					msg = fmt.Sprintf("%d bytes after the last whole entry: a write in progress (a writer holds the lock)", res.Size-res.GoodEnd)
 				}
-				rep.add(Problem{Severity: sev, Kind: ProblemTornTail, Segment: name, Offset: p.Offset, Sequence: p.Sequence, Message: msg})
+				rep.Add(Problem{Severity: sev, Kind: ProblemTornTail, Segment: name, Offset: p.Offset, Sequence: p.Sequence, Message: msg})
 			default:
 				kind := ProblemFrame
 				if p.Cause == segment.CauseUnsupported {
@@ -197,7 +196,7 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 				} else if p.Cause == segment.CauseBadSequence {
 					kind = ProblemSequence
 				}
-				rep.add(Problem{Severity: SeverityError, Kind: kind, Segment: name, Offset: p.Offset, Sequence: p.Sequence,
+				rep.Add(Problem{Severity: SeverityError, Kind: kind, Segment: name, Offset: p.Offset, Sequence: p.Sequence,
 					Message: fmt.Sprintf("%s: %v; entries after it in this segment were not checked; run state-journal-validate --repair to quarantine it", p.Cause, p.Err)})
 			}
 		}
@@ -207,13 +206,13 @@ func ValidateDir(ctx context.Context, dir string, opts ValidateOptions) (Validat
 	} else if id, err := readIdentity(abs); err == nil {
 		var ie *IntegrityError
 		if err := lostDurable(checkpointOfJournal(abs, id), expect-1); errors.As(err, &ie) {
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemHole, Segment: ie.File, Sequence: expect, Message: err.Error()})
+			rep.Add(Problem{Severity: SeverityError, Kind: ProblemHole, Segment: ie.File, Sequence: expect, Message: err.Error()})
 		}
 	}
 	if archivedTo > 0 && len(segs) > 0 {
 		switch first := segs[0].FirstSeq; {
 		case first <= archivedTo && rep.LastSequence >= first:
-			rep.add(Problem{Severity: SeverityInfo, Kind: ProblemSequence, Segment: filepath.Base(segs[0].Path), Sequence: first,
+			rep.Add(Problem{Severity: SeverityInfo, Kind: ProblemSequence, Segment: filepath.Base(segs[0].Path), Sequence: first,
 				Message: fmt.Sprintf("hot sequences %d..%d are also archived: an interrupted compaction the next writer open completes (readers use the archive)", first, archivedTo)})
 		}
 	}
@@ -239,21 +238,21 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 		if errors.Is(err, ErrForeign) {
 			p.Kind = ProblemForeign
 		}
-		rep.add(p)
+		rep.Add(p)
 	}
 	id, idErr := readIdentity(dir)
 	switch {
 	case idErr != nil:
 		integrity(idErr)
 	case id == nil:
-		rep.add(Problem{Severity: SeverityInfo, Kind: ProblemIntegrity, Segment: relPath(stateDirName, identityFileName),
+		rep.Add(Problem{Severity: SeverityInfo, Kind: ProblemIntegrity, Segment: relPath(stateDirName, identityFileName),
 			Message: "no journal identity yet (a directory from before identities, or never opened for writing): the next writer open writes one"})
 	default:
 		rep.JournalID = id.JournalID
 	}
 	as, err := loadArchives(filepath.Join(dir, archiveDirName), id)
 	if err != nil {
-		rep.add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: archiveDirName, Message: err.Error()})
+		rep.Add(Problem{Severity: SeverityError, Kind: ProblemIO, Segment: archiveDirName, Message: err.Error()})
 		return 0, nil
 	}
 	if id == nil && idErr == nil {
@@ -275,7 +274,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 	if hotFirst == 0 {
 		if err := missingHotLog(dir, id); err != nil && herr == nil && idErr == nil {
 			p := Problem{Severity: SeverityError, Kind: ProblemHole, Segment: hotDirName, Message: err.Error()}
-			rep.add(p)
+			rep.Add(p)
 		}
 		hotFirst = 1
 		if n := len(as); n > 0 {
@@ -296,7 +295,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 			return 0, ctx.Err()
 		}
 		if a.last < floor {
-			rep.add(Problem{Severity: SeverityInfo, Kind: ProblemArchive, Segment: a.name,
+			rep.Add(Problem{Severity: SeverityInfo, Kind: ProblemArchive, Segment: a.name,
 				Message: fmt.Sprintf("below the horizon %d: left by an interrupted retention run; the next writer open removes it", floor)})
 			continue
 		}
@@ -306,7 +305,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 			rep.FirstSequence = max(a.first, floor)
 		}
 		if last != 0 && a.first <= last {
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: a.name, Sequence: a.first,
+			rep.Add(Problem{Severity: SeverityError, Kind: ProblemSequence, Segment: a.name, Sequence: a.first,
 				Message: fmt.Sprintf("archive range %d..%d overlaps the previous archive (ends at %d)", a.first, a.last, last)})
 		} else {
 			kept = append(kept, a)
@@ -316,13 +315,13 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 			if a.refused {
 				integrity(a.err)
 			} else {
-				rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(a.err), Message: a.err.Error()})
+				rep.Add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(a.err), Message: a.err.Error()})
 			}
 			continue
 		}
 		ar, err := archive.Open(a.path)
 		if err != nil {
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(err), Message: err.Error()})
+			rep.Add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: archiveOffset(err), Message: err.Error()})
 			continue
 		}
 		for _, p := range ar.Verify() {
@@ -330,7 +329,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 			if p.Block >= 0 {
 				msg = fmt.Sprintf("block %d: %v", p.Block, p)
 			}
-			rep.add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: p.Offset, Message: msg})
+			rep.Add(Problem{Severity: SeverityError, Kind: ProblemArchive, Segment: a.name, Offset: p.Offset, Message: msg})
 		}
 		rep.ArchiveRecords += a.footer.Records
 		rep.Coalesced += a.footer.Coalesced
@@ -341,7 +340,7 @@ func validateArchives(ctx context.Context, dir string, hotFirst uint64, rep *Val
 		if seg == "" {
 			seg = h.After
 		}
-		rep.add(Problem{Severity: SeverityError, Kind: ProblemHole, Segment: seg, Sequence: h.First, Message: h.Error()})
+		rep.Add(Problem{Severity: SeverityError, Kind: ProblemHole, Segment: seg, Sequence: h.First, Message: h.Error()})
 		if rep.FirstSequence == 0 || h.First < rep.FirstSequence {
 			rep.FirstSequence = h.First
 		}
@@ -359,12 +358,12 @@ func archiveOffset(err error) int64 {
 
 func checkRecord(rep *ValidationReport, reg *registry.Registry, seg string, off int64, seq uint64, payload []byte) {
 	if isTombstone(payload) {
-		rep.add(Problem{Severity: SeverityInfo, Kind: ProblemLost, Segment: seg, Offset: off, Sequence: seq,
+		rep.Add(Problem{Severity: SeverityInfo, Kind: ProblemLost, Segment: seg, Offset: off, Sequence: seq,
 			Message: "sequence replaced by a tombstone by an earlier repair: " + tombstoneReason(payload)})
 		return
 	}
 	bad := func(kind, format string, a ...any) {
-		rep.add(Problem{Severity: SeverityError, Kind: kind, Segment: seg, Offset: off, Sequence: seq, Message: fmt.Sprintf(format, a...)})
+		rep.Add(Problem{Severity: SeverityError, Kind: kind, Segment: seg, Offset: off, Sequence: seq, Message: fmt.Sprintf(format, a...)})
 	}
 	c, err := record.DecodeStrict(payload, seq)
 	if err != nil {
